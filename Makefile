@@ -1,0 +1,24 @@
+# Quick start: `make run` (the main job on the default config) and `make test` (the test suite).
+# Both install what they need first: PyTorch's CPU wheel, this package, and the Fashion-MNIST data.
+PY ?= python3
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: install data run test lint
+
+install:
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+
+data:
+	@[ -f $(FMNIST) ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
+
+run: install data
+	batchrmt run --config default --out runs/default
+
+test: install data
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
+
+lint:
+	$(PY) -m ruff check rmt networks validation tests benchmarks
+	$(PY) -m mypy rmt networks validation

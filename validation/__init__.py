@@ -1,0 +1,1 @@
+"""batchrmt validation layer: theory against measurement, batch-size sweeps, learning-rate thresholds, figures."""

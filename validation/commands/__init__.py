@@ -1,0 +1,1 @@
+"""Subcommands of the ``batchrmt`` command line; each module exposes ``register(subparsers)``."""
