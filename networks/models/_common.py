@@ -46,13 +46,13 @@ def check_choice(value: object, name: str, choices: Iterable[object]) -> None:
 
 
 def scaled(channels: int, width: float) -> int:
-    """Channel count ``max(1, round(channels * width))`` (``width = 1`` leaves the lineage's count unchanged)."""
+    """Channel count ``max(1, round(channels * width))``; ``width = 1`` keeps the lineage's count."""
     return max(1, int(round(channels * width)))
 
 
 def kaiming_fan_out_(module: nn.Module) -> None:
-    """Lineage initialisation of the VGG / PreResNet ports: conv weights ~ N(0, 2/(k_h k_w c_out)), conv bias 0,
-    BatchNorm weight 1 / bias 0; linear layers keep PyTorch's default (uniform ±1/sqrt(fan_in)).
+    """Lineage initialisation of the VGG / PreResNet ports: conv weights ~ N(0, 2/(k_h k_w c_out)),
+    conv bias 0, BatchNorm weight 1 / bias 0; linear layers keep PyTorch's default (uniform ±1/sqrt(fan_in)).
     """
     for m in module.modules():
         if isinstance(m, nn.Conv2d):

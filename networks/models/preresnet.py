@@ -1,4 +1,4 @@
-"""Pre-activation ResNets for CIFAR: bottleneck (depth 9n + 2, the paper's lineage) or basic blocks (6n + 2)."""
+"""Pre-activation CIFAR ResNets: bottleneck blocks (depth 9n + 2, the paper's lineage) or basic (6n + 2)."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ class PreResNet(nn.Module):
         self.conv1 = nn.Conv2d(in_channels, stem, kernel_size=3, padding=1, bias=False)
         stages: list[nn.Module] = []
         in_planes = stem
-        for planes, stride in zip((scaled(16, width), scaled(32, width), scaled(64, width)), (1, 2, 2), strict=True):
+        planes_per_stage = (scaled(16, width), scaled(32, width), scaled(64, width))
+        for planes, stride in zip(planes_per_stage, (1, 2, 2), strict=True):
             blocks: list[nn.Module] = []
             for i in range(n):
                 blocks.append(block(in_planes, planes, stride if i == 0 else 1))
@@ -108,12 +109,13 @@ def preresnet(
         depth: 9n + 2 with bottleneck blocks (11, 20, 29, ..., 110 = n 12), 6n + 2 with basic blocks
             (8, 14, 20, ..., 110 = n 18).
         num_classes: number of output logits C.
-        bottleneck: bottleneck blocks (the paper's lineage, expansion 4) or basic blocks (the classic He et al.).
+        bottleneck: bottleneck blocks (the paper's lineage, expansion 4) or basic blocks (classic He et al.).
         width: channel multiplier (max(1, round(c·width)) for every plane count).
         in_channels: image channels.
 
     Returns:
-        A :class:`PreResNet`; with C = 100, PreResNet-110 has 1,169,972 parameters (bottleneck) or 1,736,372 (basic).
+        A :class:`PreResNet`; with C = 100, PreResNet-110 has 1,169,972 parameters (bottleneck) or
+        1,736,372 (basic).
     """
     depth = check_positive_int(depth, "depth")
     bottleneck = bool(bottleneck)

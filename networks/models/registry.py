@@ -1,4 +1,4 @@
-"""``build_model``: model construction from a short spec string ("vgg16bn", "wrn-28-10", "preresnet-110-basic", ...)."""
+"""``build_model``: construct a model from a spec string ("vgg16bn", "wrn-28-10", "preresnet-110-basic")."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ def build_model(spec: str, num_classes: int, in_channels: int, **kw: Any) -> nn.
     """Construct the model named by ``spec`` (see :data:`SPEC_GRAMMAR`; case-insensitive).
 
     Args:
-        spec: model name, e.g. "vgg11", "vgg16bn", "wrn-16-2", "preresnet-110", "preresnet-20-basic", "mlp-512x2".
+        spec: model name, e.g. "vgg11", "vgg16bn", "wrn-16-2", "preresnet-110", "preresnet-20-basic",
+            "mlp-512x2".
         num_classes: number of output logits C.
         in_channels: image channels (ignored by MLPs except to derive ``in_features`` from ``image_size``).
         **kw: forwarded to the family's constructor (``width``, ``dropout``, ``activation``, ...). MLPs need
@@ -42,7 +43,8 @@ def build_model(spec: str, num_classes: int, in_channels: int, **kw: Any) -> nn.
         raise TypeError(f"spec must be a string ({SPEC_GRAMMAR}), got {spec!r}")
     name = spec.strip().lower()
     if m := _VGG.fullmatch(name):
-        return vgg(int(m.group(1)), num_classes, batch_norm=m.group(2) is not None, in_channels=in_channels, **kw)
+        batch_norm = m.group(2) is not None
+        return vgg(int(m.group(1)), num_classes, batch_norm=batch_norm, in_channels=in_channels, **kw)
     if m := _WRN.fullmatch(name):
         return wide_resnet(int(m.group(1)), int(m.group(2)), num_classes, in_channels=in_channels, **kw)
     if m := _PRERESNET.fullmatch(name):
@@ -59,7 +61,8 @@ def build_model(spec: str, num_classes: int, in_channels: int, **kw: Any) -> nn.
         if in_features is None:
             if image_size is None:
                 raise ValueError(
-                    f"{spec!r}: an MLP needs in_features=<int> or image_size=<int> (in_features = in_channels·size²)"
+                    f"{spec!r}: an MLP needs in_features=<int> or image_size=<int> "
+                    "(in_features = in_channels·image_size²)"
                 )
             in_features = int(in_channels) * int(image_size) ** 2
         return mlp(in_features, num_classes, hidden=hidden, **kw)

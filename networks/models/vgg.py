@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ._common import check_choice, check_positive_int, check_probability, check_width, kaiming_fan_out_, scaled
+from ._common import (
+    check_choice,
+    check_positive_int,
+    check_probability,
+    check_width,
+    kaiming_fan_out_,
+    scaled,
+)
 
 # Feature configurations: integers are 3x3 conv output channels, "M" a 2x2 max-pool.
 VGG_CONFIGS: dict[int, tuple[int | str, ...]] = {
     11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
     16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
-    19: (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    19: (
+        64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"
+    ),
 }
 
 
@@ -22,9 +31,9 @@ class VGG(nn.Module):
     average pool; classifier: Dropout → Linear(512w, 512w) → ReLU → Dropout → Linear(512w, 512w) → ReLU →
     Linear(512w, C).
 
-    On 32×32 inputs the five pools reduce the map to 1×1, so ``ceil_mode`` and the global pool are identities and
-    the network is exactly the lineage's. On 28×28 inputs ``ceil_mode`` keeps the border (28→14→7→4→2→1) instead of
-    dropping a row at 7→3; no parameter depends on the input size.
+    On 32×32 inputs the five pools reduce the map to 1×1, so ``ceil_mode`` and the global pool are
+    identities and the network is exactly the lineage's. On 28×28 inputs ``ceil_mode`` keeps the border
+    (28→14→7→4→2→1) instead of dropping a row at 7→3; no parameter depends on the input size.
     """
 
     def __init__(
@@ -87,7 +96,8 @@ def vgg(
         dropout: dropout probability in the classifier (0 disables it).
 
     Returns:
-        A :class:`VGG` initialised as in the lineage (conv ~ N(0, 2/(9·c_out)), zero bias; default linear init).
+        A :class:`VGG` initialised as in the lineage (conv ~ N(0, 2/(9·c_out)), zero bias; default linear
+        init).
         Parameter counts at width 1, C = 100: VGG16 15,291,300; VGG16BN 15,299,748.
     """
     check_choice(check_positive_int(depth, "depth"), "depth", sorted(VGG_CONFIGS))

@@ -35,8 +35,8 @@ class WideResNet(nn.Module):
     """conv3x3(16w) → 3 stages of n WideBasic blocks (16k·w, 32k·w, 64k·w channels; strides 1, 2, 2) →
     BN → ReLU → global average pool → Linear.
 
-    The lineage's ``avg_pool2d(8)`` equals the global pool on 32×32 inputs (8×8 final map); the global pool also
-    accepts 28×28 inputs (7×7 final map). No parameter depends on the input size.
+    The lineage's ``avg_pool2d(8)`` equals the global pool on 32×32 inputs (8×8 final map); the global pool
+    also accepts 28×28 inputs (7×7 final map). No parameter depends on the input size.
     """
 
     def __init__(
@@ -67,8 +67,8 @@ class WideResNet(nn.Module):
 
 
 def _wrn_init_(module: nn.Module) -> None:
-    """Lineage initialisation: conv weights Xavier-uniform with gain sqrt(2), conv bias 0; BN weight 1, bias 0;
-    linear layers keep PyTorch's default."""
+    """Lineage initialisation: conv weights Xavier-uniform with gain sqrt(2), conv bias 0; BN weight 1,
+    bias 0; linear layers keep PyTorch's default."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.xavier_uniform_(m.weight, gain=math.sqrt(2.0))
