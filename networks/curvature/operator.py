@@ -1,0 +1,213 @@
+"""Linear-operator base for symmetric P×P curvature matrices: ``@``, algebra, scipy bridge, provenance."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+import scipy.sparse.linalg as spla
+import torch
+from torch import Tensor
+
+
+class CurvatureOperator(abc.ABC):
+    """A symmetric P×P matrix A known through products A v (curvlinops-style).
+
+    ``A @ v`` accepts a torch 1-D vector (P,), a torch block (P, k) or the numpy equivalents (the result is of
+    the same kind: torch in the operator's dtype/device, numpy in float64 unless the input is float32).
+    Operators add, subtract, negate and scale lazily: ``(H_B - H) @ v`` costs one product of each.
+    ``num_products`` counts matrix-vector products of this operator (a (P, k) block counts k).
+    """
+
+    def __init__(self, size: int, dtype: torch.dtype, device: torch.device) -> None:
+        if size < 1:
+            raise ValueError(f"operator size must be >= 1, got {size}")
+        self._size = int(size)
+        self._dtype = dtype
+        self._device = torch.device(device)
+        self.num_products = 0
+
+    # --- the one method subclasses implement --------------------------------------------------------
+    @abc.abstractmethod
+    def _matvec(self, v: Tensor) -> Tensor:
+        """A v for a 1-D tensor v already in this operator's dtype and device."""
+
+    # --- properties ----------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self._size, self._size)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def provenance(self) -> dict[str, Any]:
+        """What this operator is: kind, dtype, device, products so far, torch version (subclasses add more)."""
+        return {
+            "operator": type(self).__name__,
+            "size": self._size,
+            "dtype": str(self._dtype).replace("torch.", ""),
+            "device": str(self._device),
+            "num_products": self.num_products,
+            "torch_version": torch.__version__,
+        }
+
+    # --- products ------------------------------------------------------------------------------------
+    def matvec(self, v: Tensor) -> Tensor:
+        """A v for a torch vector of shape (P,); returns a tensor in the operator's dtype and device."""
+        if not isinstance(v, Tensor):
+            raise TypeError(f"matvec expects a torch.Tensor, got {type(v)!r}; use `op @ array` for numpy")
+        if v.shape != (self._size,):
+            raise ValueError(f"vector must have shape ({self._size},), got {tuple(v.shape)}")
+        out = self._matvec(v.detach().to(dtype=self._dtype, device=self._device))
+        self.num_products += 1
+        return out
+
+    def matmat(self, block: Tensor) -> Tensor:
+        """A V for a torch block of shape (P, k), column by column."""
+        if block.ndim != 2 or block.shape[0] != self._size:
+            raise ValueError(f"block must have shape ({self._size}, k), got {tuple(block.shape)}")
+        if block.shape[1] == 0:
+            return torch.zeros(self._size, 0, dtype=self._dtype, device=self._device)
+        return torch.stack([self.matvec(block[:, j]) for j in range(block.shape[1])], dim=1)
+
+    def __matmul__(self, other: Any) -> Any:
+        if isinstance(other, Tensor):
+            if other.ndim == 1:
+                return self.matvec(other)
+            if other.ndim == 2:
+                return self.matmat(other)
+            raise ValueError(f"operand must be 1-D (P,) or 2-D (P, k), got {other.ndim}-D")
+        if isinstance(other, np.ndarray):
+            if other.ndim not in (1, 2):
+                raise ValueError(f"operand must be 1-D (P,) or 2-D (P, k), got {other.ndim}-D")
+            out_dtype = np.float32 if other.dtype == np.float32 else np.float64
+            result = self @ torch.from_numpy(np.ascontiguousarray(other, dtype=np.float64))
+            return result.detach().to("cpu", torch.float64).numpy().astype(out_dtype, copy=False)
+        return NotImplemented
+
+    # --- algebra -------------------------------------------------------------------------------------
+    def __add__(self, other: Any) -> CurvatureOperator:
+        if not isinstance(other, CurvatureOperator):
+            return NotImplemented
+        return SumOperator([(1.0, self), (1.0, other)])
+
+    def __sub__(self, other: Any) -> CurvatureOperator:
+        if not isinstance(other, CurvatureOperator):
+            return NotImplemented
+        return SumOperator([(1.0, self), (-1.0, other)])
+
+    def __neg__(self) -> CurvatureOperator:
+        return SumOperator([(-1.0, self)])
+
+    def __mul__(self, scalar: Any) -> CurvatureOperator:
+        if isinstance(scalar, bool) or not isinstance(scalar, (int, float, np.integer, np.floating)):
+            return NotImplemented
+        return SumOperator([(float(scalar), self)])
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, scalar: Any) -> CurvatureOperator:
+        if isinstance(scalar, bool) or not isinstance(scalar, (int, float, np.integer, np.floating)):
+            return NotImplemented
+        return SumOperator([(1.0 / float(scalar), self)])
+
+    # --- scipy bridge --------------------------------------------------------------------------------
+    def to_scipy(self) -> spla.LinearOperator:
+        """This operator as a float64 scipy LinearOperator (symmetric: rmatvec = matvec)."""
+
+        def mv(x: np.ndarray) -> np.ndarray:
+            return np.asarray(self @ np.asarray(x, dtype=np.float64).reshape(-1), dtype=np.float64)
+
+        def mm(x: np.ndarray) -> np.ndarray:
+            return np.asarray(self @ np.asarray(x, dtype=np.float64), dtype=np.float64)
+
+        return spla.LinearOperator(self.shape, matvec=mv, rmatvec=mv, matmat=mm, rmatmat=mm, dtype=np.float64)
+
+    def to_dense(self) -> Tensor:
+        """The explicit P×P matrix (P products; for tests and small P only)."""
+        return self.matmat(torch.eye(self._size, dtype=self._dtype, device=self._device))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self._dtype}, device={self._device})"
+
+
+class SumOperator(CurvatureOperator):
+    """Σ_i c_i A_i for operators of equal shape; dtype/device of the first term."""
+
+    def __init__(self, terms: list[tuple[float, CurvatureOperator]]) -> None:
+        first = terms[0][1]
+        for _, op in terms[1:]:
+            if op.shape != first.shape:
+                raise ValueError(f"cannot combine operators of shapes {first.shape} and {op.shape}")
+        super().__init__(first.shape[0], first.dtype, first.device)
+        self.terms = terms
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        out = torch.zeros(self.shape[0], dtype=self.dtype, device=self.device)
+        for coef, op in self.terms:
+            out = out + coef * op.matvec(v).to(dtype=self.dtype, device=self.device)
+        return out
+
+    def provenance(self) -> dict[str, Any]:
+        info = super().provenance()
+        info["terms"] = [{"coefficient": c, **op.provenance()} for c, op in self.terms]
+        return info
+
+
+class DenseOperator(CurvatureOperator):
+    """A dense (symmetric) matrix held as a torch tensor."""
+
+    def __init__(self, matrix: Tensor) -> None:
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"matrix must be square 2-D, got shape {tuple(matrix.shape)}")
+        if not matrix.is_floating_point():
+            matrix = matrix.to(torch.float64)
+        super().__init__(matrix.shape[0], matrix.dtype, matrix.device)
+        self.matrix = matrix.detach()
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        return self.matrix @ v
+
+
+class ScipyOperator(CurvatureOperator):
+    """A scipy LinearOperator (or anything with ``shape`` and ``matvec``) seen as a float64 CPU operator."""
+
+    def __init__(self, linop: Any) -> None:
+        shape = tuple(linop.shape)
+        if len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"linear operator must be square, got shape {shape}")
+        super().__init__(int(shape[0]), torch.float64, torch.device("cpu"))
+        self.linop = linop
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        out = np.asarray(self.linop.matvec(v.cpu().numpy()), dtype=np.float64).reshape(-1)
+        return torch.from_numpy(out)
+
+
+def as_operator(obj: Any) -> CurvatureOperator:
+    """Wrap ``obj`` as a CurvatureOperator: operators pass through; dense torch/numpy matrices and scipy
+    LinearOperators (anything with ``shape`` and ``matvec``) are wrapped.
+
+    Raises:
+        TypeError: ``obj`` is none of these.
+    """
+    if isinstance(obj, CurvatureOperator):
+        return obj
+    if isinstance(obj, Tensor):
+        return DenseOperator(obj)
+    if isinstance(obj, np.ndarray):
+        if obj.ndim != 2:
+            raise ValueError(f"matrix must be 2-D, got shape {obj.shape}")
+        return DenseOperator(torch.from_numpy(np.ascontiguousarray(obj, dtype=np.float64)))
+    if hasattr(obj, "shape") and hasattr(obj, "matvec"):
+        return ScipyOperator(obj)
+    raise TypeError(
+        "expected a CurvatureOperator, a dense torch/numpy matrix or a scipy LinearOperator, "
+        f"got {type(obj)!r}"
+    )
