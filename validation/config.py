@@ -1,0 +1,350 @@
+"""Run configurations of the validation pipeline: named configs (``smoke``, ``default``,
+``paper-cifar100``) and JSON config files, validated field by field.
+
+A config is a tree of frozen dataclasses. ``load_config(name_or_path)`` returns one; ``config.replace_fields``
+applies command-line overrides; ``validate()`` raises ``ValueError`` naming the offending field (dotted
+path) and the accepted range. Every choice the report
+must state (K, δ, tolerances, grid, seeds) lives here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet32", "gaussian-mixture")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+CRITERIA = ("strict", "lenient")
+DTYPES = ("float32", "float64")
+BN_MODES = ("eval", "train")
+DEVICES = ("cpu", "cuda")
+
+
+def _fail(name: str, accepted: str, value: object) -> ValueError:
+    return ValueError(f"config field {name!r} must be {accepted}, got {value!r}")
+
+
+def _int(value: object, name: str, low: int = 1, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _fail(name, f"an integer >= {low}", value)
+    v = int(value)
+    if v < low or (high is not None and v > high):
+        raise _fail(name, f"an integer in [{low}, {high if high is not None else 'inf'}]", value)
+
+
+def _real(
+    value: object, name: str, low: float = 0.0, high: float = math.inf, *, open_low: bool = True
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise _fail(name, "a finite real number", value)
+    v = float(value)
+    if (v <= low if open_low else v < low) or v > high:
+        bracket = "(" if open_low else "["
+        raise _fail(name, f"a real number in {bracket}{low}, {high}]", value)
+
+
+def _choice(value: object, name: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _fail(name, f"one of {list(choices)}", value)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One network of the study: ``spec`` for ``networks.models.build_model`` plus keyword arguments."""
+
+    name: str
+    spec: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self, prefix: str) -> None:
+        if not isinstance(self.name, str) or not self.name or not self.name.replace("-", "").isalnum():
+            raise _fail(f"{prefix}.name", "a non-empty alphanumeric name (dashes allowed)", self.name)
+        if not isinstance(self.spec, str) or not self.spec:
+            raise _fail(f"{prefix}.spec", "a model spec such as 'vgg11' or 'wrn-10-1'", self.spec)
+        if not isinstance(self.kwargs, dict):
+            raise _fail(f"{prefix}.kwargs", "a mapping of keyword arguments", self.kwargs)
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """Step 1: small-lr SGD from initialisation; a checkpoint is saved the first time the pool loss falls
+    below ``loss_fractions[i] * initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every``
+    steps)."""
+
+    lr: float = 0.05
+    batch_size: int = 64
+    loss_fractions: tuple[float, ...] = (0.8, 0.5)
+    max_steps: int = 400
+    eval_every: int = 10
+
+    def validate(self, prefix: str) -> None:
+        _real(self.lr, f"{prefix}.lr", 0.0, 10.0)
+        _int(self.batch_size, f"{prefix}.batch_size")
+        _int(self.max_steps, f"{prefix}.max_steps")
+        _int(self.eval_every, f"{prefix}.eval_every")
+        fr = self.loss_fractions
+        if not isinstance(fr, (tuple, list)) or not 1 <= len(fr) <= 5:
+            raise _fail(f"{prefix}.loss_fractions", "1 to 5 fractions in (0, 1]", fr)
+        for i, f in enumerate(fr):
+            _real(f, f"{prefix}.loss_fractions[{i}]", 0.0, 1.0)
+        if list(fr) != sorted(fr, reverse=True) or len(set(fr)) != len(fr):
+            raise _fail(f"{prefix}.loss_fractions", "strictly decreasing", fr)
+
+
+@dataclass(frozen=True)
+class CurvatureConfig:
+    """Steps 2 and 4: top-k Lanczos (``top_k`` extremal pairs to relative residual ``tol`` within
+    ``max_products`` products) and SLQ densities (``slq_probes`` start vectors × ``slq_steps`` steps)."""
+
+    top_k: int = 12
+    tol: float = 1e-3
+    max_products: int = 120
+    slq_probes: int = 1
+    slq_steps: int = 30
+    sweep_max_products: int = 40
+    sweep_tol: float = 1e-2
+
+    def validate(self, prefix: str) -> None:
+        _int(self.top_k, f"{prefix}.top_k", 1, 1000)
+        _real(self.tol, f"{prefix}.tol", 0.0, 1.0)
+        _int(self.max_products, f"{prefix}.max_products", 2)
+        _int(self.slq_probes, f"{prefix}.slq_probes")
+        _int(self.slq_steps, f"{prefix}.slq_steps", 2)
+        _int(self.sweep_max_products, f"{prefix}.sweep_max_products", 2)
+        _real(self.sweep_tol, f"{prefix}.sweep_tol", 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Step 3: per-sample curvature noise (THEORY §4) from ``num_samples`` samples × ``num_probes`` probes."""
+
+    num_samples: int = 32
+    num_probes: int = 2
+
+    def validate(self, prefix: str) -> None:
+        _int(self.num_samples, f"{prefix}.num_samples", 2)
+        _int(self.num_probes, f"{prefix}.num_probes")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Step 4: batch sizes. ``batch_sizes`` empty ⇒ a log-2 grid from ``min_batch`` to
+    min(N, max(``max_batch``, ``critical_multiple`` × B*)) with B* estimated from steps 2–3."""
+
+    batch_sizes: tuple[int, ...] = ()
+    min_batch: int = 2
+    max_batch: int = 256
+    critical_multiple: float = 4.0
+    batches_per_size: int = 5
+    noise_spectrum_sizes: int = 2
+    min_grid_points: int = 6
+
+    def validate(self, prefix: str) -> None:
+        if not isinstance(self.batch_sizes, (tuple, list)):
+            raise _fail(
+                f"{prefix}.batch_sizes", "a list of batch sizes (empty for automatic)", self.batch_sizes
+            )
+        for i, b in enumerate(self.batch_sizes):
+            _int(b, f"{prefix}.batch_sizes[{i}]")
+        _int(self.min_batch, f"{prefix}.min_batch")
+        _int(self.max_batch, f"{prefix}.max_batch", self.min_batch)
+        _real(self.critical_multiple, f"{prefix}.critical_multiple", 0.0, 1e6)
+        _int(self.batches_per_size, f"{prefix}.batches_per_size", 2)
+        _int(self.noise_spectrum_sizes, f"{prefix}.noise_spectrum_sizes", 0)
+        _int(self.min_grid_points, f"{prefix}.min_grid_points", 2)
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """Step 6: local divergence thresholds (VALIDATION §1): K = ``steps`` steps, strict δ = ``delta``,
+    bisection on log η between ``lr_low`` and ``lr_high`` with ``halvings`` halvings;
+    ``seeds`` seeds per cell."""
+
+    optimizers: tuple[str, ...] = OPTIMIZERS
+    batch_sizes: tuple[int, ...] = ()
+    seeds: int = 5
+    steps: int = 30
+    delta: float = 0.5
+    halvings: int = 8
+    lr_low: float = 1e-3
+    lr_high: float = 10.0
+    warmup_steps: int = 5
+    checkpoints: tuple[int, ...] = (0,)
+    max_batch_sizes: int = 6
+
+    def validate(self, prefix: str) -> None:
+        if not isinstance(self.optimizers, (tuple, list)):
+            raise _fail(f"{prefix}.optimizers", f"a list drawn from {list(OPTIMIZERS)}", self.optimizers)
+        for i, o in enumerate(self.optimizers):
+            _choice(o, f"{prefix}.optimizers[{i}]", OPTIMIZERS)
+        if not isinstance(self.batch_sizes, (tuple, list)):
+            raise _fail(
+                f"{prefix}.batch_sizes", "a list of batch sizes (empty: the sweep grid)", self.batch_sizes
+            )
+        for i, b in enumerate(self.batch_sizes):
+            _int(b, f"{prefix}.batch_sizes[{i}]")
+        _int(self.seeds, f"{prefix}.seeds", 1)
+        _int(self.steps, f"{prefix}.steps", 1)
+        _real(self.delta, f"{prefix}.delta", 0.0, 100.0)
+        _int(self.halvings, f"{prefix}.halvings", 1, 60)
+        _real(self.lr_low, f"{prefix}.lr_low", 0.0, 1e6)
+        _real(self.lr_high, f"{prefix}.lr_high", float(self.lr_low), 1e6)
+        _int(self.warmup_steps, f"{prefix}.warmup_steps", 0)
+        if not isinstance(self.checkpoints, (tuple, list)) or not self.checkpoints:
+            raise _fail(f"{prefix}.checkpoints", "a non-empty list of checkpoint indices", self.checkpoints)
+        for i, c in enumerate(self.checkpoints):
+            _int(c, f"{prefix}.checkpoints[{i}]", 0)
+        _int(self.max_batch_sizes, f"{prefix}.max_batch_sizes", 2)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole run: data, models, and the settings of each pipeline step."""
+
+    name: str
+    data: str = "fashion-mnist"
+    data_root: str | None = None
+    pool_size: int = 1024
+    data_kwargs: dict[str, Any] = field(default_factory=dict)
+    models: tuple[ModelConfig, ...] = ()
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    bn_mode: str = "eval"
+    ggn_outputs_per_sample: int | None = None
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    curvature: CurvatureConfig = field(default_factory=CurvatureConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
+    bootstrap_samples: int = 1000
+    expected_cost: str = ""
+
+    def validate(self) -> RunConfig:
+        """Check every field; raise ``ValueError`` naming the first bad one. Returns ``self``."""
+        if not isinstance(self.name, str) or not self.name:
+            raise _fail("name", "a non-empty string", self.name)
+        _choice(self.data, "data", DATASETS)
+        if self.data_root is not None and not isinstance(self.data_root, str):
+            raise _fail("data_root", "a path string or null", self.data_root)
+        _int(self.pool_size, "pool_size", 8)
+        if not isinstance(self.data_kwargs, dict):
+            raise _fail("data_kwargs", "a mapping", self.data_kwargs)
+        if not isinstance(self.models, (tuple, list)) or not self.models:
+            raise _fail("models", "a non-empty list of models", self.models)
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise _fail("models", "models with distinct names", names)
+        for i, m in enumerate(self.models):
+            m.validate(f"models[{i}]")
+        _int(self.seed, "seed", 0)
+        _choice(self.device, "device", DEVICES)
+        _choice(self.dtype, "dtype", DTYPES)
+        _choice(self.bn_mode, "bn_mode", BN_MODES)
+        if self.ggn_outputs_per_sample is not None:
+            _int(self.ggn_outputs_per_sample, "ggn_outputs_per_sample")
+        self.checkpoint.validate("checkpoint")
+        self.curvature.validate("curvature")
+        self.noise.validate("noise")
+        self.sweep.validate("sweep")
+        self.thresholds.validate("thresholds")
+        n_ckpt = len(self.checkpoint.loss_fractions)
+        for i, c in enumerate(self.thresholds.checkpoints):
+            if c >= n_ckpt:
+                raise _fail(f"thresholds.checkpoints[{i}]", f"an index < {n_ckpt} (number of loss levels)", c)
+        if self.sweep.min_batch > self.pool_size:
+            raise _fail("sweep.min_batch", f"at most pool_size = {self.pool_size}", self.sweep.min_batch)
+        if self.noise.num_samples > self.pool_size:
+            raise _fail("noise.num_samples", f"at most pool_size = {self.pool_size}", self.noise.num_samples)
+        _int(self.bootstrap_samples, "bootstrap_samples", 10)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace_fields(self, **changes: Any) -> RunConfig:
+        """A copy with top-level fields replaced (``None`` values are ignored), validated."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept).validate()
+
+
+_SECTIONS: dict[str, type] = {
+    "checkpoint": CheckpointConfig,
+    "curvature": CurvatureConfig,
+    "noise": NoiseConfig,
+    "sweep": SweepConfig,
+    "thresholds": ThresholdConfig,
+}
+
+
+def _tuplify(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def config_from_dict(raw: dict[str, Any]) -> RunConfig:
+    """Build and validate a ``RunConfig`` from plain JSON data; unknown keys raise ``ValueError``."""
+    if not isinstance(raw, dict):
+        raise TypeError(f"config must be a JSON object, got {type(raw).__name__}")
+    top_fields = {f.name for f in dataclasses.fields(RunConfig)}
+    unknown = sorted(set(raw) - top_fields)
+    if unknown:
+        raise ValueError(f"unknown config field(s) {unknown}; accepted: {sorted(top_fields)}")
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            cls = _SECTIONS[key]
+            if not isinstance(value, dict):
+                raise _fail(key, "a JSON object", value)
+            allowed = {f.name for f in dataclasses.fields(cls)}
+            bad = sorted(set(value) - allowed)
+            if bad:
+                raise ValueError(
+                    f"unknown config field(s) {[f'{key}.{b}' for b in bad]}; accepted: {sorted(allowed)}"
+                )
+            kwargs[key] = cls(**{k: _tuplify(v) for k, v in value.items()})
+        elif key == "models":
+            if not isinstance(value, list):
+                raise _fail("models", "a list of {name, spec, kwargs} objects", value)
+            models = []
+            for i, m in enumerate(value):
+                if (
+                    not isinstance(m, dict)
+                    or set(m) - {"name", "spec", "kwargs"}
+                    or not {"name", "spec"} <= set(m)
+                ):
+                    raise _fail(f"models[{i}]", "an object with keys name, spec and optional kwargs", m)
+                models.append(ModelConfig(name=m["name"], spec=m["spec"], kwargs=dict(m.get("kwargs", {}))))
+            kwargs[key] = tuple(models)
+        else:
+            kwargs[key] = value
+    if "name" not in kwargs:
+        raise ValueError("config field 'name' is required")
+    return RunConfig(**kwargs).validate()
+
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def available_configs() -> list[str]:
+    """Names of the built-in configs (``validation/configs/<name>.json``)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def load_config(name_or_path: str | Path) -> RunConfig:
+    """A built-in config by name (``smoke``, ``default``, ``paper-cifar100``) or a JSON file path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if not path.suffix and (CONFIG_DIR / f"{text}.json").is_file():
+        path = CONFIG_DIR / f"{text}.json"
+    if not path.is_file():
+        raise ValueError(
+            f"config {text!r} is neither a built-in config ({', '.join(available_configs())}) nor a JSON file"
+        )
+    with path.open(encoding="utf-8") as fh:
+        raw = json.load(fh)
+    return config_from_dict(raw)
