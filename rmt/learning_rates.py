@@ -45,8 +45,15 @@ from rmt._checks import (
     check_positive,
     scalar_or_array,
 )
-from rmt.wigner import batch_hessian_extremal, critical_batch_size, kappa, noise_scale, semicircle_edge
-from rmt.wishart import batch_ggn_extremal, marchenko_pastur_edges
+from rmt.wigner import (
+    batch_hessian_extremal,
+    critical_batch_size,
+    kappa,
+    noise_scale,
+    semicircle_edge,
+    wigner_overlap,
+)
+from rmt.wishart import batch_ggn_extremal, marchenko_pastur_edges, wishart_overlap
 
 __all__ = [
     "METHODS",
@@ -253,14 +260,19 @@ def batch_regime(
     n_data: Any = None,
     outputs_per_sample: Any = 1,
 ) -> str | np.ndarray:
-    """``"outlier"`` where the top spike has separated from the bulk (``B > B*``), else ``"edge"``."""
-    b = check_batch_size(batch_sizes, n_data if model == "additive" else None)
-    b_star = np.asarray(
-        model_critical_batch_size(
-            lam, sigma2, n_params, model=model, n_data=n_data, outputs_per_sample=outputs_per_sample
-        )
-    )
-    out = np.where(b > b_star, "outlier", "edge")
+    """``"outlier"`` where the top spike has separated from the noise bulk, else ``"edge"``.
+
+    Same condition as the outlier formulas (a non-zero eigenvector overlap): additive ``|λ| > ν(B)``,
+    multiplicative ``λ > σ²(1 + √q)`` — equivalently ``B > B*`` (:func:`model_critical_batch_size`).
+    """
+    model = _check_model_args(model, n_data, outputs_per_sample)
+    if model == "additive":
+        overlap = wigner_overlap(lam, noise_scale(sigma2, n_params, batch_sizes, n_data))
+    else:
+        b = check_batch_size(batch_sizes)
+        q = check_positive(n_params, "n_params") / (b * check_positive(outputs_per_sample, "outputs_per_sample"))
+        overlap = wishart_overlap(lam, sigma2, scalar_or_array(q))
+    out = np.where(np.asarray(overlap) > 0, "outlier", "edge")
     return str(out) if out.ndim == 0 else out
 
 
