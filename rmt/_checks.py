@@ -19,12 +19,16 @@ def as_float_array(value: Any, name: str) -> FloatArray:
     finite values use :func:`check_finite`.
     """
     if isinstance(value, (str, bytes)) or value is None:
-        raise TypeError(f"{name} must be a real number or an array of real numbers, got {type(value).__name__}")
+        raise TypeError(
+            f"{name} must be a real number or an array of real numbers, got {type(value).__name__}"
+        )
     try:
         arr = np.asarray(value)
     except Exception as exc:  # pragma: no cover - exotic inputs
         raise TypeError(f"{name} must be a real number or an array of real numbers: {exc}") from None
-    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
         raise TypeError(f"{name} must be a real number or an array of real numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
     if np.isnan(arr).any():
@@ -101,7 +105,9 @@ def check_n_data(n_data: Any, name: str = "n_data") -> FloatArray:
     return arr
 
 
-def check_square_matrix(value: Any, name: str, *, symmetric: bool = False, nonnegative: bool = False) -> FloatArray:
+def check_square_matrix(
+    value: Any, name: str, *, symmetric: bool = False, nonnegative: bool = False
+) -> FloatArray:
     """A finite float64 square matrix, optionally symmetric (to 1e-10 relative) and entrywise >= 0."""
     arr = check_finite(value, name)
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
@@ -115,8 +121,11 @@ def check_square_matrix(value: Any, name: str, *, symmetric: bool = False, nonne
     return arr
 
 
-def check_orthonormal_columns(value: Any, name: str, n_rows: int | None = None, tol: float = 1e-8) -> FloatArray:
-    """A P x r float64 matrix with orthonormal columns (``VᵀV = I`` to ``tol``); a 1-D vector is one column."""
+def check_orthonormal_columns(
+    value: Any, name: str, n_rows: int | None = None, tol: float = 1e-8
+) -> FloatArray:
+    """A P x r float64 matrix with orthonormal columns (``VᵀV = I`` to ``tol``);
+    a 1-D vector is one column."""
     arr = check_finite(value, name)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -150,3 +159,63 @@ def _show(values: FloatArray) -> str:
     if flat.size == 1:
         return f"{flat[0]:g}"
     return "[" + ", ".join(f"{v:g}" for v in flat[:5]) + (", ...]" if flat.size > 5 else "]")
+
+
+def check_complex(value: Any, name: str, *, upper_half_plane: bool = True) -> NDArray[np.complex128]:
+    """Complex128 array of finite values (real input accepted), with ``Im >= 0`` when ``upper_half_plane``."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(
+            f"{name} must be a complex number or an array of complex numbers, got {type(value).__name__}"
+        )
+    arr = np.asarray(value)
+    if arr.dtype == bool or not (
+        np.issubdtype(arr.dtype, np.integer)
+        or np.issubdtype(arr.dtype, np.floating)
+        or np.issubdtype(arr.dtype, np.complexfloating)
+    ):
+        raise TypeError(
+            f"{name} must be a complex number or an array of complex numbers, got dtype {arr.dtype}"
+        )
+    out = arr.astype(np.complex128, copy=False)
+    if not np.isfinite(out).all():
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    if upper_half_plane and (out.imag < 0).any():
+        raise ValueError(f"{name} must lie in the closed upper half plane (Im >= 0)")
+    return out
+
+
+def check_measure(
+    eigenvalues: Any,
+    weights: Any = None,
+    *,
+    name: str = "bulk_eigenvalues",
+    weights_name: str = "bulk_weights",
+    nonnegative: bool = False,
+) -> tuple[FloatArray, FloatArray]:
+    """A discrete probability measure ``Σ_i w_i δ_{x_i}``: sorted distinct atoms and weights summing to 1.
+
+    ``eigenvalues`` is a scalar or 1-D array of finite reals (``>= 0`` with ``nonnegative``); ``weights``
+    (default uniform) has the same shape, entries ``>= 0`` and a positive sum; it is normalised to 1. Repeated
+    atoms are merged and zero-weight atoms dropped.
+    """
+    atoms = np.atleast_1d(check_finite(eigenvalues, name))
+    if atoms.ndim != 1 or atoms.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {np.shape(eigenvalues)}")
+    if nonnegative and (atoms < 0).any():
+        raise ValueError(
+            f"{name} must be >= 0 (a positive semi-definite bulk), got {_show(atoms[atoms < 0])}"
+        )
+    if weights is None:
+        w = np.full(atoms.shape, 1.0 / atoms.size)
+    else:
+        w = np.atleast_1d(check_positive(weights, weights_name, allow_zero=True))
+        if w.shape != atoms.shape:
+            raise ValueError(f"{weights_name} must have the shape of {name} {atoms.shape}, got {w.shape}")
+        total = float(w.sum())
+        if total <= 0:
+            raise ValueError(f"{weights_name} must have a positive sum")
+        w = w / total
+    unique, inverse = np.unique(atoms, return_inverse=True)
+    merged = np.bincount(inverse.ravel(), weights=w, minlength=unique.size)
+    keep = merged > 0
+    return unique[keep], merged[keep]

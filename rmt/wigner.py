@@ -5,8 +5,9 @@ The noise E is a Wigner matrix whose entries have variance ``σ² κ(B)``; its s
 ``|λ| > ν`` (BBP threshold) and otherwise sticks to the edge ``±2ν``.
 
 Every function is vectorised with numpy broadcasting and returns a Python float for scalar input.
-The closed forms are derived in :mod:`rmt.symbolic` (``derivation("wigner")``, ``derivation("critical_batch_size")``)
-and ``tests/rmt/test_symbolic.py`` checks these numpy versions against the sympy expressions.
+The closed forms are derived in :mod:`rmt.symbolic` (``derivation("wigner")``,
+``derivation("critical_batch_size")``) and ``tests/rmt/test_symbolic.py`` checks these numpy versions
+against the sympy expressions.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ def _outlier(theta: FloatArray, nu: FloatArray) -> FloatArray:
 def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
     """Extremal eigenvalue of ``θ u uᵀ + E`` for a semicircle noise E of scale ν (THEORY §1a, BBP).
 
-    ``θ + ν²/θ`` when ``|θ| > ν``; otherwise the bulk edge ``2ν sign(θ)`` (``+2ν`` for θ = 0). The map is C¹ in θ
-    at the threshold ``|θ| = ν`` (both branches equal ``±2ν`` with slope 0).
+    ``θ + ν²/θ`` when ``|θ| > ν``; otherwise the bulk edge ``2ν sign(θ)`` (``+2ν`` for θ = 0). The map is C¹
+    in θ at the threshold ``|θ| = ν`` (both branches equal ``±2ν`` with slope 0).
 
     Args:
         theta: spike θ (any real; negative spikes give the bottom outlier).
@@ -106,7 +107,7 @@ def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
 
 
 def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
-    """Squared overlap ``|⟨u', u⟩|² = max(1 − ν²/θ², 0)`` of the outlier eigenvector with the spike (THEORY §1a).
+    """Squared overlap ``|⟨u', u⟩|² = max(1 − ν²/θ², 0)`` of outlier eigenvector and spike (THEORY §1a).
 
     Args:
         theta: spike θ (any real).
@@ -122,8 +123,8 @@ def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
 def outlier_fluctuation_sd(theta: Any, nu: Any, n_params: Any) -> float | FloatArray:
     """Standard deviation of the outlier for real symmetric Gaussian (GOE) noise (THEORY §1d).
 
-    ``sqrt(2 ν² (1 − ν²/θ²) / P)`` above the threshold ``|θ| > ν``; 0 below it (there the edge fluctuates on the
-    Tracy–Widom scale ``O(P^{-2/3})``, not covered by this formula). Valid for Gaussian entries only.
+    ``sqrt(2 ν² (1 − ν²/θ²) / P)`` above the threshold ``|θ| > ν``; 0 below it (there the edge fluctuates on
+    the Tracy–Widom scale ``O(P^{-2/3})``, not covered by this formula). Valid for Gaussian entries only.
 
     Args:
         theta: spike θ; nu: ν >= 0; n_params: P > 0.
@@ -190,4 +191,3 @@ def critical_batch_size(lam: Any, sigma2: Any, n_params: Any, n_data: Any = None
         infinite = 1.0 / c
         finite = n / (1.0 + c * (n - 1.0))
     return scalar_or_array(np.where(np.isinf(n), infinite, finite))
-

@@ -1,12 +1,12 @@
 """Multiplicative (spiked Wishart) model of the batch GGN (THEORY §2).
 
-``G_B ≈ Σ^{1/2} W Σ^{1/2}`` with ``W = Z Zᵀ / n``, Z a P×n standard Gaussian matrix, ratio ``q = P/n`` and population
-``Σ = σ² I + Σ_i (λ_i − σ²) φ_i φ_iᵀ``. The white bulk becomes Marchenko–Pastur on
+``G_B ≈ Σ^{1/2} W Σ^{1/2}`` with ``W = Z Zᵀ / n``, Z a P×n standard Gaussian matrix, ratio ``q = P/n`` and
+population ``Σ = σ² I + Σ_i (λ_i − σ²) φ_i φ_iᵀ``. The white bulk becomes Marchenko–Pastur on
 ``[σ²(1 − √q)², σ²(1 + √q)²]``; a population spike ℓ > σ²(1 + √q) becomes the outlier
 ``ℓ (1 + q σ² / (ℓ − σ²))`` (Baik–Ben Arous–Péché, Baik–Silverstein, Paul 2007).
 
-Every function is vectorised with numpy broadcasting and returns a Python float for scalar input. The closed forms
-are derived in :mod:`rmt.symbolic` (``derivation("wishart")``) and checked against it in the tests.
+Every function is vectorised with numpy broadcasting and returns a Python float for scalar input. The closed
+forms are derived in :mod:`rmt.symbolic` (``derivation("wishart")``) and checked against it in the tests.
 """
 
 from __future__ import annotations
@@ -49,13 +49,17 @@ def marchenko_pastur_edges(sigma2: Any, q: Any) -> tuple[float | FloatArray, flo
 
 
 def marchenko_pastur_atom(q: Any) -> float | FloatArray:
-    """Mass ``max(1 − 1/q, 0)`` of the atom at 0 of the Marchenko–Pastur law of the P×P matrix (rank ≤ n < P)."""
+    """Mass ``max(1 − 1/q, 0)`` of the atom at 0 of the Marchenko–Pastur law of the P×P matrix (rank ≤ n).
+
+    Args:
+        q: ratio P/n > 0.
+    """
     q_ = check_positive(q, "q")
     return scalar_or_array(np.maximum(1.0 - 1.0 / q_, 0.0))
 
 
 def marchenko_pastur_density(x: Any, sigma2: Any, q: Any) -> float | FloatArray:
-    """Absolutely continuous part of the Marchenko–Pastur law of ``σ² Z Zᵀ / n``, ratio ``q = P/n`` (THEORY §2).
+    """Absolutely continuous part of the Marchenko–Pastur law of ``σ² Z Zᵀ/n``, ``q = P/n`` (THEORY §2).
 
     ``sqrt((b − x)(x − a)) / (2π σ² q x)`` on ``[a, b] = marchenko_pastur_edges(σ², q)``, 0 outside.
     It integrates to ``min(1, 1/q)``: for q > 1 the remaining mass ``1 − 1/q`` is the atom at x = 0
