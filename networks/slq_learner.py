@@ -156,14 +156,14 @@ def learner_hyperparameters(
 
 
 class SLQLearner(torch.optim.SGD):
-    """SGD (optionally heavy ball) with lr / momentum reset every ``every`` steps from Lanczos on the curvature.
+    """SGD (optionally heavy ball) with lr / momentum reset every ``every`` steps from Lanczos curvature.
 
     Args:
         params: the parameters to optimise (tensors or param-group dicts), as for ``torch.optim.SGD``.
         model, loss_fn: define the curvature (``loss_fn`` with ``reduction="mean"``).
         curvature_data: one ``(x, y)`` batch or a list of batches: the fixed curvature subset (mean
-            loss over all its samples). ``None``: the curvature of the batch passed to :meth:`step` (``batch=(x, y)``) or
-            :meth:`refresh` at each refresh.
+            loss over all its samples). ``None``: the curvature of the batch passed to :meth:`step`
+            (``batch=(x, y)``) or :meth:`refresh` at each refresh.
         every: refresh period in optimiser steps (a refresh happens before steps 0, every, 2·every, ...).
         lanczos_steps: Lanczos steps per refresh (= curvature-vector products).
         matrix: ``"hessian"`` or ``"ggn"``.
