@@ -338,6 +338,7 @@ class SLQLearner(torch.optim.SGD):
             num_probes=self.noise_probes,
             seed=self.seed + self.num_refreshes,
             bn_mode=self.bn_mode,
+            params=self._params(),
         )
         n_params = sum(p.numel() for p in self._params())
         sigma2 = float(noise.p_sigma2) / n_params

@@ -276,3 +276,28 @@ def test_bad_curvature_data_raises() -> None:
         SLQLearner(
             model.parameters(), model, nn.CrossEntropyLoss(), (torch.zeros(3, 1, 8, 8), torch.zeros(2))
         )
+
+
+def test_prediction_for_the_training_batch_size() -> None:
+    from rmt.wigner import batch_hessian_extremal
+
+    model = small_bn_net()
+    x, y = small_data(64)
+    learner = SLQLearner(
+        model.parameters(),
+        model,
+        nn.CrossEntropyLoss(),
+        (x, y),
+        lanczos_steps=6,
+        predicted_batch_size=8,
+        noise_samples=16,
+        noise_probes=2,
+    )
+    record = learner.refresh()
+    n_params = sum(p.numel() for p in model.parameters())
+    assert record.p_sigma2 is not None and record.p_sigma2 > 0
+    assert record.num_products > 6  # the noise estimate's products are counted too
+    expected = batch_hessian_extremal(record.L, record.p_sigma2 / n_params, n_params, 8)
+    assert record.predicted_top_eigenvalue == pytest.approx(expected)
+    assert record.predicted_top_eigenvalue > record.L  # a batch of 8 is sharper than the curvature subset
+    assert record.predicted_max_lr == pytest.approx(2 / record.predicted_top_eigenvalue)
