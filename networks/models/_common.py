@@ -55,6 +55,8 @@ def kaiming_fan_out_(module: nn.Module) -> None:
     conv bias 0, BatchNorm weight 1 / bias 0; linear layers keep PyTorch's default (uniform ±1/sqrt(fan_in)).
     """
     for m in module.modules():
+        if any(p.is_meta for p in m.parameters(recurse=False)):
+            continue  # shape-only construction (device "meta"): no values to initialise
         if isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
             nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))

@@ -70,6 +70,8 @@ def _wrn_init_(module: nn.Module) -> None:
     """Lineage initialisation: conv weights Xavier-uniform with gain sqrt(2), conv bias 0; BN weight 1,
     bias 0; linear layers keep PyTorch's default."""
     for m in module.modules():
+        if any(p.is_meta for p in m.parameters(recurse=False)):
+            continue  # shape-only construction (device "meta"): no values to initialise
         if isinstance(m, nn.Conv2d):
             nn.init.xavier_uniform_(m.weight, gain=math.sqrt(2.0))
             if m.bias is not None:
