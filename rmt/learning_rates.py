@@ -2,9 +2,9 @@
 
 Two layers:
 
-1. **Quadratic stability** [exact]. On a quadratic with curvature ``λ`` along a direction, each optimizer's 1-D
-   iteration is linear; it is stable iff every root of its characteristic polynomial lies in the open unit disc.
-   With ``h = ηλ`` and PyTorch's conventions (state ``u = η·buffer``):
+1. **Quadratic stability** [exact]. On a quadratic with curvature ``λ`` along a direction, each
+   optimizer's 1-D iteration is linear; it is stable iff every root of its characteristic polynomial lies in
+   the open unit disc. With ``h = ηλ`` and PyTorch's conventions (state ``u = η·buffer``):
 
    ============================  ==========================================  =============================
    method                        characteristic polynomial p(z)               stable iff (Jury: p(−1) > 0)
@@ -19,14 +19,15 @@ Two layers:
    ============================  ==========================================  =============================
 
    (p(1) = h, resp. (1 − β₁)h, is positive for h > 0, and |p(0)| < 1 holds on the whole stable range for
-   0 ≤ β < 1, so p(−1) > 0 is the binding condition.) These agree with THEORY.md §3 and with ``torch.optim.SGD`` /
-   ``torch.optim.Adam`` (Adam's bias correction ``m/(1 − β₁ᵗ)`` → ``m`` does not change the asymptotic bound).
+   0 ≤ β < 1, so p(−1) > 0 is the binding condition.) These agree with THEORY.md §3 and with
+   ``torch.optim.SGD`` / ``torch.optim.Adam`` (Adam's bias correction ``m/(1 − β₁ᵗ)`` → ``m`` does not change
+   the asymptotic bound, although near it the first steps are transiently amplified).
 
-2. **Batch-size laws** [model / recon]: the bound is applied to the extremal eigenvalue ``λ'_1(B)`` of the batch
-   curvature predicted by the additive (spiked Wigner, :func:`rmt.wigner.batch_hessian_extremal`) or the
-   multiplicative (spiked Wishart, :func:`rmt.wishart.batch_ggn_extremal`) model. Nothing here assumes "linear
-   scaling": the exponent ``d log η / d log B`` is whatever the chosen model gives (1/2 at the additive edge, → 1
-   in the multiplicative ``P ≫ B·C`` regime, → 0 once the top outlier has separated).
+2. **Batch-size laws** [model / recon]: the bound is applied to the extremal eigenvalue ``λ'_1(B)`` of
+   the batch curvature predicted by the additive (spiked Wigner, :func:`rmt.wigner.batch_hessian_extremal`)
+   or the multiplicative (spiked Wishart, :func:`rmt.wishart.batch_ggn_extremal`) model. Nothing here
+   assumes "linear scaling": the exponent ``d log η / d log B`` is whatever the chosen model gives (1/2 at
+   the additive edge, → 1 in the multiplicative ``P ≫ B·C`` regime, → 0 once the top outlier has separated).
 """
 
 from __future__ import annotations
@@ -84,15 +85,15 @@ MODELS: tuple[str, ...] = ("additive", "multiplicative")
 ADAM_FORMS: tuple[str, ...] = ("second_moment", "sqrt_curvature")
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 1. Quadratic stability thresholds
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
     """The constant ``c`` of the stability condition ``η λ < c`` (see the module table).
 
     ``sgd``: 2 (``momentum`` must be 0: PyTorch's SGD with momentum is ``heavy_ball``); ``heavy_ball``:
-    ``2(1 + β)``; ``nesterov``: ``2(1 + β)/(1 + 2β)``; ``adam``: ``2(1 + β₁)/(1 − β₁)`` (``momentum`` unused, must
-    be 0). ``momentum`` β ∈ [0, 1), ``beta1`` β₁ ∈ [0, 1); both broadcast.
+    ``2(1 + β)``; ``nesterov``: ``2(1 + β)/(1 + 2β)``; ``adam``: ``2(1 + β₁)/(1 − β₁)`` (``momentum`` unused,
+    must be 0). ``momentum`` β ∈ [0, 1), ``beta1`` β₁ ∈ [0, 1); both broadcast.
     """
     method = check_choice(method, "method", METHODS)
     beta = check_in_range(momentum, "momentum", 0.0, 1.0, high_open=True)
@@ -114,9 +115,9 @@ def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.
 def max_lr(curvature: Any, method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
     """Largest stable learning rate ``η_max = c / λ`` on a quadratic with top curvature ``λ`` [exact].
 
-    ``c`` is :func:`stability_constant`. For ``method="adam"`` the curvature must be that of the *preconditioned*
-    problem, ``λ_max(P⁻¹H)`` with the frozen diagonal preconditioner ``P = diag(√v̂) + ε``; β₁ is ``beta1``.
-    ``curvature`` > 0 (a non-positive curvature direction has no finite bound).
+    ``c`` is :func:`stability_constant`. For ``method="adam"`` the curvature must be that of the
+    *preconditioned* problem, ``λ_max(P⁻¹H)`` with the frozen diagonal preconditioner ``P = diag(√v̂) + ε``;
+    β₁ is ``beta1``. ``curvature`` > 0 (a non-positive curvature direction has no finite bound).
     """
     lam = check_positive(curvature, "curvature")
     c = np.asarray(stability_constant(method, momentum, beta1), dtype=np.float64)
@@ -143,8 +144,8 @@ def polyak_heavy_ball(L: Any, mu: Any) -> tuple[float | FloatArray, float | Floa
 def ls_mean_square_growth(lr: Any, batch_size: Any, dim: Any) -> float | FloatArray:
     """One-step factor of ``E‖w − w*‖²`` for SGD on noiseless Gaussian least squares [exact].
 
-    Loss ``½ E(xᵀ(w − w*))²`` with ``x ~ N(0, I_d)``; a step uses the mean gradient of ``B`` i.i.d. samples (with
-    replacement / infinite pool). With ``Ĥ = (1/B) Σ xᵢxᵢᵀ`` the Gaussian fourth moment gives
+    Loss ``½ E(xᵀ(w − w*))²`` with ``x ~ N(0, I_d)``; a step uses the mean gradient of ``B`` i.i.d. samples
+    (with replacement / infinite pool). With ``Ĥ = (1/B) Σ xᵢxᵢᵀ`` the Gaussian fourth moment gives
     ``E Ĥ² = (1 + (d + 1)/B) I``, so for every error ``e``: ``E‖(I − ηĤ)e‖² = r ‖e‖²`` with
     ``r = 1 − 2η + η² (B + d + 1)/B``.
     """
@@ -165,16 +166,25 @@ def ls_mean_square_threshold(batch_size: Any, dim: Any) -> float | FloatArray:
     return scalar_or_array(2.0 * b / (b + d + 1.0))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 2. Batch-size laws from the random-matrix models
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
+def _aspect_ratio(batch_sizes: Any, n_params: Any, outputs_per_sample: Any) -> float | FloatArray:
+    """Wishart aspect ratio ``q = P/(B·C)``: parameters over effective samples (THEORY.md §2)."""
+    b = check_batch_size(batch_sizes)
+    p = check_positive(n_params, "n_params")
+    return scalar_or_array(p / (b * check_positive(outputs_per_sample, "outputs_per_sample")))
+
+
 def _check_model_args(model: str, n_data: Any, outputs_per_sample: Any) -> str:
     model = check_choice(model, "model", MODELS)
     check_positive(outputs_per_sample, "outputs_per_sample")
-    if model == "multiplicative" and n_data is not None and np.any(np.isfinite(as_float_array(n_data, "n_data"))):
+    finite_pool = n_data is not None and bool(np.any(np.isfinite(as_float_array(n_data, "n_data"))))
+    if model == "multiplicative" and finite_pool:
         raise ValueError(
-            "n_data must be None for model='multiplicative': the finite-N correction of the spiked-Wishart model "
-            "is not part of the model (THEORY.md §2); use model='additive' for sampling without replacement"
+            "n_data must be None for model='multiplicative': the finite-N correction of the spiked-Wishart "
+            "model is not part of the model (THEORY.md §2); use model='additive' for sampling without "
+            "replacement"
         )
     return model
 
@@ -218,9 +228,7 @@ def noise_edge_curvature(
     model = _check_model_args(model, n_data, outputs_per_sample)
     if model == "additive":
         return semicircle_edge(noise_scale(sigma2, n_params, batch_sizes, n_data))
-    b = check_batch_size(batch_sizes)
-    q = check_positive(n_params, "n_params") / (b * check_positive(outputs_per_sample, "outputs_per_sample"))
-    return marchenko_pastur_edges(sigma2, scalar_or_array(q))[1]
+    return marchenko_pastur_edges(sigma2, _aspect_ratio(batch_sizes, n_params, outputs_per_sample))[1]
 
 
 def model_critical_batch_size(
@@ -234,8 +242,9 @@ def model_critical_batch_size(
 ) -> float | FloatArray:
     """Batch size above which the top spike ``λ`` separates from the noise bulk (``inf`` if it never does).
 
-    ``additive``: ``ν(B*) = |λ|`` (:func:`rmt.wigner.critical_batch_size`). ``multiplicative``: the BBP condition
-    ``λ = σ²(1 + √q)`` with ``q = P/(B·C)`` gives ``B* = P / (C (λ/σ² − 1)²)`` for ``λ > σ²`` (else ``inf``).
+    ``additive``: ``ν(B*) = |λ|`` (:func:`rmt.wigner.critical_batch_size`). ``multiplicative``: the BBP
+    condition ``λ = σ²(1 + √q)`` with ``q = P/(B·C)`` gives ``B* = P / (C (λ/σ² − 1)²)`` for ``λ > σ²`` (else
+    ``inf``).
     """
     model = _check_model_args(model, n_data, outputs_per_sample)
     if model == "additive":
@@ -269,9 +278,7 @@ def batch_regime(
     if model == "additive":
         overlap = wigner_overlap(lam, noise_scale(sigma2, n_params, batch_sizes, n_data))
     else:
-        b = check_batch_size(batch_sizes)
-        q = check_positive(n_params, "n_params") / (b * check_positive(outputs_per_sample, "outputs_per_sample"))
-        overlap = wishart_overlap(lam, sigma2, scalar_or_array(q))
+        overlap = wishart_overlap(lam, sigma2, _aspect_ratio(batch_sizes, n_params, outputs_per_sample))
     out = np.where(np.asarray(overlap) > 0, "outlier", "edge")
     return str(out) if out.ndim == 0 else out
 
@@ -291,10 +298,10 @@ def max_lr_vs_batch(
     """Predicted maximal stable learning rate ``η_max(B) = c / λ'_1(B)`` [model].
 
     ``λ'_1(B)`` from :func:`batch_top_curvature` (``model`` additive or multiplicative), ``c`` from
-    :func:`stability_constant` for ``method`` ∈ {sgd, heavy_ball, nesterov} (Adam: :func:`adam_max_lr_vs_batch`).
-    Assumes the step is limited by the top direction of the batch curvature (quadratic model around a checkpoint).
-    Additive, ``N = ∞``: ``η_max = √B · c/(2√(Pσ²))`` for ``B < B*`` (exponent 1/2) and
-    ``η_max = η_∞/(1 + B*/B)`` above (McCandlish form, :func:`mccandlish_max_lr`).
+    :func:`stability_constant` for ``method`` ∈ {sgd, heavy_ball, nesterov} (Adam:
+    :func:`adam_max_lr_vs_batch`). Assumes the step is limited by the top direction of the batch curvature
+    (quadratic model around a checkpoint). Additive, ``N = ∞``: ``η_max = √B · c/(2√(Pσ²))`` for ``B < B*``
+    (exponent 1/2) and ``η_max = η_∞/(1 + B*/B)`` above (McCandlish form, :func:`mccandlish_max_lr`).
     Multiplicative: ``λ'_1 ≈ σ² P/(B·C)`` for ``P ≫ B·C`` (exponent → 1).
     """
     method = check_choice(method, "method", METHODS)
@@ -321,8 +328,8 @@ def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | Fl
 def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
     """Local exponent ``d log(values) / d log B`` by second-order finite differences on the log–log curve.
 
-    ``batch_sizes``: 1-D, strictly increasing, > 0, at least 2 points; ``values``: same length, > 0. Exact for a
-    pure power law (the log–log curve is then a line).
+    ``batch_sizes``: 1-D, strictly increasing, > 0, at least 2 points; ``values``: same length, > 0. Exact for
+    a pure power law (the log–log curve is then a line).
     """
     b = check_positive(batch_sizes, "batch_sizes")
     v = check_positive(values, "values")
@@ -336,18 +343,19 @@ def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
     return np.asarray(np.gradient(log_v, log_b, edge_order=2 if b.size > 2 else 1), dtype=np.float64)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # 3. Adam and damped / adaptive methods [model / recon]
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 def adam_preconditioner(
     batch_size: Any, grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
 ) -> float | FloatArray:
     """Frozen Adam preconditioner entry ``p(B) = √v̂ + ε`` with ``v̂ ≈ g² + s κ(B)``.
 
-    Assumptions [model]: v̂ has equilibrated to ``E[g_B²] = g² + Var(g_B)`` at the current weights (the EMA over
-    steps sees batches at nearly the same w); coordinates are homogeneous, so ``g²`` (``grad_sq``, the mean squared
-    full-batch gradient per coordinate) and ``s`` (``grad_var``, the per-sample gradient variance per coordinate,
-    ``tr Σ / P``) are scalars and ``P = p I``; ``κ(B) = (N − B)/(B(N − 1))`` (``1/B`` for ``N = ∞``).
+    Assumptions [model]: v̂ has equilibrated to ``E[g_B²] = g² + Var(g_B)`` at the current weights (the EMA
+    over steps sees batches at nearly the same w); coordinates are homogeneous, so ``g²`` (``grad_sq``, the
+    mean squared full-batch gradient per coordinate) and ``s`` (``grad_var``, the per-sample gradient variance
+    per coordinate, ``tr Σ / P``) are scalars and ``P = p I``; ``κ(B) = (N − B)/(B(N − 1))`` (``1/B`` for ``N
+    = ∞``).
     """
     b = check_batch_size(batch_size, n_data)
     g2 = check_positive(grad_sq, "grad_sq", allow_zero=True)
@@ -357,14 +365,16 @@ def adam_preconditioner(
     return scalar_or_array(np.sqrt(g2 + s * k) + e)
 
 
-def adam_reversion_batch_size(grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None) -> float | FloatArray:
+def adam_reversion_batch_size(
+    grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
+) -> float | FloatArray:
     """Batch size ``B_rev`` where Adam's gradient-noise term stops dominating its preconditioner.
 
-    Defined by ``√(s κ(B_rev)) = |g| + ε`` (noise part of ``√v̂`` equals its large-B floor): ``B_rev = s/(|g| + ε)²``
-    for ``N = ∞``, else ``N / (1 + r(N − 1))`` with ``r = (|g| + ε)²/s``. For ``B ≪ B_rev`` the preconditioner
-    shrinks like ``B^{-1/2}``; for ``B ≫ B_rev`` it is constant and Adam reverts to SGD-like scaling
-    ``η_max ∝ 1/λ'_1(B)``. Large ε (or a large mean gradient) pushes ``B_rev`` → 0: the mechanism check "Adam with
-    large ε reverts to linear scaling" (VALIDATION.md §4). ``grad_var`` = 0 gives 0.
+    Defined by ``√(s κ(B_rev)) = |g| + ε`` (noise part of ``√v̂`` equals its large-B floor): ``B_rev = s/(|g|
+    + ε)²`` for ``N = ∞``, else ``N / (1 + r(N − 1))`` with ``r = (|g| + ε)²/s``. For ``B ≪ B_rev`` the
+    preconditioner shrinks like ``B^{-1/2}``; for ``B ≫ B_rev`` it is constant and Adam reverts to SGD-like
+    scaling ``η_max ∝ 1/λ'_1(B)``. Large ε (or a large mean gradient) pushes ``B_rev`` → 0: the mechanism
+    check "Adam with large ε reverts to linear scaling" (VALIDATION.md §4). ``grad_var`` = 0 gives 0.
     """
     g2 = check_positive(grad_sq, "grad_sq", allow_zero=True)
     s = check_positive(grad_var, "grad_var", allow_zero=True)
@@ -397,32 +407,30 @@ def adam_max_lr_vs_batch(
 ) -> float | FloatArray:
     """Adam's maximal stable learning rate versus batch size [model / recon], THEORY.md §3.
 
-    The exact statement is ``η λ_max(P⁻¹ H_B) < c(β₁) = 2(1 + β₁)/(1 − β₁)`` for the EMA iteration with a frozen
-    diagonal preconditioner ``P = diag(√v̂) + ε`` (:func:`max_lr` with ``method="adam"``). Two models for how
-    ``λ_max(P⁻¹H_B)`` depends on B, both using ``λ'_1(B)`` from :func:`batch_top_curvature`:
+    The exact statement is ``η λ_max(P⁻¹ H_B) < c(β₁) = 2(1 + β₁)/(1 − β₁)`` for the EMA iteration with a
+    frozen diagonal preconditioner ``P = diag(√v̂) + ε`` (:func:`max_lr` with ``method="adam"``). Two models
+    for how ``λ_max(P⁻¹H_B)`` depends on B, both using ``λ'_1(B)`` from :func:`batch_top_curvature`:
 
     - ``form="sqrt_curvature"`` (the paper's argument): the preconditioner acts like ``|H_B|^{1/2}``, so the
-      effective curvature is ``√λ'_1(B)`` and ``η_max = c(β₁)/√λ'_1(B)`` (∝ √B when ``λ'_1 ∝ 1/B``; dimensionally a
-      heuristic: the constant is not predicted).
+      effective curvature is ``√λ'_1(B)`` and ``η_max = c(β₁)/√λ'_1(B)`` (∝ √B when ``λ'_1 ∝ 1/B``;
+      dimensionally a heuristic: the constant is not predicted).
     - ``form="second_moment"`` (sharper, testable): ``P = p(B) I`` with ``p(B) = √(g² + s κ(B)) + ε``
       (:func:`adam_preconditioner`; needs ``grad_sq`` and ``grad_var``), so ``η_max = c(β₁) p(B)/λ'_1(B)``.
-      Below :func:`adam_reversion_batch_size` ``p ∝ B^{-1/2}`` and the exponent is the SGD exponent − 1/2 (e.g.
-      1/2 in the multiplicative ``P ≫ B·C`` regime, 0 at the additive edge); above it ``p`` is constant and the
-      exponent reverts to SGD's. Assumes the top eigenvector of ``P⁻¹H_B`` is that of ``H_B`` (homogeneous ``P``).
+      Below :func:`adam_reversion_batch_size` ``p ∝ B^{-1/2}`` and the exponent is the SGD exponent − 1/2
+      (e.g. 1/2 in the multiplicative ``P ≫ B·C`` regime, 0 at the additive edge); above it ``p`` is constant
+      and the exponent reverts to SGD's. Assumes the top eigenvector of ``P⁻¹H_B`` is that of ``H_B``
+      (homogeneous ``P``).
     """
     form = check_choice(form, "form", ADAM_FORMS)
     c = np.asarray(stability_constant("adam", 0.0, beta1), dtype=np.float64)
-    curvature = np.asarray(
-        batch_top_curvature(
-            batch_sizes, lam, sigma2, n_params, model=model, n_data=n_data, outputs_per_sample=outputs_per_sample
-        ),
-        dtype=np.float64,
-    )
+    model_args = {"model": model, "n_data": n_data, "outputs_per_sample": outputs_per_sample}
+    curvature = np.asarray(batch_top_curvature(batch_sizes, lam, sigma2, n_params, **model_args))
     if form == "sqrt_curvature":
         return scalar_or_array(c / np.sqrt(curvature))
     if grad_sq is None or grad_var is None:
         raise ValueError("form='second_moment' needs grad_sq and grad_var (per-coordinate g² and Var of g_i)")
-    precond = adam_preconditioner(batch_sizes, grad_sq, grad_var, eps, n_data if model == "additive" else None)
+    pool = n_data if model == "additive" else None
+    precond = adam_preconditioner(batch_sizes, grad_sq, grad_var, eps, pool)
     return scalar_or_array(c * np.asarray(precond) / curvature)
 
 
@@ -441,13 +449,13 @@ def min_damping(
 ) -> float | FloatArray:
     """Minimal damping ``δ_min(η, B)`` of a damped second-order / adaptive step [recon], THEORY.md §3.
 
-    Step ``w ← w − η (C + δ I)⁻¹ g_B`` (or Adam's ``η m/(√v̂ + ε)`` with ``δ = ε``). Assumptions: in a direction
-    that is flat for the curvature estimate ``C`` (``C``'s eigenvalue ≪ δ, e.g. a low-rank / stale / other-batch
-    estimate, or ``√v̂ ≪ ε``) the step is plain ``method`` with learning rate ``η/δ``; in ``H_B`` a flat direction
-    of ``H`` has curvature up to the noise-bulk edge ``λ_noise(B)`` (:func:`noise_edge_curvature`). Stability there
-    requires ``(η/δ) λ_noise(B) < c``, i.e. ``δ_min = η λ_noise(B)/c`` = ``lr / max_lr(λ_noise(B), method, ...)``.
-    Multiplicative model with ``P ≫ B·C``: ``λ_noise ≈ σ²P/(B·C)``, so ``δ_min ∝ η/B`` (the paper's relation);
-    additive model: ``δ_min ∝ η/√B``.
+    Step ``w ← w − η (C + δ I)⁻¹ g_B`` (or Adam's ``η m/(√v̂ + ε)`` with ``δ = ε``). Assumptions: in a
+    direction that is flat for the curvature estimate ``C`` (``C``'s eigenvalue ≪ δ, e.g. a low-rank / stale /
+    other-batch estimate, or ``√v̂ ≪ ε``) the step is plain ``method`` with learning rate ``η/δ``; in ``H_B``
+    a flat direction of ``H`` has curvature up to the noise-bulk edge ``λ_noise(B)``
+    (:func:`noise_edge_curvature`). Stability there requires ``(η/δ) λ_noise(B) < c``, i.e. ``δ_min = η
+    λ_noise(B)/c`` = ``lr / max_lr(λ_noise(B), method, ...)``. Multiplicative model with ``P ≫ B·C``:
+    ``λ_noise ≈ σ²P/(B·C)``, so ``δ_min ∝ η/B`` (the paper's relation); additive model: ``δ_min ∝ η/√B``.
     """
     eta = check_positive(lr, "lr")
     flat = noise_edge_curvature(
