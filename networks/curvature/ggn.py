@@ -11,7 +11,15 @@ from torch import Tensor, nn
 from networks.curvature._batches import ModelCurvatureOperator
 
 
-def _closed_form_kind(loss_fn: Callable[[Tensor, Tensor], Tensor], output: Tensor, target: Tensor) -> str:
+def has_ignored_targets(loss_fn: Callable[[Tensor, Tensor], Tensor], target: Tensor) -> bool:
+    """Whether a cross-entropy loss would skip some targets (ignore_index); data-dependent, so call it
+    outside ``torch.func.vmap``."""
+    if isinstance(loss_fn, nn.CrossEntropyLoss) and not target.is_floating_point():
+        return bool((target == loss_fn.ignore_index).any())
+    return False
+
+
+def _closed_form_kind(loss_fn: Callable[[Tensor, Tensor], Tensor], output_ndim: int, ignored: bool) -> str:
     """Which closed form applies: "ce" (plain cross-entropy on (n, C) logits), "mse", or "generic"."""
     if isinstance(loss_fn, nn.MSELoss) and loss_fn.reduction == "mean":
         return "mse"
@@ -19,17 +27,20 @@ def _closed_form_kind(loss_fn: Callable[[Tensor, Tensor], Tensor], output: Tenso
         isinstance(loss_fn, nn.CrossEntropyLoss)
         and loss_fn.reduction == "mean"
         and loss_fn.weight is None
-        and output.ndim == 2
+        and output_ndim == 2
+        and not ignored
     ):
-        if target.is_floating_point():
-            return "ce"  # probability targets: the loss is still linear in the target, same Hessian
-        if not bool((target == loss_fn.ignore_index).any()):
-            return "ce"
+        return "ce"  # label smoothing / probability targets: still linear in the target, same Hessian
     return "generic"
 
 
 def loss_output_hvp(
-    loss_fn: Callable[[Tensor, Tensor], Tensor], output: Tensor, target: Tensor, vector: Tensor
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    output: Tensor,
+    target: Tensor,
+    vector: Tensor,
+    *,
+    ignored_targets: bool | None = None,
 ) -> Tensor:
     r"""H_ℓ v: the Hessian of the (batch-mean) loss with respect to the model output, times ``vector``.
 
@@ -39,9 +50,12 @@ def loss_output_hvp(
       * MSE over an output of numel n·C: :math:`H_\ell = \frac{2}{nC} I` (nn.MSELoss averages over all entries).
     Any other loss (class weights, ignored targets, custom losses) uses torch.func forward-over-reverse on
     the loss as a function of the output — exact, and convex losses keep G positive semi-definite.
-    Works under ``torch.func.vmap`` (per-sample GGN products).
+    Under ``torch.func.vmap`` pass ``ignored_targets`` (from :func:`has_ignored_targets` on all targets),
+    since that check depends on the data.
     """
-    kind = _closed_form_kind(loss_fn, output, target)
+    if ignored_targets is None:
+        ignored_targets = has_ignored_targets(loss_fn, target)
+    kind = _closed_form_kind(loss_fn, output.ndim, ignored_targets)
     if kind == "mse":
         return vector * (2.0 / output.numel())
     if kind == "ce":
@@ -110,4 +124,4 @@ class GGNOperator(ModelCurvatureOperator):
         return [None if g is None else g.detach() for g in gv]
 
 
-__all__ = ["GGNOperator", "loss_output_hvp"]
+__all__ = ["GGNOperator", "has_ignored_targets", "loss_output_hvp"]

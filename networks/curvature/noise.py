@@ -1,0 +1,317 @@
+"""Curvature-noise statistics (THEORY §4): per-sample variance profile row sums, batch noise norm ν(B)²,
+variance of quadratic forms across batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _NormBase
+
+from networks.curvature._batches import (
+    as_batch_list,
+    check_bn_mode,
+    curvature_mode,
+    select_params,
+    split_like,
+)
+from networks.curvature.ggn import GGNOperator, has_ignored_targets, loss_output_hvp
+from networks.curvature.hessian import HessianOperator
+from networks.curvature.operator import CurvatureOperator
+
+MATRICES = ("hessian", "ggn")
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class NoiseEstimate:
+    """Per-sample curvature noise: r_j = Σ_k S_jk with S_jk = Var_i[(M_i)_jk] (M = Hessian or GGN).
+
+    ``p_sigma2`` = mean_j r_j = E_i‖(M_i − M̄)u‖² for a unit vector u (= Pσ² in THEORY §1a);
+    ``stderr`` its standard error (samples and probes); ``row_sum_cv`` = std_j r_j / mean_j r_j (0 for a
+    homogeneous profile, up to the Hutchinson noise of the row-sum estimates).
+    """
+
+    row_sums: np.ndarray
+    p_sigma2: float
+    stderr: float
+    row_sum_cv: float
+    num_samples: int
+    num_probes: int
+    num_products: int
+    matrix: str
+
+    @property
+    def sigma2(self) -> float:
+        """σ² = Pσ² / P (homogeneous-profile reading)."""
+        return self.p_sigma2 / self.row_sums.shape[0]
+
+
+@dataclass(frozen=True)
+class BatchNoiseEstimate:
+    """ν(B)² ≈ E_z ‖(M_B − M)z‖² for unit z, from ``values[b, p]`` = ‖(M_{B_b} − M) z_p‖²."""
+
+    nu2: float
+    stderr: float
+    values: np.ndarray
+    num_batches: int
+    num_probes: int
+    num_products: int
+    matrix: str
+
+
+@dataclass(frozen=True)
+class QuadraticFormStats:
+    """uᵀ M_B u across batches: ``values[b, d]`` for batch b and direction d, their mean and (ddof=1) variance."""
+
+    values: np.ndarray
+    mean: np.ndarray
+    variance: np.ndarray
+    num_batches: int
+    num_products: int
+    matrix: str
+
+
+def _check_matrix(matrix: str) -> str:
+    if matrix not in MATRICES:
+        raise ValueError(f"matrix must be one of {MATRICES}, got {matrix!r}")
+    return matrix
+
+
+def curvature_operator(
+    matrix: str,
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: object,
+    *,
+    bn_mode: str = "eval",
+    params: Sequence[Tensor] | None = None,
+    method: str = "auto",
+) -> CurvatureOperator:
+    """HessianOperator or GGNOperator by name ("hessian" | "ggn")."""
+    cls = HessianOperator if _check_matrix(matrix) == "hessian" else GGNOperator
+    return cls(model, loss_fn, data, bn_mode=bn_mode, params=params, method=method)
+
+
+def _rademacher(size: int, generator: torch.Generator) -> Tensor:
+    return torch.randint(0, 2, (size,), generator=generator).to(torch.float64) * 2 - 1
+
+
+def _per_sample_fn(
+    model: nn.Module, loss_fn: LossFn, params: Sequence[Tensor], matrix: str, ignored_targets: bool
+) -> Callable[[Tensor, Tensor, tuple[Tensor, ...]], tuple[Tensor, ...]]:
+    """(x_i, y_i, v) ↦ M_i v for one sample (written for torch.func.vmap over samples)."""
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    names = [by_id[id(p)] for p in params]
+    primals = tuple(p.detach() for p in params)
+
+    def output(weights: tuple[Tensor, ...], xi: Tensor) -> Tensor:
+        return torch.func.functional_call(model, dict(zip(names, weights, strict=True)), (xi.unsqueeze(0),))
+
+    def hessian_vp(xi: Tensor, yi: Tensor, v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        def loss(weights: tuple[Tensor, ...]) -> Tensor:
+            return loss_fn(output(weights, xi), yi.unsqueeze(0))
+
+        return torch.func.jvp(torch.func.grad(loss), (primals,), (v,))[1]
+
+    def ggn_vp(xi: Tensor, yi: Tensor, v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        out, jv = torch.func.jvp(lambda w: output(w, xi), (primals,), (v,))
+        hjv = loss_output_hvp(loss_fn, out, yi.unsqueeze(0), jv, ignored_targets=ignored_targets)
+        _, vjp_fn = torch.func.vjp(lambda w: output(w, xi), primals)
+        return vjp_fn(hjv)[0]
+
+    return hessian_vp if matrix == "hessian" else ggn_vp
+
+
+def per_sample_noise(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: Tensor,
+    y: Tensor,
+    *,
+    matrix: str = "hessian",
+    num_samples: int = 64,
+    num_probes: int = 4,
+    seed: int = 0,
+    bn_mode: str = "eval",
+    params: Sequence[Tensor] | None = None,
+    chunk_size: int = 16,
+) -> NoiseEstimate:
+    r"""Row sums of the per-sample variance profile by Hutchinson's estimator (THEORY §4).
+
+    With D_i = M_i − M̄ over n samples (M_i the curvature of sample i's loss, M̄ their mean) and Rademacher
+    z ∈ {±1}^P, E_z[(D_i z)_j²] = Σ_k (D_i)_jk², so
+    :math:`\hat r_j = \frac1{n_z}\sum_z \frac1{n-1}\sum_i (D_i z)_j^2` is unbiased for r_j = Σ_k S_jk with
+    S_jk the (ddof=1) sample variance of the entries. M̄z is one batch product of the package's operator;
+    the per-sample products M_i z are vectorised with ``torch.func.vmap`` in chunks of ``chunk_size``.
+
+    ``num_samples`` samples are drawn without replacement (seeded) from (x, y) (all if fewer). Per-sample
+    statistics need ``bn_mode="eval"``: with batch statistics a sample's loss depends on the other samples
+    of its batch, so M_B is not a mean of per-sample matrices (and a 1-sample batch has no variance).
+    ``stderr`` combines the spread over samples and over probes (sqrt(Var_i/n + Var_z/n_z)), treating
+    them as independent.
+    """
+    _check_matrix(matrix)
+    check_bn_mode(bn_mode)
+    if bn_mode != "eval" and any(isinstance(m, _NormBase) for m in model.modules()):
+        raise ValueError(
+            "per_sample_noise needs bn_mode='eval' for models with normalisation layers: with batch "
+            "statistics the batch curvature is not a mean of per-sample curvatures"
+        )
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
+        raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
+    if isinstance(num_probes, bool) or not isinstance(num_probes, int) or num_probes < 1:
+        raise ValueError(f"num_probes must be an integer >= 1, got {num_probes!r}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    chosen = select_params(model, params)
+    batch = as_batch_list((x, y), chosen[0].device, name="(x, y)")
+    x, y = batch.batches[0]
+    if x.shape[0] < 2:
+        raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
+    generator = torch.Generator().manual_seed(int(seed))
+    if x.shape[0] > num_samples:
+        index = torch.randperm(x.shape[0], generator=generator)[:num_samples].to(x.device)
+        x, y = x[index], y[index]
+    n = int(x.shape[0])
+    size = sum(p.numel() for p in chosen)
+    dtype, device = chosen[0].dtype, chosen[0].device
+    mean_op = curvature_operator(matrix, model, loss_fn, (x, y), bn_mode="eval", params=chosen)
+    one_sample = _per_sample_fn(model, loss_fn, chosen, matrix, has_ignored_targets(loss_fn, y))
+    sample_vp = torch.func.vmap(one_sample, in_dims=(0, 0, None), chunk_size=chunk_size)
+
+    row_sums = torch.zeros(size, dtype=torch.float64, device=device)
+    q = np.zeros((n, num_probes))  # ‖D_i z‖² / P · n/(n−1): per-(sample, probe) contributions to Pσ²
+    for probe in range(num_probes):
+        z = _rademacher(size, generator).to(device)
+        mean_z = mean_op.matvec(z).to(torch.float64)
+        z_parts = tuple(split_like(z.to(dtype), chosen))
+        with curvature_mode(model, chosen, "eval"), torch.no_grad():
+            for begin in range(0, n, chunk_size):
+                end = min(n, begin + chunk_size)
+                parts = sample_vp(x[begin:end], y[begin:end], z_parts)
+                flat = torch.cat([t.reshape(end - begin, -1) for t in parts], dim=1).to(torch.float64)
+                dev = flat - mean_z
+                row_sums += (dev**2).sum(dim=0)
+                q[begin:end, probe] = ((dev**2).sum(dim=1) / size).cpu().numpy() * n / (n - 1)
+    rows = (row_sums / ((n - 1) * num_probes)).cpu().numpy()
+    p_sigma2 = float(rows.mean())
+    var_samples = q.mean(axis=1).var(ddof=1) / n
+    var_probes = q.mean(axis=0).var(ddof=1) / num_probes if num_probes > 1 else 0.0
+    mean_rows = float(rows.mean())
+    return NoiseEstimate(
+        row_sums=rows,
+        p_sigma2=p_sigma2,
+        stderr=float(np.sqrt(var_samples + var_probes)),
+        row_sum_cv=float(rows.std() / mean_rows) if mean_rows > 0 else 0.0,
+        num_samples=n,
+        num_probes=num_probes,
+        num_products=n * num_probes + mean_op.num_products,
+        matrix=matrix,
+    )
+
+
+def batch_noise_norm(
+    model: nn.Module,
+    loss_fn: LossFn,
+    data: object,
+    batches: Sequence[tuple[Tensor, Tensor]],
+    *,
+    matrix: str = "hessian",
+    num_probes: int = 4,
+    seed: int = 0,
+    bn_mode: str = "eval",
+    params: Sequence[Tensor] | None = None,
+) -> BatchNoiseEstimate:
+    """ν(B)² ≈ E‖(M_B − M)z‖² for unit Rademacher z (THEORY §4), averaged over ``batches`` and probes.
+
+    ``data`` defines M (one batch or a list of batches, weighted by size); each element of ``batches``
+    defines one M_B. Cost: num_probes · (1 + len(batches)) operator products (M z is computed once per probe).
+    ``stderr`` = sample standard deviation of the values / sqrt(count), treating them as independent.
+    """
+    _check_matrix(matrix)
+    if isinstance(num_probes, bool) or not isinstance(num_probes, int) or num_probes < 1:
+        raise ValueError(f"num_probes must be an integer >= 1, got {num_probes!r}")
+    batch_list = list(batches)
+    if not batch_list:
+        raise ValueError("batches is empty: need at least one (x, y) batch")
+    full = curvature_operator(matrix, model, loss_fn, data, bn_mode=bn_mode, params=params, method="recompute")
+    ops = [
+        curvature_operator(matrix, model, loss_fn, b, bn_mode=bn_mode, params=params) for b in batch_list
+    ]
+    size = full.shape[0]
+    generator = torch.Generator().manual_seed(int(seed))
+    values = np.zeros((len(ops), num_probes))
+    for probe in range(num_probes):
+        z = (_rademacher(size, generator) / np.sqrt(size)).to(full.device)
+        mz = full.matvec(z).to(torch.float64)
+        for b, op in enumerate(ops):
+            values[b, probe] = float(((op.matvec(z).to(torch.float64) - mz) ** 2).sum())
+    for op in ops:
+        op.clear_cache()  # type: ignore[attr-defined]
+    count = values.size
+    stderr = float(values.std(ddof=1) / np.sqrt(count)) if count > 1 else float("nan")
+    return BatchNoiseEstimate(
+        nu2=float(values.mean()),
+        stderr=stderr,
+        values=values,
+        num_batches=len(ops),
+        num_probes=num_probes,
+        num_products=full.num_products + sum(op.num_products for op in ops),
+        matrix=matrix,
+    )
+
+
+def quadratic_form_variance(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batches: Sequence[tuple[Tensor, Tensor]],
+    directions: Tensor,
+    *,
+    matrix: str = "hessian",
+    bn_mode: str = "eval",
+    params: Sequence[Tensor] | None = None,
+) -> QuadraticFormStats:
+    """uᵀ M_B u / uᵀu over ``batches`` for each direction u (columns of a (P, k) tensor, or one (P,) vector).
+
+    THEORY §4: Var_B[uᵀ H_B u] should scale as κ(B). Needs at least 2 batches (ddof=1 variance).
+    """
+    _check_matrix(matrix)
+    batch_list = list(batches)
+    if len(batch_list) < 2:
+        raise ValueError(f"batches must hold at least 2 batches for a variance, got {len(batch_list)}")
+    dirs = directions.detach().reshape(directions.shape[0], -1)
+    if not torch.isfinite(dirs).all() or bool((dirs.norm(dim=0) == 0).any()):
+        raise ValueError("directions must be finite and non-zero")
+    values = np.zeros((len(batch_list), dirs.shape[1]))
+    products = 0
+    for b, data in enumerate(batch_list):
+        op = curvature_operator(matrix, model, loss_fn, data, bn_mode=bn_mode, params=params)
+        if dirs.shape[0] != op.shape[0]:
+            raise ValueError(f"directions must have {op.shape[0]} rows (P), got {dirs.shape[0]}")
+        u = dirs.to(dtype=op.dtype, device=op.device)
+        mu = op @ u
+        values[b] = ((u * mu).sum(dim=0) / (u * u).sum(dim=0)).to(torch.float64).cpu().numpy()
+        products += op.num_products
+    return QuadraticFormStats(
+        values=values,
+        mean=values.mean(axis=0),
+        variance=values.var(axis=0, ddof=1),
+        num_batches=len(batch_list),
+        num_products=products,
+        matrix=matrix,
+    )
+
+
+__all__ = [
+    "BatchNoiseEstimate",
+    "NoiseEstimate",
+    "QuadraticFormStats",
+    "batch_noise_norm",
+    "curvature_operator",
+    "per_sample_noise",
+    "quadratic_form_variance",
+]
