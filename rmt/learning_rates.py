@@ -326,10 +326,12 @@ def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | Fl
 
 
 def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
-    """Local exponent ``d log(values) / d log B`` by second-order finite differences on the log–log curve.
+    """Local exponent ``d log(values) / d log B`` by finite differences on the log–log curve.
 
-    ``batch_sizes``: 1-D, strictly increasing, > 0, at least 2 points; ``values``: same length, > 0. Exact for
-    a pure power law (the log–log curve is then a line).
+    Interior points: the second-order (non-uniform) central difference, a positively weighted mean of the two
+    neighbouring secant slopes; end points: the secant slope. So a monotone curve gets exponents of one sign,
+    and a pure power law (a line in log–log) gets its exponent exactly. ``batch_sizes``: 1-D, strictly
+    increasing, > 0, at least 2 points; ``values``: same length, > 0.
     """
     b = check_positive(batch_sizes, "batch_sizes")
     v = check_positive(values, "values")
@@ -340,7 +342,7 @@ def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
     if np.any(np.diff(b) <= 0):
         raise ValueError("batch_sizes must be strictly increasing")
     log_b, log_v = np.log(b), np.log(v)
-    return np.asarray(np.gradient(log_v, log_b, edge_order=2 if b.size > 2 else 1), dtype=np.float64)
+    return np.asarray(np.gradient(log_v, log_b, edge_order=1), dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------------------------------------
