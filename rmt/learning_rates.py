@@ -302,7 +302,8 @@ def max_lr_vs_batch(
     :func:`adam_max_lr_vs_batch`). Assumes the step is limited by the top direction of the batch curvature
     (quadratic model around a checkpoint). Additive, ``N = ∞``: ``η_max = √B · c/(2√(Pσ²))`` for ``B < B*``
     (exponent 1/2) and ``η_max = η_∞/(1 + B*/B)`` above (McCandlish form, :func:`mccandlish_max_lr`).
-    Multiplicative: ``λ'_1 ≈ σ² P/(B·C)`` for ``P ≫ B·C`` (exponent → 1).
+    With finite ``N`` the edge exponent is ``½(1 + B/(N − B))`` (slightly above ½). Multiplicative:
+    ``λ'_1 ≈ σ² P/(B·C)`` for ``P ≫ B·C`` (exponent → 1).
     """
     method = check_choice(method, "method", METHODS)
     if method == "adam":
