@@ -4,6 +4,7 @@ width scaling, deterministic lineage initialisation, argument validation and the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -122,7 +123,7 @@ def test_vgg_conv_init_has_lineage_variance() -> None:
     target = math.sqrt(2.0 / (9 * big.out_channels))
     assert abs(big.weight.std().item() / target - 1) < 5 / math.sqrt(2 * n)
     assert abs(big.weight.mean().item()) < 5 * target / math.sqrt(n)
-    assert all(torch.count_nonzero(m.bias) == 0 for m in convs)
+    assert all(m.bias is not None and torch.count_nonzero(m.bias) == 0 for m in convs)
 
 
 def test_mlp_structure_and_count() -> None:
@@ -150,7 +151,8 @@ def test_spec_parser_picks_variants() -> None:
         plain = build_model("vgg16", 10, 3)
         assert any(isinstance(m, nn.BatchNorm2d) for m in bn.modules())
         assert not any(isinstance(m, nn.BatchNorm2d) for m in plain.modules())
-        assert n_params(build_model("preresnet-20", 10, 3)) != n_params(build_model("preresnet-20-basic", 10, 3))
+        bottleneck, basic = build_model("preresnet-20", 10, 3), build_model("preresnet-20-basic", 10, 3)
+        assert n_params(bottleneck) != n_params(basic)
         assert n_params(build_model("wrn-16-2", 10, 3, dropout=0.3)) == n_params(wide_resnet(16, 2))
 
 
@@ -172,7 +174,7 @@ def test_spec_parser_picks_variants() -> None:
         (lambda: build_model("mlp-512x2", 10, 3), ["in_features", "image_size"]),
     ],
 )
-def test_bad_arguments_raise_value_error_naming_them(call, words: list[str]) -> None:  # type: ignore[no-untyped-def]
+def test_bad_arguments_raise_value_error_naming_them(call: Callable[[], object], words: list[str]) -> None:
     with pytest.raises(ValueError) as info:
         call()
     for word in words:
