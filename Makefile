@@ -9,6 +9,8 @@ FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 install:
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	# 20 real CIFAR-100/-10 and Fashion-MNIST PNGs for smoke tests (data only: foolbox is never imported).
+	$(PY) -m pip install -q --no-deps foolbox==3.3.4
 
 data:
 	@[ -f $(FMNIST) ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
