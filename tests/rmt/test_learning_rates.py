@@ -35,26 +35,31 @@ from rmt.wishart import batch_ggn_extremal
 # ----------------------------------------------------------------------------------------------------------
 # 1-D iterations written exactly as the optimizers do them (PyTorch conventions), no characteristic polynomial
 # ----------------------------------------------------------------------------------------------------------
+def _step(
+    method: str, lr: float, curvature: float, beta: float, w: float, buf: float, bias: float = 1.0
+) -> tuple[float, float]:
+    """One optimizer step on f(w) = curvature·w²/2, written as the optimizer does it (no polynomial)."""
+    g = curvature * w
+    if method == "sgd":
+        return w - lr * g, buf
+    if method == "heavy_ball":  # torch.optim.SGD(momentum=β): buf ← β buf + g; w ← w − lr·buf
+        buf = beta * buf + g
+        return w - lr * buf, buf
+    if method == "nesterov":  # torch.optim.SGD(momentum=β, nesterov=True): w ← w − lr·(g + β buf)
+        buf = beta * buf + g
+        return w - lr * (g + beta * buf), buf
+    # Adam's first moment (EMA) with bias correction 1 − β₁ᵗ; curvature = λ/p is already preconditioned
+    buf = beta * buf + (1.0 - beta) * g
+    return w - lr * buf / bias, buf
+
+
 def _diverges(method: str, lr: float, curvature: float, beta: float, steps: int = 2500) -> bool:
-    """Run the optimizer on f(w) = curvature·w²/2 from w = 1; True if the state (w, lr·buffer) is larger after
-    2T steps than after T (asymptotic growth; early transients, e.g. Adam's bias correction, cancel)."""
+    """Run the optimizer from w = 1; True if the state (w, lr·buffer) is larger after 2T steps than after T
+    (asymptotic growth; early transients, e.g. from Adam's bias correction, cancel)."""
     w, buf, log_scale = 1.0, 0.0, 0.0
     log_norm_half = 0.0
     for t in range(1, 2 * steps + 1):
-        g = curvature * w
-        if method == "sgd":
-            w -= lr * g
-        elif method == "heavy_ball":  # torch.optim.SGD(momentum=β): buf ← β buf + g; w ← w − lr·buf
-            buf = beta * buf + g
-            w -= lr * buf
-        elif method == "nesterov":  # torch.optim.SGD(momentum=β, nesterov=True): w ← w − lr·(g + β buf)
-            buf = beta * buf + g
-            w -= lr * (g + beta * buf)
-        elif (
-            method == "adam"
-        ):  # Adam's first moment with bias correction; curvature = λ/p already preconditioned
-            buf = beta * buf + (1.0 - beta) * g
-            w -= lr * buf / (1.0 - beta**t)
+        w, buf = _step(method, lr, curvature, beta, w, buf, bias=1.0 - beta**t if method == "adam" else 1.0)
         norm = math.hypot(w, lr * buf)
         if norm == 0.0:  # exact convergence (e.g. GD with ηλ = 1)
             return False
@@ -110,6 +115,28 @@ def test_max_lr_matches_simulated_stability_boundary(method: str, beta: float) -
     else:
         predicted = max_lr(curvature, method=method, momentum=beta)
     assert simulated == pytest.approx(predicted, rel=SIM_RTOL)
+
+
+@settings(max_examples=60)
+@given(
+    method=st.sampled_from(["sgd", "heavy_ball", "nesterov", "adam"]),
+    beta=st.floats(0.0, 0.99),
+    curvature=st.floats(1e-2, 1e2),
+)
+def test_max_lr_is_where_the_step_map_loses_stability(method: str, beta: float, curvature: float) -> None:
+    """Spectral radius of the linear map (w, buf) ↦ one step (built by stepping the basis states) crosses 1
+    exactly at max_lr: below at 0.999·η_max, above at 1.001·η_max."""
+    beta = 0.0 if method == "sgd" else beta
+    kwargs = {"beta1": beta} if method == "adam" else {"momentum": beta}
+    eta = max_lr(curvature, method=method, **kwargs)
+
+    def radius(lr: float) -> float:
+        if method == "sgd":  # no buffer: the state is w alone
+            return abs(_step(method, lr, curvature, beta, 1.0, 0.0)[0])
+        columns = [_step(method, lr, curvature, beta, w, buf) for w, buf in ((1.0, 0.0), (0.0, 1.0))]
+        return float(np.max(np.abs(np.linalg.eigvals(np.array(columns).T))))
+
+    assert radius(0.999 * eta) < 1.0 < radius(1.001 * eta)
 
 
 def test_stability_constants_closed_forms() -> None:
