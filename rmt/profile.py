@@ -1,0 +1,532 @@
+"""Field-dependent noise: the quadratic vector equation (QVE) of Wigner-type matrices (THEORY §1b).
+
+A symmetric random matrix ``A + E`` with ``A = diag(a)`` (optional diagonal "signal") and independent noise entries
+of variance ``Var E_jk = S_jk`` has, for large P, a resolvent ``(A + E − z)⁻¹ ≈ diag(m_1(z), …, m_P(z))`` where m
+solves the quadratic vector equation
+
+    −1/m_j(z) = z − a_j + Σ_k S_jk m_k(z),      Im m_j > 0 for Im z > 0.
+
+The spectral density is ``ρ(x) = (1/π) Im mean_j m_j(x + i0)``; the bulk edges are the real points where the real
+solution branch folds, i.e. where the Perron eigenvalue of ``|m| S |m|`` reaches 1. A rank-r perturbation
+``Φ diag(θ) Φᵀ`` produces outliers at the real z outside the bulk with ``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0``.
+
+Solver: half-damped fixed point ``m ← (m + F(m))/2`` in the upper half plane with η-continuation
+(``z = x + iη``, η decreasing geometrically), finished by Newton on ``I − diag(m²) S`` (plain damped iteration
+stalls near edges). Edges: Newton continuation of the real branch from far above the spectrum towards the fold.
+
+Fast paths (chosen automatically for a dense ``S``):
+* block structure — rows of ``[S | a]`` that coincide are one class, and the equation reduces to one unknown per
+  class (exact); :class:`BlockProfile` states such a profile directly, and :meth:`BlockProfile.from_function` and
+  :func:`coarse_grain_profile` coarse-grain smooth profiles (error O(K⁻²) for K blocks, REFERENCE row 26);
+* rank one — ``S = g gᵀ`` reduces to one scalar equation ``u = −Σ_k g_k / (z − a_k + g_k u)`` with
+  ``m_j = −1/(z − a_j + g_j u)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import brentq
+
+from rmt._checks import (
+    FloatArray,
+    check_finite,
+    check_int,
+    check_orthonormal_columns,
+    check_positive,
+    check_square_matrix,
+    scalar_or_array,
+)
+
+ComplexArray = NDArray[np.complex128]
+
+_RESIDUAL_TOL = 1e-13
+_MAX_NEWTON = 80
+_BLOCK_LIMIT = 256  # use the class reduction when it leaves at most this many classes (else try rank one)
+
+
+@dataclass(frozen=True)
+class BlockProfile:
+    """A variance profile that is constant on blocks of coordinates.
+
+    Coordinates form K blocks; block c holds ``sizes[c]`` coordinates, all with diagonal shift ``shifts[c]``, and
+    ``S_jk = variances[c(j), c(k)]``. Then ``Σ_k S_jk m_k = Σ_c' variances[c, c'] sizes[c'] m_c'`` and the QVE has
+    one unknown per block. ``sizes`` may be non-integer weights (a coarse-grained continuum) and may be 0 (a probe
+    coordinate that feels the others but does not act back, e.g. a localized spike in the large-P limit).
+
+    Example:
+        >>> prof = BlockProfile(np.array([[2.0, 0.5], [0.5, 1.0]]) / 2000, np.array([1000.0, 1000.0]))
+        >>> lo, hi = wigner_type_edges(prof)
+    """
+
+    variances: FloatArray
+    sizes: FloatArray
+    shifts: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        variances = check_square_matrix(self.variances, "variances", symmetric=True, nonnegative=True)
+        sizes = check_positive(self.sizes, "sizes", allow_zero=True)
+        if sizes.shape != (variances.shape[0],):
+            raise ValueError(f"sizes must have shape ({variances.shape[0]},), got {sizes.shape}")
+        if not (sizes > 0).any():
+            raise ValueError("sizes must contain at least one positive block size")
+        shifts = np.zeros(sizes.shape) if np.size(self.shifts) == 0 else check_finite(self.shifts, "shifts")
+        if shifts.shape != sizes.shape:
+            raise ValueError(f"shifts must have shape {sizes.shape}, got {shifts.shape}")
+        object.__setattr__(self, "variances", variances)
+        object.__setattr__(self, "sizes", sizes)
+        object.__setattr__(self, "shifts", shifts)
+
+    @property
+    def n_blocks(self) -> int:
+        return int(self.sizes.shape[0])
+
+    @classmethod
+    def from_function(
+        cls,
+        variance: Callable[[FloatArray, FloatArray], FloatArray],
+        n_blocks: int,
+        shift: Callable[[FloatArray], FloatArray] | None = None,
+    ) -> BlockProfile:
+        """Midpoint coarse-graining of a continuum profile on x ∈ [0, 1] (K = ``n_blocks`` equal blocks).
+
+        The continuum QVE is ``−1/m(x) = z − a(x) + ∫_0^1 s(x, y) m(y) dy``; it is the large-P limit of
+        ``S_jk = s(x_j, x_k)/P``, ``a_j = a(x_j)``. Blocks have weight 1/K and midpoints ``x_c = (c + ½)/K``; the
+        error of edges and outliers is O(K⁻²) for smooth s and a (REFERENCE row 26).
+        """
+        k = check_int(n_blocks, "n_blocks", minimum=1)
+        x = (np.arange(k) + 0.5) / k
+        var = np.asarray(variance(x[:, None], x[None, :]), dtype=np.float64) * np.ones((k, k))
+        shifts = np.zeros(k) if shift is None else np.asarray(shift(x), dtype=np.float64) * np.ones(k)
+        return cls(var, np.full(k, 1.0 / k), shifts)
+
+
+def coarse_grain_profile(S: Any, n_blocks: int, a: Any = None) -> BlockProfile:
+    """Average a dense profile (and shifts) over ``n_blocks`` contiguous blocks of indices.
+
+    Order the coordinates so that the profile varies smoothly with the index (e.g. sort by the field a_j) before
+    calling; the error is then O(K⁻²).
+    """
+    S_arr = check_square_matrix(S, "S", symmetric=True, nonnegative=True)
+    p = S_arr.shape[0]
+    k = check_int(n_blocks, "n_blocks", minimum=1, maximum=p)
+    a_arr = _check_shifts(a, p)
+    bounds = np.linspace(0, p, k + 1).round().astype(int)
+    labels = np.repeat(np.arange(k), np.diff(bounds))
+    sizes = np.bincount(labels, minlength=k).astype(np.float64)
+    ind = np.zeros((k, p))
+    ind[labels, np.arange(p)] = 1.0
+    T = (ind @ S_arr @ ind.T) / np.outer(sizes, sizes)
+    return BlockProfile(0.5 * (T + T.T), sizes, (ind @ a_arr) / sizes)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reduced systems: one unknown per block, or one scalar for a rank-one profile.
+
+
+class _BlockSystem:
+    """``−1/m_c = z − a_c + Σ_c' T_cc' n_c' m_c'`` (state: m per block)."""
+
+    def __init__(self, T: FloatArray, n: FloatArray, a: FloatArray, labels: NDArray[np.intp] | None) -> None:
+        self.T, self.n, self.a, self.labels = T, n, a, labels
+        self.Tn = T * n[None, :]
+        self.row_sums = self.Tn.sum(axis=1)
+
+    def reflected(self) -> _BlockSystem:
+        return _BlockSystem(self.T, self.n, -self.a, self.labels)
+
+    def field(self, state: Any, z: complex) -> Any:
+        return z - self.a + self.Tn @ state
+
+    def initial(self, z: complex) -> Any:
+        return -1.0 / (z - self.a)
+
+    def fixed_point(self, state: Any, z: complex) -> Any:
+        return -1.0 / self.field(state, z)
+
+    def residual(self, state: Any, z: complex) -> float:
+        return float(np.max(np.abs(1.0 + state * self.field(state, z))))
+
+    def newton_step(self, state: Any, z: complex) -> Any:
+        f = self.field(state, z)
+        jac = np.diag(f) + state[:, None] * self.Tn
+        return np.linalg.solve(jac, -(1.0 + state * f))
+
+    def perron(self, state: Any) -> float:
+        r = np.sqrt(self.n) * np.abs(state)
+        return float(np.linalg.eigvalsh(r[:, None] * self.T * r[None, :])[-1])
+
+    def block_m(self, state: Any, z: complex) -> Any:
+        return state
+
+    def full_m(self, state: Any, z: complex) -> Any:
+        return state if self.labels is None else state[self.labels]
+
+    def weights(self) -> FloatArray:
+        return self.n / self.n.sum()
+
+
+class _RankOneSystem:
+    """``S = g gᵀ``: ``m_j = −1/(z − a_j + g_j u)`` with the scalar ``u = Σ_k g_k m_k`` (state: u as shape (1,))."""
+
+    def __init__(self, g: FloatArray, a: FloatArray) -> None:
+        self.g, self.a = g, a
+        self.row_sums = g * g.sum()
+
+    def reflected(self) -> _RankOneSystem:
+        return _RankOneSystem(self.g, -self.a)
+
+    def _m(self, state: Any, z: complex) -> Any:
+        return -1.0 / (z - self.a + self.g * state[0])
+
+    def initial(self, z: complex) -> Any:
+        return np.array([np.sum(self.g * (-1.0 / (z - self.a)))])
+
+    def fixed_point(self, state: Any, z: complex) -> Any:
+        return np.array([np.sum(self.g * self._m(state, z))])
+
+    def residual(self, state: Any, z: complex) -> float:
+        scale = 1.0 + float(np.sum(self.g * np.abs(self._m(state, z))))
+        return float(abs(state[0] - np.sum(self.g * self._m(state, z)))) / scale
+
+    def newton_step(self, state: Any, z: complex) -> Any:
+        m = self._m(state, z)
+        phi = state[0] - np.sum(self.g * m)
+        dphi = 1.0 - np.sum(self.g**2 * m**2)
+        return np.array([-phi / dphi])
+
+    def block_m(self, state: Any, z: complex) -> Any:
+        return self._m(state, z)
+
+    def full_m(self, state: Any, z: complex) -> Any:
+        return self._m(state, z)
+
+    def weights(self) -> FloatArray:
+        return np.full(self.g.shape, 1.0 / self.g.size)
+
+
+_System = _BlockSystem | _RankOneSystem
+
+
+def _perron(system: _System, state: Any, z: float) -> float:
+    """Perron eigenvalue of |m| S |m| (for the rank-one profile: Σ_j g_j² m_j²)."""
+    if isinstance(system, _RankOneSystem):
+        m = system.block_m(state, z)
+        return float(np.sum(system.g**2 * np.abs(m) ** 2))
+    return system.perron(state)
+
+
+def _check_shifts(a: Any, p: int) -> FloatArray:
+    if a is None:
+        return np.zeros(p)
+    a_arr = check_finite(a, "a")
+    if a_arr.shape != (p,):
+        raise ValueError(f"a must have shape ({p},) to match S, got {a_arr.shape}")
+    return a_arr
+
+
+def _build_system(S: Any, a: Any = None) -> _System:
+    if isinstance(S, BlockProfile):
+        if a is not None:
+            raise ValueError("a must be None for a BlockProfile (its shifts are part of the profile)")
+        return _BlockSystem(S.variances, S.sizes, S.shifts, None)
+    if isinstance(S, (str, bytes)) or S is None:
+        raise TypeError(f"S must be a square matrix or a BlockProfile, got {type(S).__name__}")
+    S_arr = check_square_matrix(S, "S", symmetric=True, nonnegative=True)
+    p = S_arr.shape[0]
+    if p == 0:
+        raise ValueError("S must be a non-empty square matrix")
+    S_arr = 0.5 * (S_arr + S_arr.T)
+    a_arr = _check_shifts(a, p)
+    rows, first, labels = np.unique(
+        np.column_stack([S_arr, a_arr]), axis=0, return_index=True, return_inverse=True
+    )
+    labels = np.asarray(labels).reshape(-1)
+    k = rows.shape[0]
+    if k > _BLOCK_LIMIT:
+        g = np.sqrt(np.diag(S_arr))
+        scale = max(float(S_arr.max()), 1e-300)
+        if np.max(np.abs(S_arr - np.outer(g, g))) <= 1e-12 * scale:
+            return _RankOneSystem(g, a_arr)
+    T = S_arr[np.ix_(first, first)]
+    n = np.bincount(labels, minlength=k).astype(np.float64)
+    return _BlockSystem(T, n, a_arr[first], labels)
+
+
+def _scale(system: _System) -> float:
+    return float(np.max(np.abs(system.a), initial=0.0) + 2.0 * np.sqrt(np.max(system.row_sums)) + 1e-3)
+
+
+def _newton_solve(system: _System, state: Any, z: complex, *, upper_half: bool, max_iter: int = _MAX_NEWTON) -> Any:
+    """Newton from ``state``, falling back to half-damped fixed-point steps; None if it does not converge."""
+    res = system.residual(state, z)
+    for _ in range(max_iter):
+        if res < _RESIDUAL_TOL:
+            return state
+        try:
+            new = state + system.newton_step(state, z)
+        except np.linalg.LinAlgError:
+            new = None
+        ok = new is not None and np.all(np.isfinite(new))
+        if ok and upper_half:
+            ok = bool(np.all(system.block_m(new, z).imag >= -1e-12 * np.abs(system.block_m(new, z))))
+        new_res = system.residual(new, z) if ok else np.inf
+        if new_res < res or (ok and new_res < 1e-10):
+            state, res = new, new_res
+        else:  # half-damped fixed point in the upper half plane
+            state = 0.5 * (state + system.fixed_point(state, z))
+            res = system.residual(state, z)
+    return state if res < 1e3 * _RESIDUAL_TOL else None
+
+
+def _solve_complex(system: _System, z: complex) -> Any:
+    """Solution at z with Im z >= 0 (m(x + i0) for real z), by η-continuation from η ~ the spectral scale."""
+    x, eta_target = z.real, z.imag
+    scale = _scale(system)
+    eta = max(eta_target, 2.0 * scale)
+    state = system.initial(complex(x, eta))
+    for _ in range(200):  # half-damped fixed point far from the real axis (a contraction there)
+        new = 0.5 * (state + system.fixed_point(state, complex(x, eta)))
+        if np.max(np.abs(new - state)) < 1e-14 * (1 + np.max(np.abs(state))):
+            state = new
+            break
+        state = new
+    eta_floor = max(eta_target, 1e-9 * scale)
+    while True:
+        eta = max(eta * 0.3, eta_floor)
+        new = _newton_solve(system, state, complex(x, eta), upper_half=True)
+        if new is None:
+            new = state
+            for _ in range(2000):
+                new = 0.5 * (new + system.fixed_point(new, complex(x, eta)))
+            new = _newton_solve(system, new, complex(x, eta), upper_half=True)
+            if new is None:
+                raise RuntimeError(f"QVE solver did not converge at z = {complex(x, eta)}")
+        state = new
+        if eta <= eta_floor:
+            break
+    if eta_target == 0.0:
+        final = _newton_solve(system, state, complex(x, 0.0), upper_half=True)
+        if final is not None:
+            state = final
+    return state
+
+
+def _real_newton(system: _System, z: float, state: Any, sign: float) -> Any:
+    """Real Newton at z from ``state``; None unless it converges on the physical branch (sign·m > 0, Perron < 1)."""
+    st = np.real(state).astype(np.float64)
+    res = system.residual(st, z)
+    for _ in range(_MAX_NEWTON):
+        if res < _RESIDUAL_TOL:
+            break
+        try:
+            st = st + system.newton_step(st, z)
+        except np.linalg.LinAlgError:
+            return None
+        if not np.all(np.isfinite(st)):
+            return None
+        res = system.residual(st, z)
+    if res >= 1e2 * _RESIDUAL_TOL:
+        return None
+    m = system.block_m(st, z)
+    if not np.all(sign * m > 0) or _perron(system, st, z) >= 1.0:
+        return None
+    return st
+
+
+@dataclass
+class _Branch:
+    """The real solution branch above the bulk, from the fold (edge) upwards."""
+
+    system: _System
+    edge: float
+    edge_state: Any
+    far: float
+    far_state: Any
+
+    def at(self, z: float) -> Any:
+        """Real solution at z >= edge by Newton continuation from the nearer end."""
+        if z <= self.edge:
+            return self.edge_state
+        z0, st = (self.far, self.far_state) if z >= self.far else (self.edge, self.edge_state)
+        if z >= self.far:
+            st2 = _real_newton(self.system, z, st, -1.0)
+            if st2 is not None:
+                return st2
+        # continue from the far point downwards in adaptive steps
+        z0, st = self.far, self.far_state
+        h = z0 - z
+        while z0 > z:
+            step = min(h, z0 - z)
+            new = _real_newton(self.system, z0 - step, st, -1.0)
+            if new is None:
+                h *= 0.5
+                if h < 1e-15 * (1 + abs(z)):
+                    raise RuntimeError(f"real QVE branch could not be continued to z = {z}")
+                continue
+            z0, st = z0 - step, new
+            h *= 2.0
+        return st
+
+
+def _upper_branch(system: _System) -> _Branch:
+    scale = _scale(system)
+    far = float(np.max(system.a) + 2.0 * np.sqrt(np.max(system.row_sums)) + 0.5 * scale)
+    far_state = np.real(_solve_complex(system, complex(far, 0.0)))
+    far_state = _real_newton(system, far, far_state, -1.0)
+    if far_state is None:  # pragma: no cover - the bound above guarantees a real branch
+        raise RuntimeError("QVE real branch not found above the spectrum")
+    z, st = far, far_state
+    h = 0.1 * scale
+    tol = 1e-13 * scale
+    while h > tol:
+        new = _real_newton(system, z - h, st, -1.0)
+        if new is None:
+            h *= 0.5
+        else:
+            z, st = z - h, new
+            h *= 1.5
+    return _Branch(system, z, st, far, far_state)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public functions.
+
+
+def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
+    """Solve ``−1/m_j(z) = z − a_j + Σ_k S_jk m_k(z)`` (the quadratic vector equation, THEORY §1b).
+
+    Args:
+        S: P×P symmetric entrywise non-negative variance profile (``S_jk = Var E_jk``), or a :class:`BlockProfile`.
+        z: spectral parameter(s), real or complex with ``Im z >= 0``; any shape.
+        a: optional diagonal shifts (length P), e.g. a spike on a coordinate or a diagonal bulk.
+
+    Returns:
+        ``m`` with shape ``z.shape + (P,)`` (``(K,)`` per block for a BlockProfile): complex with ``Im m > 0`` for
+        ``Im z > 0``; for real z the boundary value ``m(x + i0)``, returned as a real array when x lies outside
+        the spectrum (then, above the spectrum, every ``m_j < 0`` and the Perron eigenvalue of ``|m|S|m|`` is < 1).
+
+    Example:
+        >>> S = np.full((4, 4), 0.25)   # row sums 1: semicircle on [-2, 2]
+        >>> m = solve_qve(S, 3.0)        # all entries (-3 + √5)/2
+    """
+    system = _build_system(S, a)
+    z_arr = np.asarray(z)
+    if z_arr.dtype == bool or not np.issubdtype(z_arr.dtype, np.number):
+        raise TypeError(f"z must be a real or complex number or array, got dtype {z_arr.dtype}")
+    z_arr = z_arr.astype(np.complex128)
+    if not np.all(np.isfinite(z_arr)):
+        raise ValueError("z must be finite")
+    if np.any(z_arr.imag < 0):
+        raise ValueError("z must lie in the closed upper half plane (Im z >= 0)")
+    out = [system.full_m(_solve_complex(system, complex(zz)), complex(zz)) for zz in z_arr.ravel()]
+    result = np.array(out).reshape(z_arr.shape + np.shape(out[0]))
+    if np.all(z_arr.imag == 0) and np.all(np.abs(result.imag) <= 1e-9 * (1 + np.abs(result))):
+        return np.ascontiguousarray(result.real)
+    return result
+
+
+def wigner_type_density(S: Any, x: Any, a: Any = None) -> float | FloatArray:
+    """Limiting spectral density ``ρ(x) = (1/π) Im mean_j m_j(x + i0)`` of ``diag(a) + E`` with profile S."""
+    system = _build_system(S, a)
+    x_arr = check_finite(x, "x")
+    w = system.weights()
+    dens = np.array(
+        [float(np.sum(w * system.block_m(_solve_complex(system, complex(xx)), complex(xx)).imag)) / np.pi
+         for xx in x_arr.ravel()]
+    )
+    return scalar_or_array(np.maximum(dens, 0.0).reshape(x_arr.shape))
+
+
+def wigner_type_edges(S: Any, a: Any = None) -> tuple[float, float]:
+    """(lower, upper) edges of the spectrum of ``diag(a) + E``: where the real QVE branch folds.
+
+    Computed by Newton continuation of the real solution from far outside the spectrum towards it; the fold is
+    where the Perron eigenvalue of ``|m| S |m|`` reaches 1 (not a threshold on the density). Accuracy ~1e-12
+    relative. The lower edge is minus the upper edge of the reflected problem (a → −a).
+    """
+    system = _build_system(S, a)
+    upper = _upper_branch(system).edge
+    lower = -_upper_branch(system.reflected()).edge
+    return float(lower), float(upper)
+
+
+def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> FloatArray:
+    """Outliers of ``Φ diag(θ) Φᵀ + diag(a) + E`` (noise profile S), one per spike, ordered like ``thetas``.
+
+    A spike θ_i > 0 produces the outlier z > E₊ solving ``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0`` (rank one:
+    ``1 + θ Σ_j φ_j² m_j(z) = 0``); negative spikes produce outliers below E₋. Within each side the i-th largest
+    |θ| is matched with the i-th outermost root. A spike that does not separate returns the nearest edge (E₊ for
+    θ >= 0, E₋ for θ < 0). Leading order in P: outliers fluctuate at O(P^-1/2).
+
+    Args:
+        S: P×P variance profile (or BlockProfile with integer sizes summing to P; vectors then index blocks in order).
+        thetas: r spike strengths.
+        vectors: P×r matrix with orthonormal columns (a 1-D vector for r = 1).
+        a: optional diagonal shifts.
+    """
+    system = _build_system(S, a)
+    thetas_arr = check_finite(thetas, "thetas").reshape(-1)
+    r = thetas_arr.size
+    expand = _block_expansion(S) if isinstance(S, BlockProfile) else None
+    p = int(system.g.size) if isinstance(system, _RankOneSystem) else (
+        int(expand.size) if expand is not None else int(system.n.sum()))
+    phi = check_orthonormal_columns(vectors, "vectors", n_rows=p)
+    if phi.shape[1] != r:
+        raise ValueError(f"vectors must have one column per spike: {r} thetas but {phi.shape[1]} columns")
+    out = np.empty(r)
+    upper = _side_outliers(system, thetas_arr, phi, expand)
+    lower = -_side_outliers(system.reflected(), -thetas_arr, phi, expand)
+    out[thetas_arr >= 0] = upper[thetas_arr >= 0]
+    out[thetas_arr < 0] = lower[thetas_arr < 0]
+    return out
+
+
+def _side_outliers(
+    system: _System, thetas: FloatArray, phi: FloatArray, expand: NDArray[np.intp] | None
+) -> FloatArray:
+    """Outliers above the upper edge for the positive entries of ``thetas`` (others: the upper edge)."""
+    branch = _upper_branch(system)
+    out = np.full(thetas.shape, branch.edge)
+    pos = np.flatnonzero(thetas > 0)
+    if pos.size == 0:
+        return out
+    nz = np.flatnonzero(thetas != 0)
+    n_neg = int(np.sum(thetas < 0))
+    inv_theta = np.diag(1.0 / thetas[nz])
+    phi_nz = phi[:, nz]
+
+    def eigs(z: float, state: Any) -> FloatArray:
+        # eigenvalues of Θ⁻¹ + Φᵀ diag(m(z)) Φ: non-decreasing in z above the edge, → 1/θ_i as z → ∞
+        m = system.full_m(state, z)
+        if expand is not None:
+            m = m[expand]
+        return np.asarray(np.linalg.eigvalsh(inv_theta + phi_nz.T @ (m[:, None] * phi_nz)))
+
+    edge_eigs = eigs(branch.edge, branch.edge_state)
+    for k, idx in enumerate(pos[np.argsort(-thetas[pos])]):
+        j = n_neg + k  # the k-th largest positive spike crosses zero through this eigenvalue
+        if edge_eigs[j] >= 0:
+            continue  # does not separate: stays at the edge
+
+        def f(z: float, _j: int = j) -> float:
+            return float(eigs(z, branch.at(z))[_j])
+
+        hi = branch.far + float(np.max(np.abs(thetas)))
+        while f(hi) <= 0:
+            hi = 2.0 * hi + 1.0
+        out[idx] = float(brentq(f, branch.edge, hi, xtol=1e-14 * max(1.0, abs(hi)), maxiter=200))
+    return out
+
+
+def _block_expansion(profile: BlockProfile) -> NDArray[np.intp]:
+    """Block label of every coordinate of a BlockProfile with integer sizes (blocks in order)."""
+    n = profile.sizes
+    if not np.allclose(n, np.round(n)):
+        raise ValueError("vectors can only index a BlockProfile whose sizes are integers")
+    return np.repeat(np.arange(n.size), np.round(n).astype(int))
+
