@@ -4,6 +4,7 @@ Gaussian least-squares mean-square threshold against a Monte-Carlo second-moment
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -128,7 +129,7 @@ def test_max_lr_is_where_the_step_map_loses_stability(method: str, beta: float, 
     exactly at max_lr: below at 0.999·η_max, above at 1.001·η_max."""
     beta = 0.0 if method == "sgd" else beta
     kwargs = {"beta1": beta} if method == "adam" else {"momentum": beta}
-    eta = max_lr(curvature, method=method, **kwargs)
+    eta = float(max_lr(curvature, method=method, **kwargs))
 
     def radius(lr: float) -> float:
         if method == "sgd":  # no buffer: the state is w alone
@@ -171,7 +172,7 @@ def test_torch_optimizers_follow_the_simulated_convention() -> None:
         return bool(abs(w.item()) > 1.0)
 
     for nesterov, method in ((False, "heavy_ball"), (True, "nesterov")):
-        eta = max_lr(curvature, method, beta)
+        eta = float(max_lr(curvature, method, beta))
         assert not torch_diverges(0.95 * eta, nesterov)
         assert torch_diverges(1.05 * eta, nesterov)
 
@@ -196,7 +197,7 @@ def _heavy_ball_rate(lr: float, beta: float, mu: float, big_l: float, steps: int
 
 @pytest.mark.parametrize(("mu", "big_l"), [(1.0, 100.0), (0.5, 8.0)])
 def test_polyak_rate_and_optimality(mu: float, big_l: float) -> None:
-    lr, beta = polyak_heavy_ball(big_l, mu)
+    lr, beta = (float(v) for v in polyak_heavy_ball(big_l, mu))
     assert lr == pytest.approx(4.0 / (math.sqrt(big_l) + math.sqrt(mu)) ** 2)
     optimal = (math.sqrt(big_l) - math.sqrt(mu)) / (math.sqrt(big_l) + math.sqrt(mu))
     assert beta == pytest.approx(optimal**2)
@@ -304,7 +305,9 @@ def test_max_lr_is_nondecreasing_in_batch_size(
     lam: float, sigma2: float, n_params: int, model: str, method: str
 ) -> None:
     momentum = 0.0 if method == "sgd" else 0.9
-    eta = max_lr_vs_batch(B_GRID, lam, sigma2, n_params, model=model, method=method, momentum=momentum)
+    eta = np.asarray(
+        max_lr_vs_batch(B_GRID, lam, sigma2, n_params, model=model, method=method, momentum=momentum)
+    )
     assert np.all(np.diff(eta) >= -1e-12 * eta[1:])
     assert np.all(eta <= stability_constant(method, momentum) / lam * (1 + 1e-12))  # never above the plateau
 
@@ -490,6 +493,8 @@ def test_min_damping_scales_like_lr_over_batch_in_the_multiplicative_model() -> 
         (lambda: min_damping(0.0, 4, 1, 100), ValueError, "lr"),
     ],
 )
-def test_bad_input_is_rejected_with_the_argument_name(call, error, match) -> None:  # type: ignore[no-untyped-def]
+def test_bad_input_is_rejected_with_the_argument_name(
+    call: Callable[[], object], error: type[Exception], match: str
+) -> None:
     with pytest.raises(error, match=match):
         call()

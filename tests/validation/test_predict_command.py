@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from rmt.wigner import noise_scale
 from validation.cli import main
 
 
-def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:  # type: ignore[type-arg]
+def _run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
     assert main(["predict", "--json", *argv]) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -45,7 +46,7 @@ def test_json_values_match_the_rmt_functions(capsys: pytest.CaptureFixture[str])
     assert result["inputs"]["batch_sizes"] == batch_sizes
     for model in ("additive", "multiplicative"):
         block = result["models"][model]
-        kw = {"model": model, "outputs_per_sample": 2}
+        kw: dict[str, Any] = {"model": model, "outputs_per_sample": 2}
         rows = block["rows"]
         np.testing.assert_allclose([r["batch_size"] for r in rows], b)
         curvature = batch_top_curvature(b, 4, 0.5, 3000, **kw)
