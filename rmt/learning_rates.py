@@ -357,8 +357,8 @@ def adam_preconditioner(
     Assumptions [model]: v̂ has equilibrated to ``E[g_B²] = g² + Var(g_B)`` at the current weights (the EMA
     over steps sees batches at nearly the same w); coordinates are homogeneous, so ``g²`` (``grad_sq``, the
     mean squared full-batch gradient per coordinate) and ``s`` (``grad_var``, the per-sample gradient variance
-    per coordinate, ``tr Σ / P``) are scalars and ``P = p I``; ``κ(B) = (N − B)/(B(N − 1))`` (``1/B`` for ``N
-    = ∞``).
+    per coordinate, ``tr Σ / P``) are scalars and ``P = p I``; ``κ(B) = (N − B)/(B(N − 1))`` (``1/B`` for
+    ``N = ∞``).
     """
     b = check_batch_size(batch_size, n_data)
     g2 = check_positive(grad_sq, "grad_sq", allow_zero=True)
@@ -373,11 +373,12 @@ def adam_reversion_batch_size(
 ) -> float | FloatArray:
     """Batch size ``B_rev`` where Adam's gradient-noise term stops dominating its preconditioner.
 
-    Defined by ``√(s κ(B_rev)) = |g| + ε`` (noise part of ``√v̂`` equals its large-B floor): ``B_rev = s/(|g|
-    + ε)²`` for ``N = ∞``, else ``N / (1 + r(N − 1))`` with ``r = (|g| + ε)²/s``. For ``B ≪ B_rev`` the
-    preconditioner shrinks like ``B^{-1/2}``; for ``B ≫ B_rev`` it is constant and Adam reverts to SGD-like
-    scaling ``η_max ∝ 1/λ'_1(B)``. Large ε (or a large mean gradient) pushes ``B_rev`` → 0: the mechanism
-    check "Adam with large ε reverts to linear scaling" (VALIDATION.md §4). ``grad_var`` = 0 gives 0.
+    Defined by ``√(s κ(B_rev)) = |g| + ε`` (noise part of ``√v̂`` equals its large-B floor):
+    ``B_rev = s/(|g| + ε)²`` for ``N = ∞``, else ``N / (1 + r(N − 1))`` with ``r = (|g| + ε)²/s``. For
+    ``B ≪ B_rev`` the preconditioner shrinks like ``B^{-1/2}``; for ``B ≫ B_rev`` it is constant and Adam
+    reverts to SGD-like scaling ``η_max ∝ 1/λ'_1(B)``. Large ε (or a large mean gradient) pushes ``B_rev``
+    → 0: the mechanism check "Adam with large ε reverts to linear scaling" (VALIDATION.md §4).
+    ``grad_var`` = 0 gives 0.
     """
     g2 = check_positive(grad_sq, "grad_sq", allow_zero=True)
     s = check_positive(grad_var, "grad_var", allow_zero=True)
@@ -456,9 +457,10 @@ def min_damping(
     direction that is flat for the curvature estimate ``C`` (``C``'s eigenvalue ≪ δ, e.g. a low-rank / stale /
     other-batch estimate, or ``√v̂ ≪ ε``) the step is plain ``method`` with learning rate ``η/δ``; in ``H_B``
     a flat direction of ``H`` has curvature up to the noise-bulk edge ``λ_noise(B)``
-    (:func:`noise_edge_curvature`). Stability there requires ``(η/δ) λ_noise(B) < c``, i.e. ``δ_min = η
-    λ_noise(B)/c`` = ``lr / max_lr(λ_noise(B), method, ...)``. Multiplicative model with ``P ≫ B·C``:
-    ``λ_noise ≈ σ²P/(B·C)``, so ``δ_min ∝ η/B`` (the paper's relation); additive model: ``δ_min ∝ η/√B``.
+    (:func:`noise_edge_curvature`). Stability there requires ``(η/δ) λ_noise(B) < c``, i.e.
+    ``δ_min = η λ_noise(B)/c`` = ``lr / max_lr(λ_noise(B), method, ...)``. Multiplicative model with
+    ``P ≫ B·C``: ``λ_noise ≈ σ²P/(B·C)``, so ``δ_min ∝ η/B`` (the paper's relation); additive model:
+    ``δ_min ∝ η/√B``.
     """
     eta = check_positive(lr, "lr")
     flat = noise_edge_curvature(
