@@ -20,7 +20,7 @@ from typing import Any
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet32", "gaussian-mixture")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 CRITERIA = ("strict", "lenient")
-DTYPES = ("float32", "float64")
+DTYPES = ("float32",)  # networks.data.ArrayDataset holds float32 inputs
 BN_MODES = ("eval", "train")
 DEVICES = ("cpu", "cuda")
 
