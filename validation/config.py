@@ -176,6 +176,9 @@ class ThresholdConfig:
     warmup_steps: int = 5
     checkpoints: tuple[int, ...] = (0,)
     max_batch_sizes: int = 6
+    eval_every: int = 1
+    eval_size: int | None = None
+    models: tuple[str, ...] = ()
 
     def validate(self, prefix: str) -> None:
         if not isinstance(self.optimizers, (tuple, list)):
@@ -200,6 +203,11 @@ class ThresholdConfig:
         for i, c in enumerate(self.checkpoints):
             _int(c, f"{prefix}.checkpoints[{i}]", 0)
         _int(self.max_batch_sizes, f"{prefix}.max_batch_sizes", 2)
+        _int(self.eval_every, f"{prefix}.eval_every", 1)
+        if not isinstance(self.models, (tuple, list)) or not all(isinstance(m, str) for m in self.models):
+            raise _fail(f"{prefix}.models", "a list of model names (empty: every model)", self.models)
+        if self.eval_size is not None:
+            _int(self.eval_size, f"{prefix}.eval_size", 1)
 
 
 @dataclass(frozen=True)
@@ -253,6 +261,9 @@ class RunConfig:
         self.noise.validate("noise")
         self.sweep.validate("sweep")
         self.thresholds.validate("thresholds")
+        for i, wanted in enumerate(self.thresholds.models):
+            if wanted not in names:
+                raise _fail(f"thresholds.models[{i}]", f"one of the model names {names}", wanted)
         n_ckpt = len(self.checkpoint.loss_fractions)
         for i, c in enumerate(self.thresholds.checkpoints):
             if c >= n_ckpt:

@@ -1,9 +1,12 @@
-"""Figures of a run, drawn from its stored records only (``batchrmt figures DIR`` redraws without recomputing).
+"""Figures of a run, drawn from its stored records only (``batchrmt figures DIR`` redraws without
+recomputing).
 
 Each figure is written as PNG and PDF into ``<run>/figures/``:
 
-* ``densities``      — SLQ density of the empirical H against batch H_B densities (B from the noise-spectrum cells);
-* ``lambda_vs_batch`` — λ'_max(B) of H_B and G_B: per-batch points, mean ± 95% bootstrap CI, each model's curve;
+* ``densities``      — SLQ density of the empirical H against batch H_B densities (B from the noise-spectrum
+cells);
+* ``lambda_vs_batch`` — λ'_max(B) of H_B and G_B: per-batch points, mean ± 95% bootstrap CI, each model's
+curve;
 * ``noise_spectrum`` — SLQ density of H_B − H against the semicircle of radius 2ν (ν² measured and predicted);
 * ``lr_vs_batch``    — measured η_max(B) (strict, per seed) against predictions and baselines, per optimizer;
 * ``montecarlo``     — Monte-Carlo top eigenvalues of spiked Wigner / Wishart matrices against rmt's formulas.
@@ -62,11 +65,18 @@ def draw_densities(store: ResultStore, folder: Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(specs), figsize=(4.2 * len(specs), 3.4), squeeze=False)
     for ax, spec in zip(axes[0], specs, strict=True):
         slq = spec["hessian_slq"]
-        ax.semilogy(slq["grid"], np.maximum(np.asarray(slq["density"], float), 1e-8), "k-", lw=1.6, label="H (pool)")
+        ax.semilogy(
+            slq["grid"], np.maximum(np.asarray(slq["density"], float), 1e-8), "k-", lw=1.6, label="H (pool)"
+        )
         for i, rec in enumerate(store.records("noise_spectrum", model=spec["model"], ckpt=spec["ckpt"])):
             b = rec["batch_slq"]
-            ax.semilogy(b["grid"], np.maximum(np.asarray(b["density"], float), 1e-8), color=f"C{i}", lw=1,
-                        label=f"H_B, B={rec['B']}")
+            ax.semilogy(
+                b["grid"],
+                np.maximum(np.asarray(b["density"], float), 1e-8),
+                color=f"C{i}",
+                lw=1,
+                label=f"H_B, B={rec['B']}",
+            )
         ax.set_title(f"{spec['model']} ckpt {spec['ckpt']}")
         ax.set_xlabel("eigenvalue")
         ax.set_ylabel("SLQ density")
@@ -90,7 +100,9 @@ def draw_lambda_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
             means = np.array([_f(t["measured"][str(b)]["mean"]) for b in pred["grid"]])
             lo = np.array([_f(t["measured"][str(b)]["lo"]) for b in pred["grid"]])
             hi = np.array([_f(t["measured"][str(b)]["hi"]) for b in pred["grid"]])
-            ax.errorbar(grid, means, yerr=[means - lo, hi - means], fmt="ko", ms=4, capsize=2, label="measured")
+            ax.errorbar(
+                grid, means, yerr=[means - lo, hi - means], fmt="ko", ms=4, capsize=2, label="measured"
+            )
             for name, curve in t["curves"].items():
                 color, style, label = MODEL_STYLES.get(name, ("C5", "-", name))
                 ax.plot(grid, np.asarray(curve, float), color=color, ls=style, label=label)
@@ -100,7 +112,9 @@ def draw_lambda_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
             ax.set_yscale("log")
             ax.set_xlabel("batch size B")
             ax.set_ylabel(f"λ'_max({target}_B)")
-            ax.set_title(f"{pred['model']} ckpt {pred['ckpt']}: {target}_B (best: {t['best_model']})", fontsize=9)
+            ax.set_title(
+                f"{pred['model']} ckpt {pred['ckpt']}: {target}_B (best: {t['best_model']})", fontsize=9
+            )
             ax.legend(fontsize=6)
     return _save(fig, folder, "lambda_vs_batch")
 
@@ -163,11 +177,16 @@ def draw_montecarlo(store: ResultStore, folder: Path) -> list[Path]:
         return []
     rec = recs[0]
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.3))
-    for ax, part, xlabel in ((axes[0], "wigner", "spike θ (ν = 1)"), (axes[1], "wishart", "spike ℓ (σ² = 1)")):
+    for ax, part, xlabel in (
+        (axes[0], "wigner", "spike θ (ν = 1)"),
+        (axes[1], "wishart", "spike ℓ (σ² = 1)"),
+    ):
         d = rec[part]
         x = np.asarray(d["spikes"], float)
         ax.plot(x, d["theory"], "k-", label="theory")
-        ax.errorbar(x, d["mc_mean"], yerr=d["mc_sd"], fmt="C3o", ms=4, capsize=2, label=f"Monte Carlo (P={d['P']})")
+        ax.errorbar(
+            x, d["mc_mean"], yerr=d["mc_sd"], fmt="C3o", ms=4, capsize=2, label=f"Monte Carlo (P={d['P']})"
+        )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("top eigenvalue")
         ax.set_title(d["title"], fontsize=9)
@@ -180,6 +199,12 @@ def draw_all(run_dir: str | Path) -> list[Path]:
     store = ResultStore(run_dir)
     folder = store.root / "figures"
     out: list[Path] = []
-    for draw in (draw_densities, draw_lambda_vs_batch, draw_noise_spectrum, draw_lr_vs_batch, draw_montecarlo):
+    for draw in (
+        draw_densities,
+        draw_lambda_vs_batch,
+        draw_noise_spectrum,
+        draw_lr_vs_batch,
+        draw_montecarlo,
+    ):
         out.extend(draw(store, folder))
     return out

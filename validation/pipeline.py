@@ -4,7 +4,8 @@ predictions → thresholds → learning-rate analysis → figures and report.
 Each step writes records to the run's ``ResultStore``; with ``resume=True`` a cell whose record exists is
 skipped, and every cell's randomness is derived from the run seed and the cell identity
 (``validation.provenance.derived_seed``), so a resumed run produces the same records as an uninterrupted one
-(up to timing fields). The analysis steps (predictions, learning-rate analysis) read only stored records and are
+(up to timing fields). The analysis steps (predictions, learning-rate analysis) read only stored records and
+are
 recomputed at the end of every run; figures and report read only stored records.
 """
 
@@ -15,6 +16,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,11 +71,14 @@ def _prepare_folder(store: ResultStore, config: RunConfig, resume: bool) -> None
         if resume:
             if config_from_dict(_config_dict_for_compare(stored)).to_dict() != config.to_dict():
                 raise ValueError(
-                    f"--resume: the config differs from the one stored in {path}; use the same config or a new --out"
+                    f"--resume: the config differs from the one stored in {path}; use the same "
+                    f"config or a new --out"
                 )
             return
         if store.steps():
-            raise ValueError(f"{store.root} already holds a run; pass --resume to continue it or choose a new --out")
+            raise ValueError(
+                f"{store.root} already holds a run; pass --resume to continue it or choose a new --out"
+            )
     atomic_write_json(path, config.to_dict())
 
 
@@ -97,8 +102,10 @@ def _noise_spectrum_sizes(config: RunConfig, grid: list[int]) -> list[int]:
     n = config.sweep.noise_spectrum_sizes
     if n == 0 or not grid:
         return []
-    picks = np.unique(np.round(np.linspace(0, len(grid) - 1, n + 2)[1:-1]).astype(int)) if n < len(grid) else []
-    return [grid[i] for i in picks] if len(picks) else list(grid)
+    if n >= len(grid):
+        return list(grid)
+    picks = np.unique(np.round(np.linspace(0, len(grid) - 1, n + 2)[1:-1]).astype(int))
+    return [grid[int(i)] for i in picks]
 
 
 def _curvature_steps(
@@ -127,46 +134,65 @@ def _curvature_steps(
 
     progress.say(f"[{name}] checkpoint {ckpt}: empirical curvature (top-{config.curvature.top_k}, SLQ)")
     spectra = store.get_or_compute(
-        spectra_step.STEP, key,
-        lambda: with_env(spectra_step.measure_spectra(
-            config, model, loss_fn, pool, store, model_name=name, ckpt=ckpt, key=key)),
+        spectra_step.STEP,
+        key,
+        lambda: with_env(
+            spectra_step.measure_spectra(
+                config, model, loss_fn, pool, store, model_name=name, ckpt=ckpt, key=key
+            )
+        ),
         resume=resume,
     )
     progress.say(f"[{name}] checkpoint {ckpt}: per-sample noise")
     noise = store.get_or_compute(
-        noise_step.STEP, key,
-        lambda: with_env(noise_step.measure_noise(
-            config, model, loss_fn, pool, store, model_name=name, ckpt=ckpt, key=key)),
+        noise_step.STEP,
+        key,
+        lambda: with_env(
+            noise_step.measure_noise(config, model, loss_fn, pool, store, model_name=name, ckpt=ckpt, key=key)
+        ),
         resume=resume,
     )
     critical = pred_step.estimated_critical_batch(spectra, noise, len(pool))
     grid = sweep_step.batch_size_grid(config, critical, len(pool))
     top_vectors = torch.as_tensor(store.load_array(spectra["hessian_vectors"])).to(pool.x.device)
     cells = [(b, s) for b in grid for s in range(config.sweep.batches_per_size)]
+
+    def sweep_cell(b: int, s: int) -> dict[str, Any]:
+        rec = sweep_step.measure_batch_cell(
+            config, model, loss_fn, pool, top_vectors, model_name=name, ckpt=ckpt, batch_size=b, batch_index=s
+        )
+        return with_env(rec)
+
+    def noise_cell(b: int) -> dict[str, Any]:
+        rec = sweep_step.measure_noise_spectrum(
+            config, model, loss_fn, pool, model_name=name, ckpt=ckpt, batch_size=b
+        )
+        return with_env(rec)
+
     for b, s in progress.bar(cells, desc=f"{name} ckpt {ckpt} sweep"):
-        store.get_or_compute(
-            sweep_step.STEP, cell_key(model=name, ckpt=ckpt, B=b, s=s),
-            lambda b=b, s=s: with_env(sweep_step.measure_batch_cell(
-                config, model, loss_fn, pool, top_vectors, model_name=name, ckpt=ckpt, batch_size=b, batch_index=s)),
-            resume=resume,
-        )
+        key_bs = cell_key(model=name, ckpt=ckpt, B=b, s=s)
+        store.get_or_compute(sweep_step.STEP, key_bs, partial(sweep_cell, b, s), resume=resume)
     for b in progress.bar(_noise_spectrum_sizes(config, grid), desc=f"{name} ckpt {ckpt} H_B - H"):
-        store.get_or_compute(
-            sweep_step.NOISE_STEP, cell_key(model=name, ckpt=ckpt, B=b),
-            lambda b=b: with_env(sweep_step.measure_noise_spectrum(
-                config, model, loss_fn, pool, model_name=name, ckpt=ckpt, batch_size=b)),
-            resume=resume,
-        )
+        key_b = cell_key(model=name, ckpt=ckpt, B=b)
+        store.get_or_compute(sweep_step.NOISE_STEP, key_b, partial(noise_cell, b), resume=resume)
     record = pred_step.compute_predictions(store, config, model=name, ckpt=ckpt, grid=grid)
     return store.put(pred_step.STEP, key, record)
 
 
 def threshold_cell(
-    model: Any, loss_fn: Any, data: Any, *, optimizer: str, batch_size: int, seed: int, config: RunConfig,
+    model: Any,
+    loss_fn: Any,
+    data: Any,
+    *,
+    optimizer: str,
+    batch_size: int,
+    seed: int,
+    config: RunConfig,
     bn_mode: str,
 ) -> dict[str, Any]:
     """One (optimizer, B, seed) threshold cell: bisection on log η (``networks.training.find_max_lr``) over
-    divergence trials (``networks.training.divergence_trial``) for the strict and the lenient criterion; trials
+    divergence trials (``networks.training.divergence_trial``) for the strict and the lenient criterion;
+    trials
     are shared between the two searches (memoised by lr)."""
     from networks.training import divergence_trial, find_max_lr
 
@@ -176,26 +202,46 @@ def threshold_cell(
     def trial(lr: float) -> Any:
         if lr not in cache:
             cache[lr] = divergence_trial(
-                model, loss_fn, data, optimizer=optimizer, lr=lr, batch_size=batch_size, steps=cfg.steps,
-                seed=seed, delta=cfg.delta, warmup_steps=cfg.warmup_steps, bn_mode=bn_mode,
+                model,
+                loss_fn,
+                data,
+                optimizer=optimizer,
+                lr=lr,
+                batch_size=batch_size,
+                steps=cfg.steps,
+                seed=seed,
+                delta=cfg.delta,
+                warmup_steps=cfg.warmup_steps,
+                bn_mode=bn_mode,
+                eval_every=cfg.eval_every,
+                eval_size=cfg.eval_size,
             )
         return cache[lr]
 
     out: dict[str, Any] = {}
     for criterion in ("strict", "lenient"):
-        res = find_max_lr(trial, lr_low=cfg.lr_low, lr_high=cfg.lr_high, halvings=cfg.halvings, criterion=criterion)
+        res = find_max_lr(
+            trial, lr_low=cfg.lr_low, lr_high=cfg.lr_high, halvings=cfg.halvings, criterion=criterion
+        )
         out[f"lr_max_{criterion}"] = float(res.lr_max)
         out[f"bracket_{criterion}"] = [float(x) for x in res.bracket]
         out[f"monotone_{criterion}"] = bool(res.monotone)
         out[f"bracket_found_{criterion}"] = bool(res.bracket_found)
     trials = [cache[lr].to_dict() for lr in sorted(cache)]
-    out.update({
-        "num_trials": len(trials),
-        "diverged_any": any(t["diverged"] for t in trials),
-        "trials": trials,
-        "steps_K": cfg.steps, "delta": cfg.delta, "halvings": cfg.halvings, "warmup_steps": cfg.warmup_steps,
-        "bn_mode": bn_mode,
-    })
+    out.update(
+        {
+            "num_trials": len(trials),
+            "diverged_any": any(t["diverged"] for t in trials),
+            "trials": trials,
+            "eval_every": cfg.eval_every,
+            "eval_size": cfg.eval_size,
+            "steps_K": cfg.steps,
+            "delta": cfg.delta,
+            "halvings": cfg.halvings,
+            "warmup_steps": cfg.warmup_steps,
+            "bn_mode": bn_mode,
+        }
+    )
     return out
 
 
@@ -227,10 +273,28 @@ def _threshold_steps(
         def compute(opt: str = opt, b: int = b, s: int = s) -> dict[str, Any]:
             batch_seed = derived_seed(config.seed, name, ckpt, "threshold", opt, b, s)
             with timed() as timer:
-                rec = threshold_cell(model, loss_fn, data, optimizer=opt, batch_size=b, seed=batch_seed,
-                                     config=config, bn_mode=config.bn_mode)
-            rec.update({"model": name, "ckpt": ckpt, "optimizer": opt, "B": b, "seed": s,
-                        "batch_seed": batch_seed, "provenance": env, **timer.fields()})
+                rec = threshold_cell(
+                    model,
+                    loss_fn,
+                    data,
+                    optimizer=opt,
+                    batch_size=b,
+                    seed=batch_seed,
+                    config=config,
+                    bn_mode=config.bn_mode,
+                )
+            rec.update(
+                {
+                    "model": name,
+                    "ckpt": ckpt,
+                    "optimizer": opt,
+                    "B": b,
+                    "seed": s,
+                    "batch_seed": batch_seed,
+                    "provenance": env,
+                    **timer.fields(),
+                }
+            )
             return rec
 
         store.get_or_compute(THRESHOLD_STEP, key, compute, resume=resume)
@@ -245,7 +309,8 @@ def run_pipeline(
     draw: bool = True,
     after_cell: Callable[[], None] | None = None,
 ) -> RunSummary:
-    """Run every step of ``config`` into the folder ``out`` and write the CSV summaries, figures and report."""
+    """Run every step of ``config`` into the folder ``out`` and write the CSV summaries, figures and
+    report."""
     from validation import figures, report
 
     config.validate()
@@ -259,22 +324,41 @@ def run_pipeline(
         progress.say(f"loading {config.data} (pool of {config.pool_size})")
         pool = ckpt_step.load_pool(config)
         for model_cfg in config.models:
-            progress.say(f"[{model_cfg.name}] checkpoints: small-lr SGD to loss levels {config.checkpoint.loss_fractions}")
+            progress.say(
+                f"[{model_cfg.name}] checkpoints: small-lr SGD to loss levels "
+                f"{config.checkpoint.loss_fractions}"
+            )
             ckpts = ckpt_step.make_checkpoints(config, model_cfg, pool, store, resume=resume, env=env)
             preds: dict[int, dict[str, Any]] = {}
             for rec in ckpts:
-                pred = _curvature_steps(config, model_cfg, pool, store, rec, resume=resume, env=env, progress=progress)
+                pred = _curvature_steps(
+                    config, model_cfg, pool, store, rec, resume=resume, env=env, progress=progress
+                )
                 if pred is not None:
                     preds[int(rec["ckpt"])] = pred
-            for c in config.thresholds.checkpoints:
+            wanted = not config.thresholds.models or model_cfg.name in config.thresholds.models
+            for c in config.thresholds.checkpoints if wanted else ():
                 if c in preds:
                     progress.say(f"[{model_cfg.name}] checkpoint {c}: divergence thresholds")
-                    _threshold_steps(config, model_cfg, pool, store, ckpts[c], preds[c], resume=resume, env=env,
-                                     progress=progress)
+                    _threshold_steps(
+                        config,
+                        model_cfg,
+                        pool,
+                        store,
+                        ckpts[c],
+                        preds[c],
+                        resume=resume,
+                        env=env,
+                        progress=progress,
+                    )
                     analysis = pred_step.analyse_thresholds(store, config, model=model_cfg.name, ckpt=c)
                     store.put(pred_step.LR_STEP, cell_key(model=model_cfg.name, ckpt=c), analysis)
-        store.get_or_compute("montecarlo", cell_key(seed=config.seed),
-                             lambda: pred_step.monte_carlo_record(config.seed), resume=True)
+        store.get_or_compute(
+            "montecarlo",
+            cell_key(seed=config.seed),
+            lambda: pred_step.monte_carlo_record(config.seed),
+            resume=True,
+        )
         for step in store.steps():
             path = store.write_csv(step)
             if path is not None:

@@ -32,8 +32,13 @@ def summary_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     for pred in store.records("predictions"):
         h = pred["targets"]["H"]
         row: dict[str, Any] = {
-            "model": pred["model"], "ckpt": pred["ckpt"], "P": pred["n_params"], "lambda1_H": h["lambda_1"],
-            "P_sigma2": h["p_sigma2"], "B_star": pred["critical_batch"], "best_H": h["best_model"],
+            "model": pred["model"],
+            "ckpt": pred["ckpt"],
+            "P": pred["n_params"],
+            "lambda1_H": h["lambda_1"],
+            "P_sigma2": h["p_sigma2"],
+            "B_star": pred["critical_batch"],
+            "best_H": h["best_model"],
             "best_G": pred["targets"]["G"]["best_model"],
             "med_abs_log_ratio_best": h["scores"][h["best_model"]]["overall"]["median"],
         }
@@ -88,7 +93,8 @@ def _spectrum_section(pred: dict[str, Any]) -> list[str]:
         ratio = item["nu2_measured"] / item["nu2_predicted"] if item["nu2_predicted"] else math.nan
         out.append(
             f"- Noise operator H_B − H at B = {item['B']}: measured ν² = tr((H_B−H)²)/P = "
-            f"{_fmt(item['nu2_measured'])}, predicted κ(B)Pσ² = {_fmt(item['nu2_predicted'])} (ratio {_fmt(ratio)})."
+            f"{_fmt(item['nu2_measured'])}, predicted κ(B)Pσ² = {_fmt(item['nu2_predicted'])} "
+            f"(ratio {_fmt(ratio)})."
         )
     out.append("")
     return out
@@ -99,7 +105,8 @@ def _lr_section(an: dict[str, Any]) -> list[str]:
     for opt, res in an["optimizers"].items():
         es, el = res["exponent_strict"], res["exponent_lenient"]
         out.append(
-            f"- **{opt}**: exponent d log η_max / d log B (strict, {es['fit_range']}) = {_fmt(es['exponent'])} "
+            f"- **{opt}**: exponent d log η_max / d log B (strict, {es['fit_range']}) = "
+            f"{_fmt(es['exponent'])} "
             f"[{_fmt(es['lo'])}, {_fmt(es['hi'])}] → **{es['verdict']}**; lenient {_fmt(el['exponent'])} "
             f"[{_fmt(el['lo'])}, {_fmt(el['hi'])}] → {el['verdict']}. Median lenient/strict ratio "
             f"{_fmt(res['lenient_over_strict'])}; cells with a diverged trial: {res['diverged_cells']}."
@@ -111,7 +118,8 @@ def _lr_section(an: dict[str, Any]) -> list[str]:
             p = res["paired_wilcoxon_holm"].get(name, {}).get("p_holm", "")
             out.append(
                 f"  | {name}{' (champion)' if name == res['champion'] else ''} | "
-                f"{_fmt(sc['median_abs_log_ratio'])} | {_fmt(sc['within_1.25'])} | {_fmt(sc['within_1.5'])} | "
+                f"{_fmt(sc['median_abs_log_ratio'])} | {_fmt(sc['within_1.25'])} | "
+                f"{_fmt(sc['within_1.5'])} | "
                 f"{_fmt(p)} |"
             )
         out.append("")
@@ -129,7 +137,8 @@ def _claims(store: ResultStore) -> list[str]:
         sc = pred["targets"]["H"]["scores"][theory_best]["overall"]
         out.append(
             f"- {pred['model']} ckpt {pred['ckpt']}: λ'_max(H_B) is best explained by **{best}**; the best "
-            f"parameter-free model is {theory_best} (median abs log ratio {_fmt(sc['median'])}, i.e. within a "
+            f"parameter-free model is {theory_best} (median abs log ratio {_fmt(sc['median'])}, "
+            f"i.e. within a "
             f"factor {_fmt(math.exp(sc['median']) if math.isfinite(sc['median']) else math.nan)})."
         )
     for an in store.records("lr_analysis"):
@@ -173,20 +182,27 @@ def write_report(run_dir: str | Path) -> Path:
     lines += [
         f"- Data {config['data']}, pool N = {config['pool_size']} (seeded subset), seed {config['seed']}, "
         f"dtype {config['dtype']}, BN mode {config['bn_mode']}, loss cross-entropy (mean).",
-        f"- Lanczos: top-{cu['top_k']} to relative residual {cu['tol']} within {cu['max_products']} products on the "
-        f"pool; sweep cells to {cu['sweep_tol']} within {cu['sweep_max_products']}; SLQ {cu['slq_probes']} probe(s) "
+        f"- Lanczos: top-{cu['top_k']} to relative residual {cu['tol']} within {cu['max_products']} "
+        f"products on the "
+        f"pool; sweep cells to {cu['sweep_tol']} within {cu['sweep_max_products']}; SLQ "
+        f"{cu['slq_probes']} probe(s) "
         f"× {cu['slq_steps']} steps.",
-        f"- Noise: {no['num_samples']} per-sample Hessians × {no['num_probes']} probes, seeded apart from the sweep.",
+        f"- Noise: {no['num_samples']} per-sample Hessians × {no['num_probes']} probes, seeded "
+        f"apart from the sweep.",
         f"- Sweep: {sw['batches_per_size']} independent batches per B (distinct samples, no replacement).",
         f"- Thresholds: K = {th['steps']} steps, strict δ = {th['delta']}, lenient final loss ≤ 2·L(w_c), "
-        f"{th['halvings']} halvings of log η in [{th['lr_low']}, {th['lr_high']}], {th['seeds']} seeds, Adam/momentum "
+        f"{th['halvings']} halvings of log η in [{th['lr_low']}, {th['lr_high']}], {th['seeds']} "
+        f"seeds, Adam/momentum "
         f"state warmed for {th['warmup_steps']} steps at lr 0 with the same B; exponent fit on B ≤ B*/2 "
-        "(all B when fewer than two lie there), 95% CI by seed bootstrap; 'linear' = CI contains 1 and excludes "
+        "(all B when fewer than two lie there), 95% CI by seed bootstrap; 'linear' = CI contains 1 "
+        "and excludes "
         "0.5, 'square root' the reverse.",
         "- Bulk μ of H (and of G): SLQ nodes below the smallest computed top-k eigenvalue, renormalised; "
-        f"multiplicative model with q = P/(B·C_eff), C_eff = {config.get('ggn_outputs_per_sample') or 'classes − 1'}.",
+        f"multiplicative model with q = P/(B·C_eff), C_eff = "
+        f"{config.get('ggn_outputs_per_sample') or 'classes − 1'}.",
         "- Regimes: edge for B < B* of the homogeneous additive model, outlier above.",
-        "- McCandlish baseline with c fitted on another checkpoint: not computed (thresholds at one checkpoint).",
+        "- McCandlish baseline with c fitted on another checkpoint: not computed (thresholds at one "
+        "checkpoint).",
     ]
     env = next((r.get("provenance") for r in store.records("spectra")), None)
     if env:

@@ -9,7 +9,9 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("report", help="rewrite a run's report.md from stored records", description=__doc__)
+    p = subparsers.add_parser(
+        "report", help="rewrite a run's report.md from stored records", description=__doc__
+    )
     p.add_argument("run_dir", metavar="DIR", help="run folder written by `batchrmt run`")
     p.set_defaults(func=main)
 

@@ -1,4 +1,5 @@
-"""``batchrmt run``: the main job (checkpoints, curvature, noise, sweep, predictions, thresholds, figures, report)."""
+"""``batchrmt run``: the main job (checkpoints, curvature, noise, sweep, predictions, thresholds, figures,
+report)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ FALLBACK = "gaussian-mixture"
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
-        "run", help="run the validation pipeline", description=__doc__,
+        "run",
+        help="run the validation pipeline",
+        description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--config", default="default", help=f"built-in config ({', '.join(available_configs())}) or a JSON file")
+    p.add_argument(
+        "--config",
+        default="default",
+        help=f"built-in config ({', '.join(available_configs())}) or a JSON file",
+    )
     p.add_argument("--data", choices=DATASETS, default=None, help="override the config's data set")
     p.add_argument("--data-root", default=None, help="folder holding the data set files")
     p.add_argument("--model", default=None, help="run only this model spec (e.g. vgg11, wrn-10-1, mlp-64x2)")
@@ -31,15 +38,18 @@ def register(subparsers: Any) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from networks.data.errors import DatasetNotFoundError
-
     from validation.config import ModelConfig
     from validation.pipeline import run_pipeline
     from validation.report import format_table
 
     try:
         config = load_config(args.config)
-        changes: dict[str, Any] = {"data": args.data, "data_root": args.data_root, "device": args.device,
-                                   "seed": args.seed}
+        changes: dict[str, Any] = {
+            "data": args.data,
+            "data_root": args.data_root,
+            "device": args.device,
+            "seed": args.seed,
+        }
         if args.data is not None and args.data != config.data:
             changes["data_kwargs"] = {}
         if args.model is not None:
@@ -57,13 +67,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"batchrmt run: data set {config.data!r} not found.\n{exc}", file=sys.stderr)
         if config.data == "fashion-mnist":
             print("Install it with:  sudo apt-get install -y dataset-fashion-mnist", file=sys.stderr)
-        print(f"Or run on synthetic data instead:  batchrmt run --config {args.config} --data {FALLBACK}",
-              file=sys.stderr)
+        print(
+            f"Or run on synthetic data instead:  batchrmt run --config {args.config} --data {FALLBACK}",
+            file=sys.stderr,
+        )
         return 3
     except ValueError as exc:
         print(f"batchrmt run: {exc}", file=sys.stderr)
         return 2
     print(format_table(summary.rows))
-    print(f"\nwrote {summary.out}/report.md, figures/ and {len(summary.files)} files "
-          f"in {time.perf_counter() - start:.1f} s")
+    print(
+        f"\nwrote {summary.out}/report.md, figures/ and {len(summary.files)} files "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
     return 0

@@ -48,7 +48,8 @@ class Pool:
 
 
 def load_pool(config: RunConfig) -> Pool:
-    """Load the configured dataset (``networks.data.load_dataset``; raises its ``DatasetNotFoundError`` when the
+    """Load the configured dataset (``networks.data.load_dataset``; raises its ``DatasetNotFoundError`` when
+    the
     files are missing) and keep a seeded subset of ``pool_size`` training samples."""
     from networks.data import load_dataset
 
@@ -75,11 +76,16 @@ def loss_function() -> nn.Module:
 
 
 def build_network(config: RunConfig, model_cfg: ModelConfig, pool: Pool) -> nn.Module:
-    """A freshly initialised network (seeded by the run seed and the model name), in the run's dtype/device."""
+    """A freshly initialised network (seeded by the run seed and the model name), in the run's
+    dtype/device."""
     from networks.models import build_model
 
     kwargs = dict(model_cfg.kwargs)
-    if model_cfg.spec.lower().startswith("mlp") and "in_features" not in kwargs and "image_size" not in kwargs:
+    if (
+        model_cfg.spec.lower().startswith("mlp")
+        and "in_features" not in kwargs
+        and "image_size" not in kwargs
+    ):
         kwargs["in_features"] = int(np.prod(pool.x.shape[1:]))
     torch.manual_seed(derived_seed(config.seed, model_cfg.name, "init"))
     model = build_model(model_cfg.spec, num_classes=pool.num_classes, in_channels=pool.in_channels, **kwargs)
@@ -184,8 +190,13 @@ def make_checkpoints(
                 continue
             seed = derived_seed(config.seed, model_cfg.name, "ckpt-train", chunk)
             history = train(
-                model, loss_fn, data, optimizer=optimizer, batch_size=min(cfg.batch_size, len(pool)),
-                seed=seed, steps=cfg.eval_every,
+                model,
+                loss_fn,
+                data,
+                optimizer=optimizer,
+                batch_size=min(cfg.batch_size, len(pool)),
+                seed=seed,
+                steps=cfg.eval_every,
             )
             chunk += 1
             step += cfg.eval_every

@@ -50,8 +50,15 @@ def measure_noise(
         for matrix in MATRICES:
             seed = derived_seed(config.seed, model_name, ckpt, "noise", matrix)
             est = per_sample_noise(
-                model, loss_fn, pool.x, pool.y, matrix=matrix, num_samples=cfg.num_samples,
-                num_probes=cfg.num_probes, seed=seed, bn_mode=config.bn_mode,
+                model,
+                loss_fn,
+                pool.x,
+                pool.y,
+                matrix=matrix,
+                num_samples=cfg.num_samples,
+                num_probes=cfg.num_probes,
+                seed=seed,
+                bn_mode=config.bn_mode,
             )
             row_sums = np.asarray(est.row_sums, dtype=float)
             out[matrix] = {

@@ -3,16 +3,23 @@
 Reads only stored records. For the top eigenvalue λ'_max of H_B, with the noise estimated independently
 (step 3) and N = pool size:
 
-* ``additive_homogeneous`` — spiked Wigner, ``rmt.wigner.batch_hessian_extremal(λ_1, σ², P, B, N)``, σ² = Pσ²/P;
+* ``additive_homogeneous`` — spiked Wigner, ``rmt.wigner.batch_hessian_extremal(λ_1, σ², P, B, N)``, σ² =
+Pσ²/P;
 * ``additive_bulk`` — the spike over the measured bulk μ (SLQ nodes of H without the outliers),
   ``rmt.bulk.bulk_spike_outlier(λ_1, ν(B), μ)``;
-* ``additive_profile`` — the rank-one profile ``S̃ = κ(B) r rᵀ/Σr`` with the measured row sums r (it has exactly
-  those row sums), the empirical top eigenvector as the spike vector, ``rmt.profile.wigner_type_outliers``; the
-  profile is coarse-grained to ``PROFILE_BLOCKS`` blocks of the sorted r, geometric towards the largest row sums
-  (a ``BlockProfile``: a dense P×P profile does not fit in memory; on a P = 612 MLP the outliers agree with the
+* ``additive_profile`` — the rank-one profile ``S̃ = κ(B) r rᵀ/Σr`` with the measured row sums r (it has
+exactly
+  those row sums), the empirical top eigenvector as the spike vector, ``rmt.profile.wigner_type_outliers``;
+  the
+  profile is coarse-grained to ``PROFILE_BLOCKS`` blocks of the sorted r, geometric towards the largest row
+  sums
+  (a ``BlockProfile``: a dense P×P profile does not fit in memory; on a P = 612 MLP the outliers agree with
+  the
   exact rank-one solution to 0.3%);
-* ``multiplicative`` — Bai–Yao ``rmt.bulk.wishart_bulk_spike_outlier(λ_1(G), q, μ_G)`` with the SLQ bulk of G and
-  ``q = P/(B·C_eff)`` (C_eff = ``ggn_outputs_per_sample`` or classes − 1, the rank of the softmax output Hessian);
+* ``multiplicative`` — Bai–Yao ``rmt.bulk.wishart_bulk_spike_outlier(λ_1(G), q, μ_G)`` with the SLQ bulk of
+G and
+  ``q = P/(B·C_eff)`` (C_eff = ``ggn_outputs_per_sample`` or classes − 1, the rank of the softmax output
+  Hessian);
 * ``free_fit`` — ``λ'(B) = a + b·B^(−s)`` fitted by least squares in log space (3 parameters).
 
 The same models (with the GGN's noise) predict λ'_max of G_B. Scores: r = log(pred/measured) per batch; the
@@ -39,7 +46,8 @@ SPECTRUM_MODELS = ("additive_homogeneous", "additive_bulk", "additive_profile", 
 THEORY_METHODS = {"sgd": ("sgd", 0.0), "momentum": ("heavy_ball", 0.9), "adam": ("adam", 0.0)}
 
 
-# ---------------------------------------------------------------------------------------------------- statistics
+# ----------------------------------------------------------------------------------------------------
+# statistics
 def bootstrap_median_abs(values: np.ndarray, n_boot: int, seed: int) -> dict[str, float]:
     """Median of |values| with a 95% percentile-bootstrap CI (resampling the values)."""
     a = np.abs(np.asarray(values, dtype=float))
@@ -80,8 +88,13 @@ def free_curve(params: dict[str, float], batch: np.ndarray) -> np.ndarray:
 
 
 def score_model(
-    batch: np.ndarray, measured: np.ndarray, predicted_by_b: dict[int, float], regime: dict[int, str],
-    n_params_fitted: int, n_boot: int, seed: int,
+    batch: np.ndarray,
+    measured: np.ndarray,
+    predicted_by_b: dict[int, float],
+    regime: dict[int, str],
+    n_params_fitted: int,
+    n_boot: int,
+    seed: int,
 ) -> dict[str, Any]:
     """Log-ratio scores of one model's predictions against the per-batch measurements."""
     pred = np.array([predicted_by_b.get(int(b), math.nan) for b in batch])
@@ -101,7 +114,9 @@ def score_model(
     return out
 
 
-def leave_one_b_out(batch: np.ndarray, measured: np.ndarray, predicted_by_b: dict[int, float] | None) -> float:
+def leave_one_b_out(
+    batch: np.ndarray, measured: np.ndarray, predicted_by_b: dict[int, float] | None
+) -> float:
     """Mean over held-out B of the mean squared log error at that B; ``predicted_by_b=None`` refits the free
     exponent model on the other batch sizes."""
     errors = []
@@ -120,7 +135,8 @@ def leave_one_b_out(batch: np.ndarray, measured: np.ndarray, predicted_by_b: dic
     return float(np.mean(errors)) if errors else math.nan
 
 
-# ---------------------------------------------------------------------------------------------------- predictions
+# ----------------------------------------------------------------------------------------------------
+# predictions
 def estimated_critical_batch(spectra: dict[str, Any], noise: dict[str, Any], n_data: int) -> float:
     """B* of the homogeneous additive model, ν(B*) = λ_1(H) (THEORY §1a), from steps 2 and 3 only."""
     from rmt.wigner import critical_batch_size
@@ -147,7 +163,9 @@ def _profile_outlier(row_sums: np.ndarray, vector: np.ndarray, theta: float, kap
     order = np.argsort(r, kind="stable")
     k = min(PROFILE_BLOCKS, r.size)
     # geometric blocks towards the largest row sums (the heavy tail decides the outlier): P(1 − 2^-j)
-    bounds = np.unique(np.concatenate([[0], r.size - np.floor(r.size * 0.5 ** np.arange(k)), [r.size]]).astype(int))
+    bounds = np.unique(
+        np.concatenate([[0], r.size - np.floor(r.size * 0.5 ** np.arange(k)), [r.size]]).astype(int)
+    )
     k = bounds.size - 1
     sizes = np.diff(bounds).astype(float)
     g_sorted = g[order]
@@ -157,19 +175,30 @@ def _profile_outlier(row_sums: np.ndarray, vector: np.ndarray, theta: float, kap
 
 
 def _spike_predictions(
-    grid: np.ndarray, lam: float, p_sigma2: float, n_params: int, n_data: int, slq: dict[str, Any],
-    spikes: list[float], ggn_lam: float, ggn_slq: dict[str, Any], ggn_spikes: list[float], c_eff: int,
-    row_sums: np.ndarray | None, vector: np.ndarray | None,
+    grid: np.ndarray,
+    lam: float,
+    p_sigma2: float,
+    n_params: int,
+    n_data: int,
+    slq: dict[str, Any],
+    spikes: list[float],
+    ggn_lam: float,
+    ggn_slq: dict[str, Any],
+    ggn_spikes: list[float],
+    c_eff: int,
+    row_sums: np.ndarray | None,
+    vector: np.ndarray | None,
 ) -> dict[str, list[float]]:
     from rmt.bulk import bulk_spike_outlier, wishart_bulk_spike_outlier
     from rmt.wigner import batch_hessian_extremal, kappa, noise_scale
-
     from validation.experiments.spectra import bulk_measure
 
     sigma2 = p_sigma2 / n_params
     nu = np.asarray(noise_scale(sigma2, n_params, grid, n_data), dtype=float)
     out: dict[str, list[float]] = {
-        "additive_homogeneous": np.atleast_1d(batch_hessian_extremal(lam, sigma2, n_params, grid, n_data)).tolist()
+        "additive_homogeneous": np.atleast_1d(
+            batch_hessian_extremal(lam, sigma2, n_params, grid, n_data)
+        ).tolist()
     }
     atoms, weights = bulk_measure(slq, spikes)
     out["additive_bulk"] = [float(bulk_spike_outlier(lam, float(v), atoms, weights)) for v in nu]
@@ -179,7 +208,9 @@ def _spike_predictions(
     g_atoms, g_weights = bulk_measure(ggn_slq, ggn_spikes)
     g_atoms = np.clip(g_atoms, 0.0, None)
     out["multiplicative"] = [
-        float(wishart_bulk_spike_outlier(max(ggn_lam, 0.0), n_params / (float(b) * c_eff), g_atoms, g_weights))
+        float(
+            wishart_bulk_spike_outlier(max(ggn_lam, 0.0), n_params / (float(b) * c_eff), g_atoms, g_weights)
+        )
         for b in grid
     ]
     return out
@@ -197,7 +228,6 @@ def compute_predictions(
 ) -> dict[str, Any]:
     """Predictions of every model on the grid and their scores against the sweep (one record)."""
     from rmt.wigner import kappa
-
     from validation.store import cell_key
 
     key = cell_key(model=model, ckpt=ckpt)
@@ -221,8 +251,19 @@ def compute_predictions(
         ("G", "lam_max_G", top_g[0], noise["ggn"]["p_sigma2"], spectra["ggn_slq"], top_g),
     ):
         curves = _spike_predictions(
-            b_grid, lam, float(p_sigma2), p, n_data, slq, spikes, top_g[0], spectra["ggn_slq"], top_g, c_eff,
-            row_sums if target == "H" else None, vectors[:, 0] if target == "H" else None,
+            b_grid,
+            lam,
+            float(p_sigma2),
+            p,
+            n_data,
+            slq,
+            spikes,
+            top_g[0],
+            spectra["ggn_slq"],
+            top_g,
+            c_eff,
+            row_sums if target == "H" else None,
+            vectors[:, 0] if target == "H" else None,
         )
         batch, meas = _measured(store, model, ckpt, field)
         free = fit_free_exponent(batch, meas)
@@ -237,13 +278,21 @@ def compute_predictions(
             k = 4 if name == "free_fit" else 1
             scores[name] = score_model(batch, meas, by_b, regime, k, config.bootstrap_samples, seed + 17 * i)
             scores[name]["loo_b"] = leave_one_b_out(batch, meas, None if name == "free_fit" else by_b)
-        best = min(scores, key=lambda m: (math.inf if math.isnan(scores[m]["loo_b"]) else scores[m]["loo_b"]))
+        best = min(scores, key=lambda m: math.inf if math.isnan(scores[m]["loo_b"]) else scores[m]["loo_b"])
         per_b = {
-            str(int(b)): _summary_at(meas[batch == b], config.bootstrap_samples, seed + int(b)) for b in b_grid
+            str(int(b)): _summary_at(meas[batch == b], config.bootstrap_samples, seed + int(b))
+            for b in b_grid
         }
         targets[target] = {
-            "lambda_1": lam, "p_sigma2": float(p_sigma2), "critical_batch": b_star_t, "regime": regime,
-            "curves": curves, "scores": scores, "best_model": best, "free_fit": free, "measured": per_b,
+            "lambda_1": lam,
+            "p_sigma2": float(p_sigma2),
+            "critical_batch": b_star_t,
+            "regime": regime,
+            "curves": curves,
+            "scores": scores,
+            "best_model": best,
+            "free_fit": free,
+            "measured": per_b,
         }
     from rmt.wigner import batch_hessian_extremal
 
@@ -254,18 +303,32 @@ def compute_predictions(
     noise_spec = []
     for rec in store.records("noise_spectrum", model=model, ckpt=ckpt):
         b = int(rec["B"])
-        noise_spec.append({
-            "B": b,
-            "nu2_measured": float(rec["nu2_measured"]),
-            "nu2_predicted": float(kappa(b, n_data)) * float(noise["hessian"]["p_sigma2"]),
-        })
+        noise_spec.append(
+            {
+                "B": b,
+                "nu2_measured": float(rec["nu2_measured"]),
+                "nu2_predicted": float(kappa(b, n_data)) * float(noise["hessian"]["p_sigma2"]),
+            }
+        )
     return {
-        "model": model, "ckpt": ckpt, "n_params": p, "n_data": n_data, "num_classes": num_classes, "c_eff": c_eff,
-        "grid": [int(b) for b in grid], "critical_batch": b_star, "lambda_min": lam_min,
-        "row_sum_cv": float(noise["hessian"]["row_sum_cv"]), "targets": targets,
-        "lam_min": {"predicted_additive_homogeneous": min_pred,
-                    "measured": {str(int(b)): _summary_at(meas_min[batch_min == b], config.bootstrap_samples, seed)
-                                 for b in b_grid}},
+        "model": model,
+        "ckpt": ckpt,
+        "n_params": p,
+        "n_data": n_data,
+        "num_classes": num_classes,
+        "c_eff": c_eff,
+        "grid": [int(b) for b in grid],
+        "critical_batch": b_star,
+        "lambda_min": lam_min,
+        "row_sum_cv": float(noise["hessian"]["row_sum_cv"]),
+        "targets": targets,
+        "lam_min": {
+            "predicted_additive_homogeneous": min_pred,
+            "measured": {
+                str(int(b)): _summary_at(meas_min[batch_min == b], config.bootstrap_samples, seed)
+                for b in b_grid
+            },
+        },
         "noise_spectrum": noise_spec,
         "profile_blocks": PROFILE_BLOCKS,
         "bulk_rule": "SLQ nodes below the smallest computed top-k eigenvalue, renormalised",
@@ -290,11 +353,13 @@ def _num_classes(store: ResultStore, model: str) -> int:
     return int(recs[0]["num_classes"])
 
 
-# ------------------------------------------------------------------------------------------ learning-rate analysis
+# ------------------------------------------------------------------------------------------ learning-rate
+# analysis
 def _fit_exponent(batch: np.ndarray, per_seed: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
     """Slope s of log η = a + s log B (medians over seeds per B) with a seed-level bootstrap 95% CI.
 
     ``per_seed`` is (n_B, n_seeds) with NaN for cells without a stable rate."""
+
     def slope(mat: np.ndarray) -> float:
         med = np.nanmedian(mat, axis=1)
         ok = np.isfinite(med) & (med > 0)
@@ -307,7 +372,7 @@ def _fit_exponent(batch: np.ndarray, per_seed: np.ndarray, n_boot: int, seed: in
     n_seeds = per_seed.shape[1]
     boots = np.array([slope(per_seed[:, rng.integers(0, n_seeds, n_seeds)]) for _ in range(n_boot)])
     boots = boots[np.isfinite(boots)]
-    lo, hi = (np.quantile(boots, [0.025, 0.975]) if boots.size else (math.nan, math.nan))
+    lo, hi = np.quantile(boots, [0.025, 0.975]) if boots.size else (math.nan, math.nan)
     verdict = "undetermined"
     if math.isfinite(lo):
         if lo <= 1.0 <= hi and not lo <= 0.5 <= hi:
@@ -316,8 +381,13 @@ def _fit_exponent(batch: np.ndarray, per_seed: np.ndarray, n_boot: int, seed: in
             verdict = "square root"
         elif hi < 0.5 and lo > -0.25:
             verdict = "below square root"
-    return {"exponent": s_hat, "lo": float(lo), "hi": float(hi), "verdict": verdict,
-            "batch_sizes": batch.tolist()}
+    return {
+        "exponent": s_hat,
+        "lo": float(lo),
+        "hi": float(hi),
+        "verdict": verdict,
+        "batch_sizes": batch.tolist(),
+    }
 
 
 def _holm(pvalues: dict[str, float]) -> dict[str, float]:
@@ -346,9 +416,18 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
     b_star = float(pred["critical_batch"])
     best = th["best_model"]
     grid = [int(b) for b in pred["grid"]]
-    out: dict[str, Any] = {"model": model, "ckpt": ckpt, "critical_batch": b_star, "best_spectrum_model": best,
-                           "criteria": {"steps": config.thresholds.steps, "delta": config.thresholds.delta,
-                                        "halvings": config.thresholds.halvings}, "optimizers": {}}
+    out: dict[str, Any] = {
+        "model": model,
+        "ckpt": ckpt,
+        "critical_batch": b_star,
+        "best_spectrum_model": best,
+        "criteria": {
+            "steps": config.thresholds.steps,
+            "delta": config.thresholds.delta,
+            "halvings": config.thresholds.halvings,
+        },
+        "optimizers": {},
+    }
     sweep = store.records("sweep", model=model, ckpt=ckpt)
     for opt in config.thresholds.optimizers:
         recs = store.records("thresholds", model=model, ckpt=ckpt, optimizer=opt)
@@ -365,24 +444,37 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
         b = np.asarray(sizes, dtype=float)
         method, momentum = THEORY_METHODS[opt]
         const = float(max_lr(1.0, method=method, momentum=momentum))
-        lam_b = np.array([float(th["measured"][str(s)]["mean"]) if str(s) in th["measured"] else math.nan
-                          for s in sizes])
+        lam_b = np.array(
+            [float(th["measured"][str(s)]["mean"]) if str(s) in th["measured"] else math.nan for s in sizes]
+        )
         best_curve = dict(zip(grid, th["curves"][best], strict=True))
         lam_best = np.array([best_curve.get(s, math.nan) for s in sizes])
-        sharp = np.array([np.mean([float(r["batch_sharpness"]) for r in sweep if int(r["B"]) == s] or [math.nan])
-                          for s in sizes])
+        sharp = np.array(
+            [
+                np.mean([float(r["batch_sharpness"]) for r in sweep if int(r["B"]) == s] or [math.nan])
+                for s in sizes
+            ]
+        )
         med = np.nanmedian(strict, axis=1)
         predictors: dict[str, np.ndarray] = {}
         if opt == "adam":
             predictors["rmt best model, sqrt curvature (Adam)"] = const / np.sqrt(lam_best)
-            predictors["additive homogeneous, sqrt curvature"] = np.asarray(adam_max_lr_vs_batch(
-                b, lam1, sigma2, p, model="additive", form="sqrt_curvature", n_data=n_data), float)
+            predictors["additive homogeneous, sqrt curvature"] = np.asarray(
+                adam_max_lr_vs_batch(
+                    b, lam1, sigma2, p, model="additive", form="sqrt_curvature", n_data=n_data
+                ),
+                float,
+            )
             predictors["measured λ'(B), sqrt curvature"] = const / np.sqrt(lam_b)
         else:
             predictors["rmt best model"] = const / lam_best
             predictors["measured λ'(B)"] = const / lam_b
-            predictors["additive homogeneous"] = np.asarray(max_lr_vs_batch(
-                b, lam1, sigma2, p, model="additive", method=method, momentum=momentum, n_data=n_data), float)
+            predictors["additive homogeneous"] = np.asarray(
+                max_lr_vs_batch(
+                    b, lam1, sigma2, p, model="additive", method=method, momentum=momentum, n_data=n_data
+                ),
+                float,
+            )
         predictors["baseline constant 2/λ1"] = np.full(b.shape, const / lam1)
         predictors["baseline linear rule"] = med[0] * b / b[0]
         predictors["baseline sqrt rule"] = med[0] * np.sqrt(b / b[0])
@@ -416,8 +508,12 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
         out["optimizers"][opt] = {
             "batch_sizes": sizes,
             "seeds": seeds,
-            "measured_strict": {str(s): strict[i][np.isfinite(strict[i])].tolist() for i, s in enumerate(sizes)},
-            "measured_lenient": {str(s): lenient[i][np.isfinite(lenient[i])].tolist() for i, s in enumerate(sizes)},
+            "measured_strict": {
+                str(s): strict[i][np.isfinite(strict[i])].tolist() for i, s in enumerate(sizes)
+            },
+            "measured_lenient": {
+                str(s): lenient[i][np.isfinite(lenient[i])].tolist() for i, s in enumerate(sizes)
+            },
             "median_strict": med.tolist(),
             "median_lenient": np.nanmedian(lenient, axis=1).tolist(),
             "lenient_over_strict": float(np.nanmedian(lenient / strict)),
@@ -425,16 +521,21 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
             "scores": scores,
             "champion": champion,
             "paired_wilcoxon_holm": {k: {"p": pvals[k], "p_holm": holm.get(k, math.nan)} for k in pvals},
-            "exponent_strict": {**_fit_exponent(b[sub], strict[sub], config.bootstrap_samples, config.seed),
-                                "fit_range": fit_range},
-            "exponent_lenient": {**_fit_exponent(b[sub], lenient[sub], config.bootstrap_samples, config.seed + 1),
-                                 "fit_range": fit_range},
+            "exponent_strict": {
+                **_fit_exponent(b[sub], strict[sub], config.bootstrap_samples, config.seed),
+                "fit_range": fit_range,
+            },
+            "exponent_lenient": {
+                **_fit_exponent(b[sub], lenient[sub], config.bootstrap_samples, config.seed + 1),
+                "fit_range": fit_range,
+            },
             "diverged_cells": int(sum(bool(r.get("diverged_any")) for r in recs)),
         }
     return out
 
 
-# ------------------------------------------------------------------------------------------------- Monte Carlo
+# ------------------------------------------------------------------------------------------------- Monte
+# Carlo
 def monte_carlo_record(seed: int, n_params: int = 2000, n_reps: int = 40) -> dict[str, Any]:
     """Monte-Carlo top eigenvalues of spiked Wigner (ν = 1) and spiked Wishart (σ² = 1, q = 1/2) matrices from
     ``rmt.sampling`` against ``rmt.wigner.wigner_outlier`` / ``rmt.wishart.wishart_outlier``."""
@@ -446,18 +547,34 @@ def monte_carlo_record(seed: int, n_params: int = 2000, n_reps: int = 40) -> dic
     from rmt.wishart import wishart_outlier
 
     thetas = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0])
-    wig = [np.asarray(spiked_wigner_top_eigenvalues(t, 1.0, n_params, n_reps, seed + i), float)
-           for i, t in enumerate(thetas)]
+    wig = [
+        np.asarray(spiked_wigner_top_eigenvalues(t, 1.0, n_params, n_reps, seed + i), float)
+        for i, t in enumerate(thetas)
+    ]
     ells = np.array([1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0])
     n_samples = 2 * n_params
-    wis = [np.asarray(spiked_wishart_top_eigenvalues(e, 1.0, n_params, n_samples, n_reps, seed + 100 + i), float)
-           for i, e in enumerate(ells)]
+    wis = [
+        np.asarray(spiked_wishart_top_eigenvalues(e, 1.0, n_params, n_samples, n_reps, seed + 100 + i), float)
+        for i, e in enumerate(ells)
+    ]
     return {
         "available": True,
-        "wigner": {"spikes": thetas.tolist(), "theory": np.asarray(wigner_outlier(thetas, 1.0)).tolist(),
-                   "mc_mean": [float(w.mean()) for w in wig], "mc_sd": [float(w.std()) for w in wig],
-                   "P": n_params, "reps": n_reps, "title": "spiked Wigner: θ + ν²/θ or edge 2ν"},
-        "wishart": {"spikes": ells.tolist(), "theory": np.asarray(wishart_outlier(ells, 1.0, 0.5)).tolist(),
-                    "mc_mean": [float(w.mean()) for w in wis], "mc_sd": [float(w.std()) for w in wis],
-                    "P": n_params, "reps": n_reps, "title": "spiked Wishart q = 1/2: BBP / MP edge"},
+        "wigner": {
+            "spikes": thetas.tolist(),
+            "theory": np.asarray(wigner_outlier(thetas, 1.0)).tolist(),
+            "mc_mean": [float(w.mean()) for w in wig],
+            "mc_sd": [float(w.std()) for w in wig],
+            "P": n_params,
+            "reps": n_reps,
+            "title": "spiked Wigner: θ + ν²/θ or edge 2ν",
+        },
+        "wishart": {
+            "spikes": ells.tolist(),
+            "theory": np.asarray(wishart_outlier(ells, 1.0, 0.5)).tolist(),
+            "mc_mean": [float(w.mean()) for w in wis],
+            "mc_sd": [float(w.std()) for w in wis],
+            "P": n_params,
+            "reps": n_reps,
+            "title": "spiked Wishart q = 1/2: BBP / MP edge",
+        },
     }

@@ -33,7 +33,8 @@ def eigen_summary(result: Any) -> dict[str, Any]:
 
 
 def density_summary(density: Any) -> dict[str, Any]:
-    """The JSON part of a ``networks.lanczos.SpectralDensity``: smoothed density on its grid, SLQ nodes/weights."""
+    """The JSON part of a ``networks.lanczos.SpectralDensity``: smoothed density on its grid, SLQ
+    nodes/weights."""
     return {
         "grid": np.asarray(density.grid, dtype=float).tolist(),
         "density": np.asarray(density.density, dtype=float).tolist(),
@@ -69,12 +70,20 @@ def measure_spectra(
         k = min(cfg.top_k, hess.shape[0] - 1)
         top_h = top_eigenpairs(hess, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed)
         min_h = top_eigenpairs(
-            hess, k=1, which="SA", tol=cfg.tol, max_products=cfg.max_products, seed=seed + 1,
+            hess,
+            k=1,
+            which="SA",
+            tol=cfg.tol,
+            max_products=cfg.max_products,
+            seed=seed + 1,
             return_eigenvectors=False,
         )
-        top_g = top_eigenpairs(ggn, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed + 2)
+        top_g = top_eigenpairs(
+            ggn, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed + 2
+        )
         slq_h = slq_density(hess, num_probes=cfg.slq_probes, num_steps=cfg.slq_steps, seed=seed + 3)
         slq_g = slq_density(ggn, num_probes=cfg.slq_probes, num_steps=cfg.slq_steps, seed=seed + 4)
+    assert top_h.eigenvectors is not None and top_g.eigenvectors is not None
     vec_h = store.save_array(f"{key}_hessian_top", top_h.eigenvectors.detach().cpu().numpy())
     vec_g = store.save_array(f"{key}_ggn_top", top_g.eigenvectors.detach().cpu().numpy())
     return {

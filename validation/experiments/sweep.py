@@ -26,7 +26,8 @@ NOISE_STEP = "noise_spectrum"
 
 def batch_size_grid(config: RunConfig, critical_batch: float, n_data: int) -> list[int]:
     """The sweep's batch sizes: the configured list, or powers of two from ``min_batch`` up to
-    min(N, max(``max_batch``, ``critical_multiple`` · B*)), extended (still ≤ N) to ``min_grid_points`` values."""
+    min(N, max(``max_batch``, ``critical_multiple`` · B*)), extended (still ≤ N) to ``min_grid_points``
+    values."""
     cfg = config.sweep
     if cfg.batch_sizes:
         return sorted({b for b in cfg.batch_sizes if b <= n_data})
@@ -45,7 +46,9 @@ def batch_size_grid(config: RunConfig, critical_batch: float, n_data: int) -> li
     return grid
 
 
-def sweep_batch_indices(config: RunConfig, model_name: str, ckpt: int, n_data: int, batch_size: int, s: int) -> Any:
+def sweep_batch_indices(
+    config: RunConfig, model_name: str, ckpt: int, n_data: int, batch_size: int, s: int
+) -> Any:
     """Batch number ``s`` of size B: B distinct pool indices, seeded by the run seed and the cell."""
     from networks.data import batch_indices
 
@@ -68,7 +71,9 @@ def batch_gradient(model: nn.Module, loss_fn: nn.Module, x: Tensor, y: Tensor, b
         with torch.no_grad():
             for k, v in model.named_buffers():
                 v.copy_(buffers[k])
-    flat = [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params, strict=True)]
+    flat = [
+        (g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params, strict=True)
+    ]
     return torch.cat(flat)
 
 
@@ -97,10 +102,15 @@ def measure_batch_cell(
     with timed() as timer:
         hess = HessianOperator(model, loss_fn, (x, y), bn_mode=config.bn_mode)
         ggn = GGNOperator(model, loss_fn, (x, y), bn_mode=config.bn_mode)
-        solve = {"tol": cfg.sweep_tol, "max_products": cfg.sweep_max_products}
-        top = top_eigenpairs(hess, k=1, which="LA", seed=seed, **solve)
-        bottom = top_eigenpairs(hess, k=1, which="SA", seed=seed + 1, return_eigenvectors=False, **solve)
-        top_g = top_eigenpairs(ggn, k=1, which="LA", seed=seed + 2, return_eigenvectors=False, **solve)
+        tol, budget = cfg.sweep_tol, cfg.sweep_max_products
+        top = top_eigenpairs(hess, k=1, which="LA", tol=tol, max_products=budget, seed=seed)
+        bottom = top_eigenpairs(
+            hess, k=1, which="SA", tol=tol, max_products=budget, seed=seed + 1, return_eigenvectors=False
+        )
+        top_g = top_eigenpairs(
+            ggn, k=1, which="LA", tol=tol, max_products=budget, seed=seed + 2, return_eigenvectors=False
+        )
+        assert top.eigenvectors is not None
         u = top.eigenvectors[:, 0].to(top_vectors.dtype)
         overlaps = (top_vectors.T @ u) ** 2 / float(u @ u)
         g = batch_gradient(model, loss_fn, x, y, config.bn_mode)
@@ -141,11 +151,11 @@ def measure_noise_spectrum(
     ckpt: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """SLQ densities of H_B and of the noise operator H_B − H for batch 0 of size B; its second moment tr((H_B−H)²)/P is the
+    """SLQ densities of H_B and of the noise operator H_B − H for batch 0 of size B; its second moment
+    tr((H_B−H)²)/P is the
     measured ν(B)² (THEORY §4), to compare with κ(B)·Pσ² and with the semicircle of radius 2ν."""
     from networks.curvature.hessian import HessianOperator
     from networks.lanczos import slq_density
-
     from validation.experiments.spectra import density_summary
 
     cfg = config.curvature

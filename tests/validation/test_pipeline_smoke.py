@@ -1,0 +1,56 @@
+"""The ``smoke`` config end to end through the command line: records, CSVs, figures and report exist and
+agree."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from validation.cli import main
+from validation.config import load_config
+from validation.experiments.sweep import batch_size_grid
+from validation.store import ResultStore, cell_key
+
+
+@pytest.mark.slow
+def test_smoke_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["run", "--config", "smoke", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "best_H" in printed and "report.md" in printed
+    cfg = load_config("smoke")
+    store = ResultStore(out)
+    model = cfg.models[0].name
+    n_ckpt = len(cfg.checkpoint.loss_fractions)
+    assert len(store.records("checkpoints")) == n_ckpt
+    pred = store.get("predictions", cell_key(model=model, ckpt=0))
+    grid = batch_size_grid(cfg, pred["critical_batch"], cfg.pool_size)
+    assert pred["grid"] == grid
+    sweep = store.records("sweep", model=model, ckpt=0)
+    assert len(sweep) == len(grid) * cfg.sweep.batches_per_size
+    assert len({r["indices_hash"] for r in sweep}) == len(sweep)  # independent batches
+    for r in sweep:  # a batch's top eigenvalue bounds its Rayleigh quotient along its gradient
+        assert r["lam_min_H"] <= r["batch_sharpness"] <= r["lam_max_H"] * (1 + 1e-3) + 1e-6
+        assert 0.0 <= r["overlap_top1"] <= r["overlap_topk"] <= 1.0 + 1e-4
+    n_thr = len(cfg.thresholds.optimizers) * len(cfg.thresholds.batch_sizes) * cfg.thresholds.seeds
+    assert len(store.records("thresholds")) == n_thr
+    for r in store.records("thresholds"):
+        assert (
+            r["lr_max_strict"] <= r["lr_max_lenient"] * (1 + 1e-9)
+            or r["lr_max_lenient"] != r["lr_max_lenient"]
+        )
+        assert r["provenance"]["versions"]["torch"]
+    for name in ("densities", "lambda_vs_batch", "noise_spectrum", "lr_vs_batch"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{name}.pdf").is_file()
+    assert (out / "summary_sweep.csv").read_text().count("\n") == len(sweep) + 1
+    report = (out / "report.md").read_text()
+    best = pred["targets"]["H"]["best_model"]
+    assert f"best model by leave-one-B-out error: **{best}**" in report
+    an = store.get("lr_analysis", cell_key(model=model, ckpt=0))
+    exp = an["optimizers"]["sgd"]["exponent_strict"]["exponent"]
+    assert re.search(rf"\*\*sgd\*\*: exponent .* = {float(exp):.3g} ", report)
+    assert json.loads((out / "config.json").read_text())["name"] == "smoke"
