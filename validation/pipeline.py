@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -307,7 +307,6 @@ def run_pipeline(
     resume: bool = False,
     quiet: bool = False,
     draw: bool = True,
-    after_cell: Callable[[], None] | None = None,
 ) -> RunSummary:
     """Run every step of ``config`` into the folder ``out`` and write the CSV summaries, figures and
     report."""

@@ -46,6 +46,7 @@ def run_cli(config: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
         "--out",
         str(out),
         "--quiet",
+        "--no-figures",
     ]
     return subprocess.Popen(
         [*cmd, *extra], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

@@ -33,6 +33,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--quiet", action="store_true", help="no progress bars or step messages")
+    p.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="records and CSVs only (draw later: batchrmt figures DIR)",
+    )
     p.set_defaults(func=main)
 
 
@@ -62,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{config.name}"
     start = time.perf_counter()
     try:
-        summary = run_pipeline(config, out, resume=args.resume, quiet=args.quiet)
+        summary = run_pipeline(config, out, resume=args.resume, quiet=args.quiet, draw=not args.no_figures)
     except DatasetNotFoundError as exc:
         print(f"batchrmt run: data set {config.data!r} not found.\n{exc}", file=sys.stderr)
         if config.data == "fashion-mnist":

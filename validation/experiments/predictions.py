@@ -49,15 +49,15 @@ THEORY_METHODS = {"sgd": ("sgd", 0.0), "momentum": ("heavy_ball", 0.9), "adam": 
 # ----------------------------------------------------------------------------------------------------
 # statistics
 def bootstrap_median_abs(values: np.ndarray, n_boot: int, seed: int) -> dict[str, float]:
-    """Median of |values| with a 95% percentile-bootstrap CI (resampling the values)."""
+    """Median of |values| with a 95% percentile-bootstrap CI (``validation.stats.bootstrap_ci``)."""
+    from validation.stats import bootstrap_ci
+
     a = np.abs(np.asarray(values, dtype=float))
     a = a[np.isfinite(a)]
     if a.size == 0:
         return {"median": math.nan, "lo": math.nan, "hi": math.nan, "n": 0}
-    rng = np.random.default_rng(seed)
-    boots = np.median(a[rng.integers(0, a.size, size=(n_boot, a.size))], axis=1)
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return {"median": float(np.median(a)), "lo": float(lo), "hi": float(hi), "n": int(a.size)}
+    ci = bootstrap_ci(a, np.median, n_resamples=n_boot, seed=seed)
+    return {"median": ci.estimate, "lo": ci.low, "hi": ci.high, "n": int(a.size)}
 
 
 def fit_free_exponent(batch: np.ndarray, values: np.ndarray) -> dict[str, float]:
@@ -97,6 +97,8 @@ def score_model(
     seed: int,
 ) -> dict[str, Any]:
     """Log-ratio scores of one model's predictions against the per-batch measurements."""
+    from validation.stats import aic
+
     pred = np.array([predicted_by_b.get(int(b), math.nan) for b in batch])
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.log(pred / measured)
@@ -108,7 +110,7 @@ def score_model(
         out[name] = bootstrap_median_abs(r[sel], n_boot, seed + 1)
     n = int(ok.sum())
     rss = float(np.sum(r[ok] ** 2))
-    out["aic"] = n * math.log(max(rss, 1e-300) / n) + 2 * n_params_fitted if n else math.nan
+    out["aic"] = aic(max(rss, 1e-300), n, n_params_fitted) if n else math.nan
     out["mean_log_ratio"] = float(np.mean(r[ok])) if n else math.nan
     out["fraction_within_1.25"] = float(np.mean(np.abs(r[ok]) <= math.log(1.25))) if n else math.nan
     return out
@@ -355,57 +357,48 @@ def _num_classes(store: ResultStore, model: str) -> int:
 
 # ------------------------------------------------------------------------------------------ learning-rate
 # analysis
-def _fit_exponent(batch: np.ndarray, per_seed: np.ndarray, n_boot: int, seed: int) -> dict[str, Any]:
-    """Slope s of log η = a + s log B (medians over seeds per B) with a seed-level bootstrap 95% CI.
+def _fit_exponent(
+    batch: np.ndarray, per_seed: np.ndarray, max_batch: float, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Exponent s of log η = a + s log B on B ≤ ``max_batch`` with a seed-level bootstrap 95% CI
+    (``validation.stats.fit_power_law`` with the seeds as groups, ``classify_exponent`` for the verdict).
 
-    ``per_seed`` is (n_B, n_seeds) with NaN for cells without a stable rate."""
+    ``per_seed`` is (n_B, n_seeds), NaN where no stable rate was found. When fewer than two batch sizes lie at
+    or below ``max_batch`` the fit uses every B and says so in ``fit_range``."""
+    from validation.stats import classify_exponent, fit_power_law
 
-    def slope(mat: np.ndarray) -> float:
-        med = np.nanmedian(mat, axis=1)
-        ok = np.isfinite(med) & (med > 0)
-        if ok.sum() < 2:
-            return math.nan
-        return float(np.polyfit(np.log(batch[ok]), np.log(med[ok]), 1)[0])
-
-    s_hat = slope(per_seed)
-    rng = np.random.default_rng(seed)
-    n_seeds = per_seed.shape[1]
-    boots = np.array([slope(per_seed[:, rng.integers(0, n_seeds, n_seeds)]) for _ in range(n_boot)])
-    boots = boots[np.isfinite(boots)]
-    lo, hi = np.quantile(boots, [0.025, 0.975]) if boots.size else (math.nan, math.nan)
-    verdict = "undetermined"
-    if math.isfinite(lo):
-        if lo <= 1.0 <= hi and not lo <= 0.5 <= hi:
-            verdict = "linear"
-        elif lo <= 0.5 <= hi and not lo <= 1.0 <= hi:
-            verdict = "square root"
-        elif hi < 0.5 and lo > -0.25:
-            verdict = "below square root"
+    bb, seeds = np.meshgrid(batch, np.arange(per_seed.shape[1]), indexing="ij")
+    ok = np.isfinite(per_seed) & (per_seed > 0)
+    b, eta, groups = bb[ok], per_seed[ok], seeds[ok]
+    limit: float | None = max_batch if math.isfinite(max_batch) else None
+    fit_range = f"B <= {max_batch:.3g} (B*/2)"
+    if limit is None or np.unique(b[b <= limit]).size < 2:
+        limit, fit_range = None, "all B (fewer than two batch sizes below B*/2)"
+    if np.unique(b).size < 2:
+        nan = math.nan
+        return {
+            "exponent": nan,
+            "lo": nan,
+            "hi": nan,
+            "verdict": "undecided",
+            "fit_range": "too few stable cells",
+        }
+    fit = fit_power_law(b, eta, groups, max_batch=limit, n_resamples=n_boot, seed=seed)
     return {
-        "exponent": s_hat,
-        "lo": float(lo),
-        "hi": float(hi),
-        "verdict": verdict,
-        "batch_sizes": batch.tolist(),
+        "exponent": fit.exponent,
+        "lo": fit.ci.low,
+        "hi": fit.ci.high,
+        "verdict": classify_exponent(fit),
+        "fit_range": fit_range,
+        "n_points": fit.n_points,
+        "n_seeds": fit.n_groups,
     }
-
-
-def _holm(pvalues: dict[str, float]) -> dict[str, float]:
-    names = sorted(pvalues, key=lambda k: pvalues[k])
-    m = len(names)
-    out: dict[str, float] = {}
-    running = 0.0
-    for i, name in enumerate(names):
-        running = max(running, min(1.0, (m - i) * pvalues[name]))
-        out[name] = running
-    return out
 
 
 def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckpt: int) -> dict[str, Any]:
     """Measured η_max(B) per optimizer against predictions and baselines (reads stored records only)."""
-    from scipy.stats import wilcoxon
-
     from rmt.learning_rates import adam_max_lr_vs_batch, max_lr, max_lr_vs_batch
+    from validation.stats import paired_wilcoxon_holm
     from validation.store import cell_key
 
     pred = store.get(STEP, cell_key(model=model, ckpt=ckpt))
@@ -492,19 +485,17 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
                 "within_1.5": float(np.mean(np.abs(r[ok]) <= math.log(1.5))) if ok.any() else math.nan,
             }
         champion = next(iter(predictors))
-        pvals = {}
-        for name in predictors:
-            if name.startswith("baseline"):
-                d = abs_r[champion] - abs_r[name]
-                d = d[np.isfinite(d)]
-                pvals[name] = float(wilcoxon(d).pvalue) if d.size >= 5 and np.any(d != 0) else math.nan
-        finite = {k: v for k, v in pvals.items() if math.isfinite(v)}
-        holm = _holm(finite) if finite else {}
-        sub = b <= b_star / 2 if math.isfinite(b_star) else np.ones(b.shape, bool)
-        fit_range = "B <= B*/2"
-        if sub.sum() < 2:
-            sub = np.ones(b.shape, bool)
-            fit_range = "all B (fewer than 2 batch sizes below B*/2)"
+        common = np.all(np.isfinite(np.vstack(list(abs_r.values()))), axis=0)
+        tests: dict[str, Any] = {}
+        if common.sum() >= 5:
+            compared = {k: v[common] for k, v in abs_r.items() if k == champion or k.startswith("baseline")}
+            for row in paired_wilcoxon_holm(compared, champion, alternative="less"):
+                tests[row["method"]] = {
+                    "p": row["p_value"],
+                    "p_holm": row["p_holm"],
+                    "n_cells": row["n_cells"],
+                    "median_difference": row["median_difference"],
+                }
         out["optimizers"][opt] = {
             "batch_sizes": sizes,
             "seeds": seeds,
@@ -520,15 +511,11 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
             "predictors": {k: np.asarray(v, float).tolist() for k, v in predictors.items()},
             "scores": scores,
             "champion": champion,
-            "paired_wilcoxon_holm": {k: {"p": pvals[k], "p_holm": holm.get(k, math.nan)} for k in pvals},
-            "exponent_strict": {
-                **_fit_exponent(b[sub], strict[sub], config.bootstrap_samples, config.seed),
-                "fit_range": fit_range,
-            },
-            "exponent_lenient": {
-                **_fit_exponent(b[sub], lenient[sub], config.bootstrap_samples, config.seed + 1),
-                "fit_range": fit_range,
-            },
+            "paired_wilcoxon_holm": tests,
+            "exponent_strict": _fit_exponent(b, strict, b_star / 2, config.bootstrap_samples, config.seed),
+            "exponent_lenient": _fit_exponent(
+                b, lenient, b_star / 2, config.bootstrap_samples, config.seed + 1
+            ),
             "diverged_cells": int(sum(bool(r.get("diverged_any")) for r in recs)),
         }
     return out
