@@ -1,0 +1,30 @@
+"""Exact curvature operators (Hessian, GGN), their algebra and curvature-noise statistics."""
+
+from networks.curvature.ggn import GGNOperator, loss_output_hvp
+from networks.curvature.hessian import HessianOperator, hessian_vector_product
+from networks.curvature.noise import (
+    BatchNoiseEstimate,
+    NoiseEstimate,
+    QuadraticFormStats,
+    batch_noise_norm,
+    curvature_operator,
+    per_sample_noise,
+    quadratic_form_variance,
+)
+from networks.curvature.operator import CurvatureOperator, as_operator
+
+__all__ = [
+    "BatchNoiseEstimate",
+    "CurvatureOperator",
+    "GGNOperator",
+    "HessianOperator",
+    "NoiseEstimate",
+    "QuadraticFormStats",
+    "as_operator",
+    "batch_noise_norm",
+    "curvature_operator",
+    "hessian_vector_product",
+    "loss_output_hvp",
+    "per_sample_noise",
+    "quadratic_form_variance",
+]

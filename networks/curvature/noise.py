@@ -115,7 +115,10 @@ def _per_sample_fn(
         def loss(weights: tuple[Tensor, ...]) -> Tensor:
             return loss_fn(output(weights, xi), yi.unsqueeze(0))
 
-        return torch.func.jvp(torch.func.grad(loss), (primals,), (v,))[1]
+        # reverse-over-reverse (H symmetric: vjp of the gradient = H v); forward-over-reverse trips on
+        # ZeroTensor tangents of MSELoss under vmap in torch 2.13
+        _, vjp_fn = torch.func.vjp(torch.func.grad(loss), primals)
+        return vjp_fn(v)[0]
 
     def ggn_vp(xi: Tensor, yi: Tensor, v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         out, jv = torch.func.jvp(lambda w: output(w, xi), (primals,), (v,))
