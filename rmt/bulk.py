@@ -68,7 +68,7 @@ def _moment_sums(w: Any, atoms: FloatArray, masses: FloatArray, powers: tuple[in
     flat = w.ravel()
     out = [np.empty(flat.shape, dtype=np.result_type(flat.dtype, np.float64)) for _ in powers]
     step = max(1, _CHUNK // max(atoms.size, 1))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for start in range(0, flat.size, step):
             inv = 1.0 / (flat[start : start + step, None] - atoms[None, :])
             power, current = 1, inv
@@ -174,7 +174,7 @@ class _SpikeMap:
         n_comp = cps.size // 2
         comp = np.clip((np.searchsorted(cps, theta) - 1) // 2, 0, n_comp - 1)
         lower, upper = cps[2 * comp], cps[2 * comp + 1]
-        use_upper = (theta - lower) > (upper - theta)
+        use_upper = (theta - lower) >= (upper - theta)  # ties go up, like wigner_outlier(0, ν) = 2ν
         out = np.where(use_upper, edges[2 * comp + 1], edges[2 * comp])
         out = np.where(theta > self.atoms[-1], edges[-1], out)
         return np.where(theta < self.atoms[0], edges[0], out)
