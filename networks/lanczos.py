@@ -170,10 +170,14 @@ def lanczos(
     """
     op = as_operator(op)
     if reorthogonalization not in REORTHOGONALIZATIONS:
-        raise ValueError(f"reorthogonalization must be one of {REORTHOGONALIZATIONS}, got {reorthogonalization!r}")
+        raise ValueError(
+            f"reorthogonalization must be one of {REORTHOGONALIZATIONS}, got {reorthogonalization!r}"
+        )
     num_steps = _check_int(num_steps, "num_steps", 1)
     if return_vectors and reorthogonalization == "none":
-        raise ValueError("return_vectors=True needs a stored basis: use reorthogonalization='full' or 'selective'")
+        raise ValueError(
+            "return_vectors=True needs a stored basis: use reorthogonalization='full' or 'selective'"
+        )
     if not tol > 0:
         raise ValueError(f"tol must be > 0, got {tol!r}")
     size = op.shape[0]
@@ -432,9 +436,7 @@ def slq_density(
     products = 0
     for probe in range(num_probes):
         start = _random_unit(size, generator, device, rademacher=True)
-        result = lanczos(
-            op, m, start=start, basis_device=device, reorthogonalization=reorthogonalization
-        )
+        result = lanczos(op, m, start=start, basis_device=device, reorthogonalization=reorthogonalization)
         n = result.num_steps
         nodes[probe, :n] = result.ritz_values
         nodes[probe, n:] = result.ritz_values[-1]

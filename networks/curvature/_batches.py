@@ -6,7 +6,7 @@ import abc
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -50,14 +50,16 @@ def as_batch_list(data: object, device: torch.device, name: str = "data") -> Bat
     elif isinstance(data, Iterable) and not isinstance(data, (Tensor, str, bytes)):
         raw = list(data)
     else:
-        raise TypeError(f"{name} must be an (x, y) pair of tensors or an iterable of such pairs, got {type(data)!r}")
+        raise TypeError(
+            f"{name} must be an (x, y) pair of tensors or an iterable of such pairs, got {type(data)!r}"
+        )
     if not raw:
         raise ValueError(f"{name} is empty: need at least one (x, y) batch")
     batches: list[tuple[Tensor, Tensor]] = []
     for index, item in enumerate(raw):
         if not _is_pair(item):
             raise TypeError(f"{name}[{index}] must be an (x, y) pair of tensors, got {type(item)!r}")
-        x, y = item  # type: ignore[misc]
+        x, y = cast(tuple[Tensor, Tensor], item)
         if x.ndim == 0 or y.ndim == 0:
             raise ValueError(f"{name}[{index}]: x and y need a leading batch dimension")
         if x.shape[0] != y.shape[0]:
@@ -73,11 +75,11 @@ def as_batch_list(data: object, device: torch.device, name: str = "data") -> Bat
 def select_params(model: nn.Module, params: Sequence[Tensor] | None) -> list[Tensor]:
     """The parameters to differentiate: ``params`` (must belong to ``model``) or all that require grad."""
     if params is None:
-        chosen = [p for p in model.parameters() if p.requires_grad]
-        if not chosen:
+        trainable: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
+        if not trainable:
             raise ValueError("model has no parameters that require grad; pass params explicitly")
-        return chosen
-    chosen = list(params)
+        return trainable
+    chosen: list[Tensor] = list(params)
     if not chosen:
         raise ValueError("params is empty: need at least one parameter tensor")
     owned = {id(p) for p in model.parameters()}
@@ -109,24 +111,24 @@ def curvature_mode(model: nn.Module, params: Sequence[Tensor], bn_mode: str) -> 
     submodules, ``track_running_stats`` and ``requires_grad`` are exactly as before.
     """
     check_bn_mode(bn_mode)
-    training = [(m, m.training) for m in model.modules()]
+    training = [(module, module.training) for module in model.modules()]
     grads = [(p, p.requires_grad) for p in params]
-    norms = [m for m in model.modules() if isinstance(m, _NormBase)]
+    norms = [module for module in model.modules() if isinstance(module, _NormBase)]
     tracking = [(m, m.track_running_stats) for m in norms]
     try:
         model.eval()
         if bn_mode == "train":
-            for m in norms:
-                m.train()
-                m.track_running_stats = False
+            for norm in norms:
+                norm.train()
+                norm.track_running_stats = False
         for p in params:
             p.requires_grad_(True)
         yield
     finally:
-        for m, flag in training:
-            m.training = flag
-        for m, tracked in tracking:
-            m.track_running_stats = tracked
+        for module, flag in training:
+            module.training = flag
+        for norm, tracked in tracking:
+            norm.track_running_stats = tracked
         for p, flag in grads:
             p.requires_grad_(flag)
 
@@ -160,7 +162,8 @@ class ModelCurvatureOperator(CurvatureOperator):
     """Curvature of the mean loss L = Σ_b (n_b/N) L_b over data batches, for a model and a loss.
 
     Subclasses implement ``_build(x, y)`` (a per-batch cache: graphs to reuse) and ``_batch_product(cache, x,
-    y, vs)`` returning per-parameter tensors of (curvature of the batch-mean loss) · v. With ``method="cached"``
+    y, vs)`` returning per-parameter tensors of (curvature of the batch-mean loss) · v. With
+    ``method="cached"``
     the caches are built once (lazily) and rebuilt when a parameter or buffer is modified in place; with
     ``"recompute"`` every product rebuilds them (no memory held between products).
     """
@@ -184,7 +187,9 @@ class ModelCurvatureOperator(CurvatureOperator):
             raise TypeError(f"loss_fn must be callable (e.g. nn.CrossEntropyLoss()), got {type(loss_fn)!r}")
         reduction = getattr(loss_fn, "reduction", "mean")
         if reduction != "mean":
-            raise ValueError(f"loss_fn must use reduction='mean' (the mean loss convention), got {reduction!r}")
+            raise ValueError(
+                f"loss_fn must use reduction='mean' (the mean loss convention), got {reduction!r}"
+            )
         check_bn_mode(bn_mode)
         if method not in self.supported_methods:
             raise ValueError(f"method must be one of {self.supported_methods}, got {method!r}")

@@ -46,8 +46,8 @@ def loss_output_hvp(
 
     Closed forms for the mean reduction over n samples:
       * cross-entropy (softmax p_i = softmax(f_i), also with label smoothing or probability targets):
-        :math:`(H_\ell v)_i = \frac1n (p_i \odot v_i - p_i\, p_i^\top v_i)`  (i.e. (diag p − ppᵀ)/n per sample);
-      * MSE over an output of numel n·C: :math:`H_\ell = \frac{2}{nC} I` (nn.MSELoss averages over all entries).
+        :math:`(H_\ell v)_i = \frac1n (p_i \odot v_i - p_i\, p_i^\top v_i)`  ((diag p − ppᵀ)/n per sample);
+      * MSE over an output of numel n·C: :math:`H_\ell = \frac{2}{nC} I` (nn.MSELoss averages all entries).
     Any other loss (class weights, ignored targets, custom losses) uses torch.func forward-over-reverse on
     the loss as a function of the output — exact, and convex losses keep G positive semi-definite.
     Under ``torch.func.vmap`` pass ``ignored_targets`` (from :func:`has_ignored_targets` on all targets),
@@ -61,9 +61,10 @@ def loss_output_hvp(
     if kind == "ce":
         p = torch.softmax(output.detach(), dim=1)
         return (p * vector - p * (p * vector).sum(dim=1, keepdim=True)) / output.shape[0]
-    out = output.detach()
-    _, hv = torch.func.jvp(torch.func.grad(lambda o: loss_fn(o, target)), (out,), (vector,))
-    return hv
+    def loss_of_output(o: Tensor) -> Tensor:
+        return loss_fn(o, target)
+
+    return torch.func.jvp(torch.func.grad(loss_of_output), (output.detach(),), (vector,))[1]
 
 
 class GGNOperator(ModelCurvatureOperator):
@@ -107,7 +108,9 @@ class GGNOperator(ModelCurvatureOperator):
     def _build(self, x: Tensor, y: Tensor) -> Any:
         output = self.model(x)
         dummy = torch.zeros_like(output, requires_grad=True)
-        jt_dummy = torch.autograd.grad(output, self.params, grad_outputs=dummy, create_graph=True, allow_unused=True)
+        jt_dummy = torch.autograd.grad(
+            output, self.params, grad_outputs=dummy, create_graph=True, allow_unused=True
+        )
         pairs = [(g, i) for i, g in enumerate(jt_dummy) if g is not None and g.requires_grad]
         return output, dummy, pairs
 

@@ -12,8 +12,8 @@ from networks.curvature._batches import ModelCurvatureOperator
 
 
 def _first_backward(loss: Tensor, params: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
-    """(gradient, parameter) pairs of ∇L with its graph kept; parameters whose gradient is constant are dropped
-    (their Hessian rows are zero)."""
+    """(gradient, parameter) pairs of ∇L with its graph kept; parameters with a constant gradient are
+    dropped (their Hessian rows are zero)."""
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
     return [(g, p) for g, p in zip(grads, params, strict=True) if g is not None and g.requires_grad]
 
@@ -92,7 +92,7 @@ class HessianOperator(ModelCurvatureOperator):
             return self.loss_fn(out, y)
 
         argnums = tuple(range(len(names)))
-        _, hv = torch.func.jvp(torch.func.grad(loss_of, argnums=argnums), primals, tangents)
+        hv = torch.func.jvp(torch.func.grad(loss_of, argnums=argnums), primals, tangents)[1]
         result: list[Tensor] = [torch.empty(0)] * len(self.params)
         for k, i in enumerate(order):
             result[i] = hv[k].detach()

@@ -65,7 +65,7 @@ class BatchNoiseEstimate:
 
 @dataclass(frozen=True)
 class QuadraticFormStats:
-    """uᵀ M_B u across batches: ``values[b, d]`` for batch b and direction d, their mean and (ddof=1) variance."""
+    """uᵀ M_B u across batches: ``values[b, d]`` for batch b and direction d, mean, (ddof=1) variance."""
 
     values: np.ndarray
     mean: np.ndarray
@@ -117,13 +117,16 @@ def _per_sample_fn(
 
         # reverse-over-reverse (H symmetric: vjp of the gradient = H v); forward-over-reverse trips on
         # ZeroTensor tangents of MSELoss under vmap in torch 2.13
-        _, vjp_fn = torch.func.vjp(torch.func.grad(loss), primals)
+        vjp_fn = torch.func.vjp(torch.func.grad(loss), primals)[1]
         return vjp_fn(v)[0]
 
     def ggn_vp(xi: Tensor, yi: Tensor, v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        out, jv = torch.func.jvp(lambda w: output(w, xi), (primals,), (v,))
+        def out_of(weights: tuple[Tensor, ...]) -> Tensor:
+            return output(weights, xi)
+
+        out, jv = torch.func.jvp(out_of, (primals,), (v,))[:2]
         hjv = loss_output_hvp(loss_fn, out, yi.unsqueeze(0), jv, ignored_targets=ignored_targets)
-        _, vjp_fn = torch.func.vjp(lambda w: output(w, xi), primals)
+        vjp_fn = torch.func.vjp(out_of, primals)[1]
         return vjp_fn(hjv)[0]
 
     return hessian_vp if matrix == "hessian" else ggn_vp
@@ -241,10 +244,10 @@ def batch_noise_norm(
     batch_list = list(batches)
     if not batch_list:
         raise ValueError("batches is empty: need at least one (x, y) batch")
-    full = curvature_operator(matrix, model, loss_fn, data, bn_mode=bn_mode, params=params, method="recompute")
-    ops = [
-        curvature_operator(matrix, model, loss_fn, b, bn_mode=bn_mode, params=params) for b in batch_list
-    ]
+    full = curvature_operator(
+        matrix, model, loss_fn, data, bn_mode=bn_mode, params=params, method="recompute"
+    )
+    ops = [curvature_operator(matrix, model, loss_fn, b, bn_mode=bn_mode, params=params) for b in batch_list]
     size = full.shape[0]
     generator = torch.Generator().manual_seed(int(seed))
     values = np.zeros((len(ops), num_probes))

@@ -47,7 +47,7 @@ class CurvatureOperator(abc.ABC):
         return self._device
 
     def provenance(self) -> dict[str, Any]:
-        """What this operator is: kind, dtype, device, products so far, torch version (subclasses add more)."""
+        """What this operator is: kind, dtype, device, products so far, torch version (subclasses extend)."""
         return {
             "operator": type(self).__name__,
             "size": self._size,

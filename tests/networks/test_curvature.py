@@ -1,4 +1,4 @@
-"""HessianOperator and the operator base: exact products, closed forms, weighting, state restoration, algebra."""
+"""HessianOperator and the operator base: exact products, closed forms, weights, state, algebra."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ def cnn() -> nn.Module:
 
 def bn_net() -> nn.Module:
     torch.manual_seed(3)
-    net = nn.Sequential(
-        nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Dropout(0.5), nn.Linear(5, 3)
-    ).to(F64)
+    net = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Dropout(0.5), nn.Linear(5, 3)).to(
+        F64
+    )
     with torch.no_grad():  # non-trivial running statistics so that eval and train modes differ
         net[1].running_mean.uniform_(-0.5, 0.5)
         net[1].running_var.uniform_(0.5, 2.0)
@@ -182,7 +182,9 @@ def test_softmax_regression_closed_form() -> None:
     x, y = torch.randn(n, d, generator=g, dtype=F64), torch.randint(0, c, (n,), generator=g)
     lin = nn.Linear(d, c, bias=False).to(F64)
     p = torch.softmax(lin(x), dim=1).detach()
-    expected = sum(torch.kron(torch.diag(p[i]) - torch.outer(p[i], p[i]), torch.outer(x[i], x[i])) for i in range(n))
+    expected = sum(
+        torch.kron(torch.diag(p[i]) - torch.outer(p[i], p[i]), torch.outer(x[i], x[i])) for i in range(n)
+    )
     for cls in (HessianOperator, GGNOperator):
         assert rel_err(cls(lin, nn.CrossEntropyLoss(), (x, y)).to_dense(), expected / n) <= REL
 

@@ -9,7 +9,18 @@ import torch
 from torch import Tensor, nn
 
 from networks.curvature.ggn import GGNOperator, loss_output_hvp
-from tests.networks.test_curvature import F64, REL, bn_cnn, bn_net, cnn, flat_params, image_data, mlp, rel_err, vector_data
+from tests.networks.test_curvature import (
+    F64,
+    REL,
+    bn_cnn,
+    bn_net,
+    cnn,
+    flat_params,
+    image_data,
+    mlp,
+    rel_err,
+    vector_data,
+)
 
 
 def explicit_ggn(model: nn.Module, loss_fn: nn.Module, x: Tensor, y: Tensor, bn_mode: str) -> Tensor:
@@ -45,7 +56,13 @@ def explicit_ggn(model: nn.Module, loss_fn: nn.Module, x: Tensor, y: Tensor, bn_
 CASES = [
     ("mlp-ce", mlp, vector_data, "eval", nn.CrossEntropyLoss()),
     ("mlp-ce-smooth", mlp, vector_data, "eval", nn.CrossEntropyLoss(label_smoothing=0.1)),
-    ("mlp-ce-weighted", mlp, vector_data, "eval", nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5], dtype=F64))),
+    (
+        "mlp-ce-weighted",
+        mlp,
+        vector_data,
+        "eval",
+        nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5], dtype=F64)),
+    ),
     ("cnn-ce", cnn, image_data, "eval", nn.CrossEntropyLoss()),
     ("bn-eval", bn_net, vector_data, "eval", nn.CrossEntropyLoss()),
     ("bn-train", bn_net, vector_data, "train", nn.CrossEntropyLoss()),
@@ -79,7 +96,11 @@ def test_output_hessian_closed_forms_and_scaling(loss_fn) -> None:
     g = torch.Generator().manual_seed(4)
     n, c = 5, 4
     out = torch.randn(n, c, dtype=F64, generator=g)
-    y = torch.randn(n, c, dtype=F64, generator=g) if isinstance(loss_fn, nn.MSELoss) else torch.randint(0, c, (n,))
+    y = (
+        torch.randn(n, c, dtype=F64, generator=g)
+        if isinstance(loss_fn, nn.MSELoss)
+        else torch.randint(0, c, (n,))
+    )
     v = torch.randn(n, c, dtype=F64, generator=g)
     exact = torch.func.hessian(lambda o: loss_fn(o, y))(out).reshape(n * c, n * c) @ v.reshape(-1)
     assert rel_err(loss_output_hvp(loss_fn, out, y, v).reshape(-1), exact) <= REL

@@ -15,7 +15,9 @@ from tests.networks.test_curvature import cnn, image_data
 REL = 1e-8
 
 
-def spiked_matrix(size: int = 300, outliers=(40.0, 25.0, 12.0, -9.0), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def spiked_matrix(
+    size: int = 300, outliers=(40.0, 25.0, 12.0, -9.0), seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Q diag(outliers ∪ uniform bulk on [−1, 1]) Qᵀ with a Haar-random Q: the spectrum is known exactly."""
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((size, size)))
@@ -49,7 +51,11 @@ def test_top_eigenpairs_hessian_operator_against_dense() -> None:
     model, (x, y) = cnn(), image_data()
     op = HessianOperator(model, nn.CrossEntropyLoss(), (x, y))
     dense = np.linalg.eigvalsh(op.to_dense().numpy())
-    for which, ref in (("LA", dense[::-1][:3]), ("SA", dense[:2]), ("LM", dense[np.argsort(-np.abs(dense))][:3])):
+    for which, ref in (
+        ("LA", dense[::-1][:3]),
+        ("SA", dense[:2]),
+        ("LM", dense[np.argsort(-np.abs(dense))][:3]),
+    ):
         k = len(ref)
         result = top_eigenpairs(op, k, which, tol=1e-10)
         np.testing.assert_allclose(result.eigenvalues[result.converged], ref[result.converged], rtol=REL)

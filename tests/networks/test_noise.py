@@ -23,9 +23,13 @@ def rademacher_quadratic_variance(a: np.ndarray) -> float:
     return float(2 * (np.sum(a**2) - np.sum(np.diag(a) ** 2)))
 
 
-def per_sample_matrices(matrix: str, model: nn.Module, loss_fn: nn.Module, x: Tensor, y: Tensor) -> np.ndarray:
+def per_sample_matrices(
+    matrix: str, model: nn.Module, loss_fn: nn.Module, x: Tensor, y: Tensor
+) -> np.ndarray:
     cls = OPERATORS[matrix]
-    return np.stack([cls(model, loss_fn, (x[i : i + 1], y[i : i + 1])).to_dense().numpy() for i in range(len(x))])
+    return np.stack(
+        [cls(model, loss_fn, (x[i : i + 1], y[i : i + 1])).to_dense().numpy() for i in range(len(x))]
+    )
 
 
 def targets(loss_name: str, n: int) -> tuple[nn.Module, Tensor, Tensor]:
@@ -40,7 +44,9 @@ def test_row_sums_match_exact_profile(matrix, loss_name) -> None:
     n, probes = 8, 64
     model = mlp()
     loss_fn, x, y = targets(loss_name, n)
-    est = per_sample_noise(model, loss_fn, x, y, matrix=matrix, num_samples=n, num_probes=probes, seed=1, chunk_size=5)
+    est = per_sample_noise(
+        model, loss_fn, x, y, matrix=matrix, num_samples=n, num_probes=probes, seed=1, chunk_size=5
+    )
     mats = per_sample_matrices(matrix, model, loss_fn, x, y)
     dev = mats - mats.mean(axis=0)
     exact_rows = (dev**2).sum(axis=(0, 2)) / (n - 1)  # r_j = Σ_k S_jk with ddof=1 entry variances
@@ -87,7 +93,9 @@ def test_batch_noise_norm_matches_frobenius_norm(matrix) -> None:
     x, y = vector_data(16, seed=5)
     batches = [(x[:3], y[:3]), (x[3:8], y[3:8])]
     probes = 64
-    est = batch_noise_norm(model, nn.CrossEntropyLoss(), (x, y), batches, matrix=matrix, num_probes=probes, seed=6)
+    est = batch_noise_norm(
+        model, nn.CrossEntropyLoss(), (x, y), batches, matrix=matrix, num_probes=probes, seed=6
+    )
     cls = OPERATORS[matrix]
     full = cls(model, nn.CrossEntropyLoss(), (x, y)).to_dense().numpy()
     diffs = [cls(model, nn.CrossEntropyLoss(), b).to_dense().numpy() - full for b in batches]
