@@ -146,9 +146,10 @@ def test_exponents_match_finite_differences_of_the_numeric_laws() -> None:
     b_mul = np.array([1e3, 1e4])  # q = 1 and 0.1: λ = 50 is above threshold
     expo_mul = d.function("exponent_multiplicative_outlier", "P", "sigma2", "lam", "B", "C")(p, s2, lam_big, b_mul, c_out)
     np.testing.assert_allclose(_local_exponent(eta_mul, b_mul), expo_mul, rtol=1e-6)
-    b_small = np.array([1.5, 2.0, 5.0])  # q ≥ 200: the spike is absorbed at the MP edge
+    eta_mul_edge = lambda b: 2.0 / np.asarray(batch_ggn_extremal(1.5, s2, p, b, c_out))  # noqa: E731
+    b_small = np.array([1.5, 20.0, 500.0])  # q ≥ 2: λ = 1.5 < 1 + √q, absorbed at the MP edge
     expo_edge = d.function("exponent_multiplicative_edge", "P", "B", "C")(p, b_small, c_out)
-    np.testing.assert_allclose(_local_exponent(eta_mul, b_small), expo_edge, rtol=1e-6)
+    np.testing.assert_allclose(_local_exponent(eta_mul_edge, b_small), expo_edge, rtol=1e-6)
 
 
 def test_bulk_two_atom_expressions_match_the_solver() -> None:
