@@ -84,7 +84,10 @@ def main() -> int:
     start = time.perf_counter()
     build @ v
     elapsed = time.perf_counter() - start
-    results["hvp_cached_first_product_with_build"] = {"seconds": elapsed, "ratio_to_gradient": elapsed / t_grad}
+    results["hvp_cached_first_product_with_build"] = {
+        "seconds": elapsed,
+        "ratio_to_gradient": elapsed / t_grad,
+    }
 
     op = HessianOperator(model, loss_fn, (x, y), method="cached")
     start = time.perf_counter()
@@ -117,7 +120,7 @@ def main() -> int:
         "repeats": args.repeats,
         "products": results,
         "lanczos_top5": lanczos_report,
-        "peers": {"status": "present, not run from this script" if peers.exists() else "skipped: /tmp/peers absent"},
+        "peers": {"status": "present, not run here" if peers.exists() else "skipped: /tmp/peers absent"},
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
