@@ -1,25 +1,33 @@
 """Field-dependent noise: the quadratic vector equation (QVE) of Wigner-type matrices (THEORY §1b).
 
-A symmetric random matrix ``A + E`` with ``A = diag(a)`` (optional diagonal "signal") and independent noise entries
-of variance ``Var E_jk = S_jk`` has, for large P, a resolvent ``(A + E − z)⁻¹ ≈ diag(m_1(z), …, m_P(z))`` where m
-solves the quadratic vector equation
+A symmetric random matrix ``diag(a) + E`` with independent noise entries of variance ``Var E_jk = S_jk``
+has, for large P, a resolvent ``(diag(a) + E − z)⁻¹ ≈ diag(m_1(z), …, m_P(z))`` where m solves
 
     −1/m_j(z) = z − a_j + Σ_k S_jk m_k(z),      Im m_j > 0 for Im z > 0.
 
-The spectral density is ``ρ(x) = (1/π) Im mean_j m_j(x + i0)``; the bulk edges are the real points where the real
-solution branch folds, i.e. where the Perron eigenvalue of ``|m| S |m|`` reaches 1. A rank-r perturbation
-``Φ diag(θ) Φᵀ`` produces outliers at the real z outside the bulk with ``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0``.
+The spectral density is ``ρ(x) = (1/π) Im mean_j m_j(x + i0)``; the bulk edges are the real points where the
+real solution branch folds, i.e. where the Perron eigenvalue of ``|m| S |m|`` reaches 1. A rank-r
+perturbation ``Φ diag(θ) Φᵀ`` produces outliers at real z outside the bulk with
+``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0``.
 
 Solver: half-damped fixed point ``m ← (m + F(m))/2`` in the upper half plane with η-continuation
-(``z = x + iη``, η decreasing geometrically), finished by Newton on ``I − diag(m²) S`` (plain damped iteration
-stalls near edges). Edges: Newton continuation of the real branch from far above the spectrum towards the fold.
+(``z = x + iη``, η decreasing geometrically), finished by Newton on ``I − diag(m²) S`` (plain damped
+iteration stalls near edges). Edges: Newton continuation of the real branch from far above the spectrum
+down to the fold (step halving; Newton started on the physical branch cannot jump across a quadratic fold).
 
 Fast paths (chosen automatically for a dense ``S``):
-* block structure — rows of ``[S | a]`` that coincide are one class, and the equation reduces to one unknown per
-  class (exact); :class:`BlockProfile` states such a profile directly, and :meth:`BlockProfile.from_function` and
-  :func:`coarse_grain_profile` coarse-grain smooth profiles (error O(K⁻²) for K blocks, REFERENCE row 26);
-* rank one — ``S = g gᵀ`` reduces to one scalar equation ``u = −Σ_k g_k / (z − a_k + g_k u)`` with
+* block structure: rows of ``[S | a]`` that coincide form one class and the equation has one unknown per
+  class (exact). :class:`BlockProfile` states such a profile directly; :meth:`BlockProfile.from_function`
+  and :func:`coarse_grain_profile` coarse-grain smooth profiles (error O(K⁻²) for K blocks, REFERENCE
+  row 26);
+* rank one: ``S = g gᵀ`` reduces to the scalar equation ``u = −Σ_k g_k / (z − a_k + g_k u)`` with
   ``m_j = −1/(z − a_j + g_j u)``.
+A dense profile with more than 256 distinct rows that is not rank one is solved with one unknown per row
+(O(P³) per Newton step): coarse-grain it first for large P.
+
+Finite P: the solver treats S as given. O(1) rows with anomalously large variance (e.g. one row with τ > 2
+times the bulk variance) create O(1/P) components of the QVE density around their noise-induced outliers,
+so the finite-P "edge" then sits O(P^{-1/2}) above that outlier rather than at the bulk edge.
 """
 
 from __future__ import annotations
@@ -53,9 +61,12 @@ _BLOCK_LIMIT = 256  # use the class reduction when it leaves at most this many c
 class BlockProfile:
     """A variance profile that is constant on blocks of coordinates.
 
-    Coordinates form K blocks; block c holds ``sizes[c]`` coordinates, all with diagonal shift ``shifts[c]``, and
-    ``S_jk = variances[c(j), c(k)]``. Then ``Σ_k S_jk m_k = Σ_c' variances[c, c'] sizes[c'] m_c'`` and the QVE has
-    one unknown per block. ``sizes`` may be non-integer weights (a coarse-grained continuum) and may be 0 (a probe
+    Coordinates form K blocks; block c holds ``sizes[c]`` coordinates, all with diagonal shift ``shifts[c]``,
+    and
+    ``S_jk = variances[c(j), c(k)]``. Then ``Σ_k S_jk m_k = Σ_c' variances[c, c'] sizes[c'] m_c'`` and the
+    QVE has
+    one unknown per block. ``sizes`` may be non-integer weights (a coarse-grained continuum) and may be 0 (a
+    probe
     coordinate that feels the others but does not act back, e.g. a localized spike in the large-P limit).
 
     Example:
@@ -95,7 +106,8 @@ class BlockProfile:
         """Midpoint coarse-graining of a continuum profile on x ∈ [0, 1] (K = ``n_blocks`` equal blocks).
 
         The continuum QVE is ``−1/m(x) = z − a(x) + ∫_0^1 s(x, y) m(y) dy``; it is the large-P limit of
-        ``S_jk = s(x_j, x_k)/P``, ``a_j = a(x_j)``. Blocks have weight 1/K and midpoints ``x_c = (c + ½)/K``; the
+        ``S_jk = s(x_j, x_k)/P``, ``a_j = a(x_j)``. Blocks have weight 1/K and midpoints ``x_c = (c + ½)/K``;
+        the
         error of edges and outliers is O(K⁻²) for smooth s and a (REFERENCE row 26).
         """
         k = check_int(n_blocks, "n_blocks", minimum=1)
@@ -108,7 +120,8 @@ class BlockProfile:
 def coarse_grain_profile(S: Any, n_blocks: int, a: Any = None) -> BlockProfile:
     """Average a dense profile (and shifts) over ``n_blocks`` contiguous blocks of indices.
 
-    Order the coordinates so that the profile varies smoothly with the index (e.g. sort by the field a_j) before
+    Order the coordinates so that the profile varies smoothly with the index (e.g. sort by the field a_j)
+    before
     calling; the error is then O(K⁻²).
     """
     S_arr = check_square_matrix(S, "S", symmetric=True, nonnegative=True)
@@ -124,7 +137,7 @@ def coarse_grain_profile(S: Any, n_blocks: int, a: Any = None) -> BlockProfile:
     return BlockProfile(0.5 * (T + T.T), sizes, (ind @ a_arr) / sizes)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Reduced systems: one unknown per block, or one scalar for a rank-one profile.
 
 
@@ -171,7 +184,8 @@ class _BlockSystem:
 
 
 class _RankOneSystem:
-    """``S = g gᵀ``: ``m_j = −1/(z − a_j + g_j u)`` with the scalar ``u = Σ_k g_k m_k`` (state: u as shape (1,))."""
+    """``S = g gᵀ``: ``m_j = −1/(z − a_j + g_j u)`` with the scalar ``u = Σ_k g_k m_k`` (state: u as shape
+    (1,))."""
 
     def __init__(self, g: FloatArray, a: FloatArray) -> None:
         self.g, self.a = g, a
@@ -261,7 +275,9 @@ def _scale(system: _System) -> float:
     return float(np.max(np.abs(system.a), initial=0.0) + 2.0 * np.sqrt(np.max(system.row_sums)) + 1e-3)
 
 
-def _newton_solve(system: _System, state: Any, z: complex, *, upper_half: bool, max_iter: int = _MAX_NEWTON) -> Any:
+def _newton_solve(
+    system: _System, state: Any, z: complex, *, upper_half: bool, max_iter: int = _MAX_NEWTON
+) -> Any:
     """Newton from ``state``, falling back to half-damped fixed-point steps; None if it does not converge."""
     res = system.residual(state, z)
     for _ in range(max_iter):
@@ -271,7 +287,7 @@ def _newton_solve(system: _System, state: Any, z: complex, *, upper_half: bool, 
             new = state + system.newton_step(state, z)
         except np.linalg.LinAlgError:
             new = None
-        ok = new is not None and np.all(np.isfinite(new))
+        ok = bool(new is not None and np.all(np.isfinite(new)))
         if ok and upper_half:
             ok = bool(np.all(system.block_m(new, z).imag >= -1e-12 * np.abs(system.block_m(new, z))))
         new_res = system.residual(new, z) if ok else np.inf
@@ -317,7 +333,8 @@ def _solve_complex(system: _System, z: complex) -> Any:
 
 
 def _real_newton(system: _System, z: float, state: Any, sign: float) -> Any:
-    """Real Newton at z from ``state``; None unless it converges on the physical branch (sign·m > 0, Perron < 1)."""
+    """Real Newton at z from ``state``; None unless it converges on the physical branch (sign·m > 0, Perron <
+    1)."""
     st = np.real(state).astype(np.float64)
     res = system.residual(st, z)
     for _ in range(_MAX_NEWTON):
@@ -393,7 +410,7 @@ def _upper_branch(system: _System) -> _Branch:
     return _Branch(system, z, st, far, far_state)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Public functions.
 
 
@@ -401,14 +418,18 @@ def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
     """Solve ``−1/m_j(z) = z − a_j + Σ_k S_jk m_k(z)`` (the quadratic vector equation, THEORY §1b).
 
     Args:
-        S: P×P symmetric entrywise non-negative variance profile (``S_jk = Var E_jk``), or a :class:`BlockProfile`.
+        S: P×P symmetric entrywise non-negative variance profile (``S_jk = Var E_jk``), or a
+        :class:`BlockProfile`.
         z: spectral parameter(s), real or complex with ``Im z >= 0``; any shape.
         a: optional diagonal shifts (length P), e.g. a spike on a coordinate or a diagonal bulk.
 
     Returns:
-        ``m`` with shape ``z.shape + (P,)`` (``(K,)`` per block for a BlockProfile): complex with ``Im m > 0`` for
-        ``Im z > 0``; for real z the boundary value ``m(x + i0)``, returned as a real array when x lies outside
-        the spectrum (then, above the spectrum, every ``m_j < 0`` and the Perron eigenvalue of ``|m|S|m|`` is < 1).
+        ``m`` with shape ``z.shape + (P,)`` (``(K,)`` per block for a BlockProfile): complex with ``Im m >
+        0`` for
+        ``Im z > 0``; for real z the boundary value ``m(x + i0)``, returned as a real array when x lies
+        outside
+        the spectrum (then, above the spectrum, every ``m_j < 0`` and the Perron eigenvalue of ``|m|S|m|`` is
+        < 1).
 
     Example:
         >>> S = np.full((4, 4), 0.25)   # row sums 1: semicircle on [-2, 2]
@@ -459,12 +480,15 @@ def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> Fl
     """Outliers of ``Φ diag(θ) Φᵀ + diag(a) + E`` (noise profile S), one per spike, ordered like ``thetas``.
 
     A spike θ_i > 0 produces the outlier z > E₊ solving ``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0`` (rank one:
-    ``1 + θ Σ_j φ_j² m_j(z) = 0``); negative spikes produce outliers below E₋. Within each side the i-th largest
-    |θ| is matched with the i-th outermost root. A spike that does not separate returns the nearest edge (E₊ for
+    ``1 + θ Σ_j φ_j² m_j(z) = 0``); negative spikes produce outliers below E₋. Within each side the i-th
+    largest
+    |θ| is matched with the i-th outermost root. A spike that does not separate returns the nearest edge (E₊
+    for
     θ >= 0, E₋ for θ < 0). Leading order in P: outliers fluctuate at O(P^-1/2).
 
     Args:
-        S: P×P variance profile (or BlockProfile with integer sizes summing to P; vectors then index blocks in order).
+        S: P×P variance profile (or BlockProfile with integer sizes summing to P; vectors then index blocks
+        in order).
         thetas: r spike strengths.
         vectors: P×r matrix with orthonormal columns (a 1-D vector for r = 1).
         a: optional diagonal shifts.

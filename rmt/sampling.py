@@ -1,0 +1,331 @@
+"""Seeded Monte-Carlo samplers for the package's random-matrix models, and fast extremal eigenvalues.
+
+Conventions (THEORY §1a, §2):
+* GOE noise of scale ν: symmetric, off-diagonal variance ν²/P, diagonal variance 2ν²/P; spectrum → [−2ν, 2ν].
+* Profile noise: ``Var E_jk = S_jk`` off the diagonal and ``2 S_jj`` on it (reduces to the GOE for S = ν²/P).
+* Spiked Wishart: ``Σ^{1/2} Z Zᵀ Σ^{1/2} / n`` with Z ∈ R^{P×n} standard Gaussian.
+
+Exact O(P) models for the top eigenvalue (Dumitriu–Edelman): a GOE matrix is orthogonally similar to a
+symmetric
+tridiagonal matrix with N(0, 2ν²/P) diagonal and ν·χ_{P−k}/√P off-diagonal entries, through an orthogonal
+Q = 1 ⊕ Q' that fixes e₁ (Householder tridiagonalisation started from e₁); so a spike θ e₁e₁ᵀ only adds θ to
+the
+(1, 1) entry, and the squared overlap of the top eigenvector with the spike is the squared first component of
+the
+tridiagonal eigenvector. Likewise Z = U B Vᵀ with U = 1 ⊕ U' and B lower bidiagonal (B_kk ~ χ_{n−k+1},
+B_{k+1,k} ~ χ_{P−k}); a population spike on e₁ commutes with U and scales the first row of B.
+
+Every sampler takes ``seed`` (an int, None, or a ``numpy.random.Generator``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg
+from numpy.typing import NDArray
+
+from rmt._checks import (
+    FloatArray,
+    check_choice,
+    check_finite,
+    check_int,
+    check_orthonormal_columns,
+    check_positive,
+    check_square_matrix,
+)
+
+SeedLike = int | np.random.Generator | None
+
+_DENSE_SUBSET_LIMIT = 600  # below this size, eigh(subset_by_index) beats ARPACK
+
+
+def as_generator(seed: SeedLike) -> np.random.Generator:
+    """A numpy Generator from an int seed, None (fresh entropy) or an existing Generator (returned as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"seed must be an int, None or a numpy.random.Generator, got {type(seed).__name__}")
+
+
+@dataclass(frozen=True)
+class TopEigen:
+    """Top eigenvalues of independent replicates and the squared overlap of their eigenvector with the
+    spike."""
+
+    eigenvalues: FloatArray  # (n_reps,)
+    overlaps: FloatArray  # (n_reps,): |<u', e_1>|²
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Dense samplers.
+
+
+def _spike_matrix(thetas: FloatArray, vectors: FloatArray) -> FloatArray:
+    return (vectors * thetas[None, :]) @ vectors.T
+
+
+def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[FloatArray, FloatArray]:
+    th = check_finite(thetas, "thetas").reshape(-1)
+    if th.size > n_params:
+        raise ValueError(f"thetas must have at most n_params = {n_params} entries, got {th.size}")
+    if vectors is None:
+        return th, np.eye(n_params)[:, : th.size]
+    phi = check_orthonormal_columns(vectors, "vectors", n_rows=n_params)
+    if phi.shape[1] != th.size:
+        raise ValueError(f"vectors must have one column per spike: {th.size} thetas, {phi.shape[1]} columns")
+    return th, phi
+
+
+def sample_goe(n_params: int, nu: float = 1.0, seed: SeedLike = None) -> FloatArray:
+    """GOE matrix with off-diagonal variance ν²/P and diagonal variance 2ν²/P (semicircle on [−2ν, 2ν])."""
+    p = check_int(n_params, "n_params", minimum=1)
+    scale = float(check_positive(nu, "nu", allow_zero=True))
+    g = as_generator(seed).standard_normal((p, p))
+    return (g + g.T) * (scale / np.sqrt(2.0 * p))
+
+
+def sample_spiked_wigner(
+    n_params: int, thetas: Any, nu: float, vectors: Any = None, seed: SeedLike = None
+) -> FloatArray:
+    """``Φ diag(θ) Φᵀ + ν·GOE`` (dense P×P). Default spike directions: the first r coordinate vectors.
+
+    Example:
+        >>> A = sample_spiked_wigner(1000, [2.0], 1.0, seed=0)   # top eigenvalue ≈ 2 + 1/2
+    """
+    p = check_int(n_params, "n_params", minimum=1)
+    th, phi = _spikes_and_vectors(p, thetas, vectors)
+    return sample_goe(p, nu, seed) + _spike_matrix(th, phi)
+
+
+def sample_profile_wigner(
+    S: Any, thetas: Any = (), vectors: Any = None, seed: SeedLike = None, a: Any = None
+) -> FloatArray:
+    """``Φ diag(θ) Φᵀ + diag(a) + E`` with independent Gaussian noise ``Var E_jk = S_jk`` (diagonal: 2 S_jj).
+
+    S is any symmetric entrywise non-negative P×P profile, e.g. ``S = ε g gᵀ / P`` (rows not constant), whose
+    spectrum is predicted by :func:`rmt.profile.wigner_type_edges` / :func:`rmt.profile.wigner_type_outliers`.
+    """
+    s = check_square_matrix(S, "S", symmetric=True, nonnegative=True)
+    p = s.shape[0]
+    th, phi = _spikes_and_vectors(p, thetas, vectors)
+    g = as_generator(seed).standard_normal((p, p))
+    noise = np.triu(g * np.sqrt(s), 1)
+    noise = noise + noise.T + np.diag(np.diag(g) * np.sqrt(2.0 * np.diag(s)))
+    if a is not None:
+        a_arr = check_finite(a, "a")
+        if a_arr.shape != (p,):
+            raise ValueError(f"a must have shape ({p},), got {a_arr.shape}")
+        noise[np.diag_indices(p)] += a_arr
+    return noise + _spike_matrix(th, phi)
+
+
+def sample_spiked_wishart(
+    n_params: int, n_samples: int, population_eigenvalues: Any, seed: SeedLike = None
+) -> FloatArray:
+    """``Σ^{1/2} Z Zᵀ Σ^{1/2} / n`` with ``Σ = diag(population_eigenvalues)`` (length P, all > 0)."""
+    p = check_int(n_params, "n_params", minimum=1)
+    n = check_int(n_samples, "n_samples", minimum=1)
+    pop = check_positive(population_eigenvalues, "population_eigenvalues").reshape(-1)
+    if pop.size != p:
+        raise ValueError(f"population_eigenvalues must have n_params = {p} entries, got {pop.size}")
+    x = np.sqrt(pop)[:, None] * as_generator(seed).standard_normal((p, n))
+    return (x @ x.T) / n
+
+
+def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
+    """P diagonal values realising a discrete measure Σ w_i δ_{x_i} (counts by largest-remainder rounding)."""
+    p = check_int(n_params, "n_params", minimum=1)
+    x = check_finite(bulk_eigenvalues, "bulk_eigenvalues").reshape(-1)
+    w = np.full(x.size, 1.0 / x.size) if bulk_weights is None else check_positive(
+        bulk_weights, "bulk_weights", allow_zero=True
+    ).reshape(-1)
+    if w.size != x.size or w.sum() <= 0:
+        raise ValueError("bulk_weights must have one positive-sum weight per bulk eigenvalue")
+    exact = p * w / w.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(-(exact - counts))[: p - counts.sum()]] += 1
+    return np.repeat(x, counts)
+
+
+def sample_bulk_spike(
+    n_params: int,
+    thetas: Any,
+    nu: float,
+    bulk_eigenvalues: Any,
+    bulk_weights: Any = None,
+    seed: SeedLike = None,
+) -> FloatArray:
+    """``diag(θ_1, …, θ_r, bulk) + ν·GOE``: spikes on the first r coordinates, orthogonal to a diagonal bulk.
+
+    The bulk realises the discrete measure Σ w_i δ_{x_i} on the remaining P − r coordinates (THEORY §1c:
+    spikes
+    are eigenvalues of H with eigenvectors orthogonal to the bulk's — the Hessian case).
+    """
+    p = check_int(n_params, "n_params", minimum=2)
+    th = check_finite(thetas, "thetas").reshape(-1)
+    if th.size >= p:
+        raise ValueError(f"thetas must have fewer than n_params = {p} entries")
+    diag = np.concatenate([th, discrete_bulk(p - th.size, bulk_eigenvalues, bulk_weights)])
+    out = sample_goe(p, nu, seed)
+    out[np.diag_indices(p)] += diag
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Exact O(P) models of the top eigenpair.
+
+
+def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tuple[float, float]:
+    """Largest eigenvalue of a symmetric tridiagonal matrix (LAPACK bisection, O(P)) and, on request, the
+    squared
+    first component of its unit eigenvector (inverse iteration with banded solves, O(P)); NaN otherwise."""
+    p = d.size
+    lam = float(scipy.linalg.eigvalsh_tridiagonal(d, e, select="i", select_range=(p - 1, p - 1))[0])
+    if not with_overlap:
+        return lam, float("nan")
+    shift = lam + 1e-9 * (abs(lam) + float(np.abs(e).max(initial=0.0)) + 1e-300)
+    banded = np.zeros((3, p))
+    banded[0, 1:] = e
+    banded[1] = d - shift
+    banded[2, :-1] = e
+    x = np.ones(p) / np.sqrt(p)
+    for _ in range(3):
+        x = scipy.linalg.solve_banded((1, 1), banded, x, check_finite=False)
+        x /= np.linalg.norm(x)
+    return lam, float(x[0] ** 2)
+
+
+def spiked_wigner_top_eigenvalues(
+    theta: float, nu: float, n_params: int, n_reps: int, seed: SeedLike = None, *, return_overlaps: bool =
+    False
+) -> FloatArray | TopEigen:
+    """Top eigenvalue of ``θ e₁e₁ᵀ + ν·GOE`` (P×P) for ``n_reps`` replicates, exact in law, O(P) each.
+
+    Dumitriu–Edelman tridiagonal model: diagonal N(0, 2ν²/P) with θ added to the first entry, off-diagonal
+    ν·χ_{P−k}/√P (k = 1 … P−1). With ``return_overlaps`` also the squared overlap of the top eigenvector with
+    e₁.
+
+    Example:
+        >>> lam = spiked_wigner_top_eigenvalues(2.0, 1.0, 10_000, 200, seed=0)   # mean ≈ 2.5, sd ≈ 1.22/√P
+    """
+    th = float(check_finite(theta, "theta"))
+    scale = float(check_positive(nu, "nu"))
+    p = check_int(n_params, "n_params", minimum=2)
+    reps = check_int(n_reps, "n_reps", minimum=1)
+    rng = as_generator(seed)
+    dof = np.arange(p - 1, 0, -1, dtype=np.float64)
+    vals, ovs = np.empty(reps), np.empty(reps)
+    for i in range(reps):
+        d = rng.standard_normal(p) * (scale * np.sqrt(2.0 / p))
+        d[0] += th
+        e = np.sqrt(rng.chisquare(dof)) * (scale / np.sqrt(p))
+        vals[i], ovs[i] = _top_of_tridiagonal(d, e, return_overlaps)
+    return TopEigen(vals, ovs) if return_overlaps else vals
+
+
+def spiked_wishart_top_eigenvalues(
+    ell: float,
+    sigma2: float,
+    n_params: int,
+    n_samples: int,
+    n_reps: int,
+    seed: SeedLike = None,
+    *,
+    return_overlaps: bool = False,
+) -> FloatArray | TopEigen:
+    """Top eigenvalue of ``Σ^{1/2} Z Zᵀ Σ^{1/2}/n`` with ``Σ = σ² I + (ℓ − σ²) e₁e₁ᵀ``, exact in law, O(P)
+    each.
+
+    Bidiagonal model: ``Z ~ U B Vᵀ`` with U = 1 ⊕ U' and B lower bidiagonal, ``B_kk ~ χ_{n−k+1}``,
+    ``B_{k+1,k} ~ χ_{P−k}``; the spike scales row 1 of B by √(ℓ/σ²), and the top eigenvalue is that of the
+    tridiagonal ``σ² B Bᵀ / n`` (size min(P, n + 1); the remaining eigenvalues are 0).
+    """
+    ell_v = float(check_positive(ell, "ell"))
+    s2 = float(check_positive(sigma2, "sigma2"))
+    p = check_int(n_params, "n_params", minimum=2)
+    n = check_int(n_samples, "n_samples", minimum=1)
+    reps = check_int(n_reps, "n_reps", minimum=1)
+    rng = as_generator(seed)
+    size = min(p, n + 1)
+    n_diag = min(p, n)  # B_kk, k = 1..n_diag
+    n_sub = min(p - 1, n)  # B_{k+1,k}, k = 1..n_sub
+    diag_dof = n - np.arange(n_diag, dtype=np.float64)
+    sub_dof = p - 1 - np.arange(n_sub, dtype=np.float64)
+    vals, ovs = np.empty(reps), np.empty(reps)
+    for i in range(reps):
+        bd = np.zeros(size)
+        bd[:n_diag] = np.sqrt(rng.chisquare(diag_dof))
+        bs = np.zeros(size)  # bs[k] = B_{k+1,k} (0-based: row k+1, column k)
+        bs[:n_sub] = np.sqrt(rng.chisquare(sub_dof))
+        bd[0] *= np.sqrt(ell_v / s2)
+        d = bd**2
+        d[1:] += bs[: size - 1] ** 2
+        e = bd[: size - 1] * bs[: size - 1]
+        vals[i], ovs[i] = _top_of_tridiagonal(d * (s2 / n), e * (s2 / n), return_overlaps)
+    return TopEigen(vals, ovs) if return_overlaps else vals
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Extremal eigenpairs without a full dense eigendecomposition.
+
+
+def extremal_eigenvalues(
+    A: Any, k: int = 1, which: str = "LA", *, return_vectors: bool = False, tol: float = 0.0, seed: SeedLike
+    = 0
+) -> FloatArray | tuple[FloatArray, FloatArray]:
+    """The k largest ("LA"), smallest ("SA") or largest-magnitude ("LM") eigenvalues of a symmetric matrix.
+
+    Sorted outermost first (descending for LA/LM by value/magnitude, ascending for SA). Dense matrices up to
+    600×600 use LAPACK ``eigh(subset_by_index=...)``; larger ones and sparse matrices / LinearOperators use
+    ARPACK Lanczos (``eigsh``) with a seeded start vector. Never a full dense eigendecomposition.
+
+    Example:
+        >>> top = extremal_eigenvalues(sample_spiked_wigner(2000, [3.0], 1.0, seed=1), k=2)
+    """
+    which_v = check_choice(which, "which", ("LA", "SA", "LM"))
+    if isinstance(A, scipy.sparse.linalg.LinearOperator) or scipy.sparse.issparse(A):
+        op: Any = A
+        p = int(A.shape[0])
+        if A.shape[0] != A.shape[1]:
+            raise ValueError(f"A must be square, got shape {A.shape}")
+        dense = None
+    else:
+        dense = check_square_matrix(A, "A")
+        p = dense.shape[0]
+        op = dense
+    kk = check_int(k, "k", minimum=1, maximum=p)
+    if dense is not None and (p <= _DENSE_SUBSET_LIMIT or kk >= p - 1):
+        vals, vecs = _dense_subset(dense, kk, which_v)
+    else:
+        v0 = as_generator(seed).standard_normal(p)
+        vals, vecs = scipy.sparse.linalg.eigsh(op, k=kk, which=which_v, v0=v0, tol=tol)
+    order = _outermost_first(vals, which_v)
+    vals, vecs = vals[order], vecs[:, order]
+    return (vals, vecs) if return_vectors else vals
+
+
+def _dense_subset(a: FloatArray, k: int, which: str) -> tuple[FloatArray, FloatArray]:
+    p = a.shape[0]
+    if which == "LA":
+        return scipy.linalg.eigh(a, subset_by_index=[p - k, p - 1])
+    if which == "SA":
+        return scipy.linalg.eigh(a, subset_by_index=[0, k - 1])
+    lo_vals, lo_vecs = scipy.linalg.eigh(a, subset_by_index=[0, k - 1])
+    hi_vals, hi_vecs = scipy.linalg.eigh(a, subset_by_index=[p - k, p - 1])
+    vals = np.concatenate([lo_vals, hi_vals])
+    vecs = np.concatenate([lo_vecs, hi_vecs], axis=1)
+    keep = np.argsort(-np.abs(vals))[:k]
+    return vals[keep], vecs[:, keep]
+
+
+def _outermost_first(vals: NDArray[np.float64], which: str) -> NDArray[np.intp]:
+    if which == "SA":
+        return np.argsort(vals)
+    if which == "LM":
+        return np.argsort(-np.abs(vals))
+    return np.argsort(-vals)
