@@ -82,6 +82,12 @@ def _threshold(s2: FloatArray, q: FloatArray) -> FloatArray:
     return s2 * (1.0 + np.sqrt(q))
 
 
+def _outlier(ell: FloatArray, s2: FloatArray, q: FloatArray) -> FloatArray:
+    above = ell > _threshold(s2, q)
+    gap = np.where(above, ell - s2, 1.0)
+    return np.where(above, ell * (1.0 + q * s2 / gap), _edges(s2, q)[1])
+
+
 def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     """Top sample eigenvalue for a population spike ℓ over a white bulk σ² (Baik–Silverstein; THEORY §2).
 
@@ -94,10 +100,7 @@ def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     ell_ = check_positive(ell, "ell", allow_zero=True)
     s2 = check_positive(sigma2, "sigma2")
     q_ = check_positive(q, "q")
-    above = ell_ > _threshold(s2, q_)
-    gap = np.where(above, ell_ - s2, 1.0)
-    outlier = ell_ * (1.0 + q_ * s2 / gap)
-    return scalar_or_array(np.where(above, outlier, _edges(s2, q_)[1]))
+    return scalar_or_array(_outlier(ell_, s2, q_))
 
 
 def wishart_overlap(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
@@ -149,7 +152,9 @@ def batch_ggn_extremal(
         lam: population spike λ >= 0; sigma2: σ² > 0; n_params: P > 0; batch_size: B >= 1;
         outputs_per_sample: C > 0.
     """
+    lam_ = check_positive(lam, "lam", allow_zero=True)
+    s2 = check_positive(sigma2, "sigma2")
     p = check_positive(n_params, "n_params")
     batch = check_batch_size(batch_size)
     c = check_positive(outputs_per_sample, "outputs_per_sample")
-    return wishart_outlier(lam, sigma2, p / (batch * c))
+    return scalar_or_array(_outlier(lam_, s2, p / (batch * c)))
