@@ -457,8 +457,10 @@ def wigner_type_density(S: Any, x: Any, a: Any = None) -> float | FloatArray:
     x_arr = check_finite(x, "x")
     w = system.weights()
     dens = np.array(
-        [float(np.sum(w * system.block_m(_solve_complex(system, complex(xx)), complex(xx)).imag)) / np.pi
-         for xx in x_arr.ravel()]
+        [
+            float(np.sum(w * system.block_m(_solve_complex(system, complex(xx)), complex(xx)).imag)) / np.pi
+            for xx in x_arr.ravel()
+        ]
     )
     return scalar_or_array(np.maximum(dens, 0.0).reshape(x_arr.shape))
 
@@ -497,8 +499,11 @@ def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> Fl
     thetas_arr = check_finite(thetas, "thetas").reshape(-1)
     r = thetas_arr.size
     expand = _block_expansion(S) if isinstance(S, BlockProfile) else None
-    p = int(system.g.size) if isinstance(system, _RankOneSystem) else (
-        int(expand.size) if expand is not None else int(system.n.sum()))
+    p = (
+        int(system.g.size)
+        if isinstance(system, _RankOneSystem)
+        else (int(expand.size) if expand is not None else int(system.n.sum()))
+    )
     phi = check_orthonormal_columns(vectors, "vectors", n_rows=p)
     if phi.shape[1] != r:
         raise ValueError(f"vectors must have one column per spike: {r} thetas but {phi.shape[1]} columns")
@@ -553,4 +558,3 @@ def _block_expansion(profile: BlockProfile) -> NDArray[np.intp]:
     if not np.allclose(n, np.round(n)):
         raise ValueError("vectors can only index a BlockProfile whose sizes are integers")
     return np.repeat(np.arange(n.size), np.round(n).astype(int))
-

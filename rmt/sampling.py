@@ -141,9 +141,11 @@ def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None
     """P diagonal values realising a discrete measure Σ w_i δ_{x_i} (counts by largest-remainder rounding)."""
     p = check_int(n_params, "n_params", minimum=1)
     x = check_finite(bulk_eigenvalues, "bulk_eigenvalues").reshape(-1)
-    w = np.full(x.size, 1.0 / x.size) if bulk_weights is None else check_positive(
-        bulk_weights, "bulk_weights", allow_zero=True
-    ).reshape(-1)
+    w = (
+        np.full(x.size, 1.0 / x.size)
+        if bulk_weights is None
+        else check_positive(bulk_weights, "bulk_weights", allow_zero=True).reshape(-1)
+    )
     if w.size != x.size or w.sum() <= 0:
         raise ValueError("bulk_weights must have one positive-sum weight per bulk eigenvalue")
     exact = p * w / w.sum()
@@ -201,8 +203,13 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
 
 
 def spiked_wigner_top_eigenvalues(
-    theta: float, nu: float, n_params: int, n_reps: int, seed: SeedLike = None, *, return_overlaps: bool =
-    False
+    theta: float,
+    nu: float,
+    n_params: int,
+    n_reps: int,
+    seed: SeedLike = None,
+    *,
+    return_overlaps: bool = False,
 ) -> FloatArray | TopEigen:
     """Top eigenvalue of ``θ e₁e₁ᵀ + ν·GOE`` (P×P) for ``n_reps`` replicates, exact in law, O(P) each.
 
@@ -275,8 +282,13 @@ def spiked_wishart_top_eigenvalues(
 
 
 def extremal_eigenvalues(
-    A: Any, k: int = 1, which: str = "LA", *, return_vectors: bool = False, tol: float = 0.0, seed: SeedLike
-    = 0
+    A: Any,
+    k: int = 1,
+    which: str = "LA",
+    *,
+    return_vectors: bool = False,
+    tol: float = 0.0,
+    seed: SeedLike = 0,
 ) -> FloatArray | tuple[FloatArray, FloatArray]:
     """The k largest ("LA"), smallest ("SA") or largest-magnitude ("LM") eigenvalues of a symmetric matrix.
 
