@@ -216,6 +216,6 @@ def check_measure(
             raise ValueError(f"{weights_name} must have a positive sum")
         w = w / total
     unique, inverse = np.unique(atoms, return_inverse=True)
-    merged = np.bincount(inverse.ravel(), weights=w, minlength=unique.size)
+    merged = np.bincount(inverse.ravel(), weights=w, minlength=unique.size).astype(np.float64)
     keep = merged > 0
     return unique[keep], merged[keep]

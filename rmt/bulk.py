@@ -1,24 +1,26 @@
-"""Spikes over a non-trivial bulk: free additive convolution (THEORY §1c) and Bai–Yao multiplicative spikes (§2).
+"""Spikes over a non-trivial bulk: free additive convolution (THEORY §1c) and Bai–Yao multiplicative
+spikes (§2).
 
-Additive (batch Hessian). The bulk of H is a discrete measure ``μ = Σ_i w_i δ_{x_i}`` (e.g. Ritz values and SLQ
-weights); the batch spectrum is ``μ ⊞ sc(ν)``. With ``g_μ(w) = ∫ dμ(x)/(w − x)`` and the subordination map
-``h(w) = w + ν² g_μ(w)``:
+Additive (batch Hessian). The bulk of H is a discrete measure ``μ = Σ_i w_i δ_{x_i}`` (e.g. Ritz
+values and SLQ weights); the batch spectrum is ``μ ⊞ sc(ν)``. With ``g_μ(w) = ∫ dμ(x)/(w − x)`` and
+the subordination map ``h(w) = w + ν² g_μ(w)``:
 
-* a spike θ (eigenvector orthogonal to the bulk's) gives an outlier at ``h(θ)`` iff ``h'(θ) > 0``, with squared
-  overlap ``h'(θ)``; otherwise its eigenvalue sticks to the nearest bulk edge;
+* a spike θ (eigenvector orthogonal to the bulk's) gives an outlier at ``h(θ)`` iff ``h'(θ) > 0``,
+  with squared overlap ``h'(θ)``; otherwise its eigenvalue sticks to the nearest bulk edge;
 * the bulk edges are ``h(w*)`` at the real critical points ``h'(w*) = 0`` outside supp μ;
-* the Stieltjes transform of ``μ ⊞ sc(ν)`` is ``G(z) = g_μ(ω(z))`` where ω solves ``h(ω) = z``, Im ω > 0 (Pastur
-  equation ``G = g_μ(z − ν² G)``), and the density is ``Im ω(x + i0) / (π ν²)``.
+* the Stieltjes transform of ``μ ⊞ sc(ν)`` is ``G(z) = g_μ(ω(z))`` where ω solves ``h(ω) = z``,
+  Im ω > 0 (Pastur equation ``G = g_μ(z − ν² G)``), and the density is ``Im ω(x + i0) / (π ν²)``.
 
 Multiplicative (batch GGN), Bai–Yao. Population bulk ``H = Σ_i w_i δ_{t_i}`` (t ≥ 0), ratio ``q = P/n``:
 ``ψ(α) = α + q α ∫ t dH(t)/(α − t)``; a spike α is an outlier at ``ψ(α)`` iff ``ψ'(α) > 0`` (squared overlap
 ``α ψ'(α)/ψ(α)``), the bulk edges are the critical values of ψ, and the density follows from the Silverstein
 equation ``z = ψ(α)``, ``m̲ = −1/α`` (companion Stieltjes transform). Since
-``ψ(α) = α + q E_H[t] + q Σ_i w_i t_i² / (α − t_i)``, ψ is the additive map for the measure with masses ``w_i t_i²``,
-coupling q and shift ``q E_H[t]``: both models share one implementation, :class:`_SpikeMap`.
+``ψ(α) = α + q E_H[t] + q Σ_i w_i t_i² / (α − t_i)``, ψ is the additive map for the measure with
+masses ``w_i t_i²``, coupling q and shift ``q E_H[t]``: both models share one implementation,
+:class:`_SpikeMap`.
 
-Do not use the "generic spike" formula ``g_{μ⊞sc}(z) = 1/θ`` here (it assumes a spike eigenvector random relative to
-the bulk; THEORY §1c).
+Do not use the "generic spike" formula ``g_{μ⊞sc}(z) = 1/θ`` here (it assumes a spike eigenvector
+random relative to the bulk; THEORY §1c).
 """
 
 from __future__ import annotations
@@ -83,8 +85,8 @@ def _moment_sums(w: Any, atoms: FloatArray, masses: FloatArray, powers: tuple[in
 class _SpikeMap:
     """``f(w) = w + shift + coupling · Σ_i m_i / (w − x_i)`` with sorted distinct atoms x and masses m > 0.
 
-    Additive: masses = weights of μ, coupling = ν², shift = 0 (f = h). Multiplicative: masses = w t², coupling = q,
-    shift = q E_H[t] (f = ψ).
+    Additive: masses = weights of μ, coupling = ν², shift = 0 (f = h). Multiplicative: masses =
+    w t², coupling = q, shift = q E_H[t] (f = ψ).
     """
 
     atoms: FloatArray
@@ -114,9 +116,10 @@ class _SpikeMap:
     def critical_points(self) -> FloatArray:
         """Sorted real solutions of ``f'(w) = 0`` outside the atoms (one left, one right, 0 or 2 per gap).
 
-        On a gap ``(x_i, x_{i+1})`` the function ``Σ m/(w − x)²`` is convex, so f' is concave with a unique maximum
-        (the root of the strictly decreasing ``Σ m/(w − x)³``); the gap stays open iff that maximum is positive.
-        Outside the atoms f' is monotone. All roots are found by vectorised bisection on sign changes.
+        On a gap ``(x_i, x_{i+1})`` the function ``Σ m/(w − x)²`` is convex, so f' is concave with a
+        unique maximum (the root of the strictly decreasing ``Σ m/(w − x)³``); the gap stays open
+        iff that maximum is positive. Outside the atoms f' is monotone. All roots are found by
+        vectorised bisection on sign changes.
         """
         if self.coupling == 0.0 or self.atoms.size == 0:
             return np.empty(0)
@@ -183,9 +186,10 @@ class _SpikeMap:
     def solve(self, z: ComplexArray) -> ComplexArray:
         """ω with ``f(ω) = z`` on the branch continuous from ``ω ~ z`` at infinity (Im ω >= 0).
 
-        Newton with η-continuation: z_k = Re z + i max(η_k, Im z), η_k divided by 4 per level from 10·scale; each Newton step is
-        halved until the residual decreases and Im ω stays > 0. Points with Im z = 0 finish with Newton at η = 0,
-        reflecting iterates into the closed upper half plane (for real z the roots come in conjugate pairs).
+        Newton with η-continuation: z_k = Re z + i max(η_k, Im z), η_k divided by 4 per level from
+        10·scale; each Newton step is halved until the residual decreases and Im ω stays > 0. Points
+        with Im z = 0 finish with Newton at η = 0, reflecting iterates into the closed upper half
+        plane (for real z the roots come in conjugate pairs).
         """
         z = np.asarray(z, dtype=np.complex128)
         target = z.ravel() - self.shift
@@ -304,10 +308,11 @@ def bulk_spike_outlier(
 ) -> float | FloatArray:
     """Batch eigenvalue of a spike θ over the bulk μ under semicircle noise of scale ν (THEORY §1c).
 
-    ``h(θ) = θ + ν² ∫ dμ(x)/(θ − x)`` if ``h'(θ) = 1 − ν² ∫ dμ(x)/(θ − x)² > 0``; otherwise the nearest bulk edge
-    of ``μ ⊞ sc(ν)``: the top edge for θ above supp μ, the bottom edge for θ below it, and for θ inside the hull of
-    supp μ the image ``h(w*)`` of the nearer end w* of the interval of absorbed points containing θ. The spike's
-    eigenvector must be orthogonal to the bulk's (the Hessian case). For μ = δ₀ this is :func:`wigner_outlier`.
+    ``h(θ) = θ + ν² ∫ dμ(x)/(θ − x)`` if ``h'(θ) = 1 − ν² ∫ dμ(x)/(θ − x)² > 0``; otherwise the
+    nearest bulk edge of ``μ ⊞ sc(ν)``: the top edge for θ above supp μ, the bottom edge for θ below
+    it, and for θ inside the hull of supp μ the image ``h(w*)`` of the nearer end w* of the interval
+    of absorbed points containing θ. The spike's eigenvector must be orthogonal to the bulk's (the Hessian
+    case). For μ = δ₀ this is :func:`wigner_outlier`.
 
     Args:
         theta: spike(s) θ; nu: noise scale ν >= 0 (broadcasts with θ).
@@ -355,7 +360,8 @@ def critical_noise_variance(
 
 
 def free_convolution_edges(nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
-    """Sorted edges of ``μ ⊞ sc(ν)``: ``h(w*)`` at the real roots of ``h'(w*) = 0`` outside supp μ (THEORY §1c).
+    """Sorted edges of ``μ ⊞ sc(ν)``: ``h(w*)`` at the real roots of ``h'(w*) = 0`` outside supp μ
+    (THEORY §1c).
 
     Consecutive pairs ``(edges[2k], edges[2k+1])`` are the connected components of the support. A gap whose
     maximum of h' is ≤ 1e-12 counts as closed (a cusp is not an edge).
@@ -370,7 +376,8 @@ def free_convolution_edges(nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = N
 def free_convolution_subordination(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> Any:
     """Subordination function ω(z) of ``μ ⊞ sc(ν)``: the solution of ``ω + ν² g_μ(ω) = z`` with Im ω > 0.
 
-    For real z the limit ``z + i0`` is returned (real outside the support). Complex array (complex for scalar).
+    For real z the limit ``z + i0`` is returned (real outside the support). Complex array (complex
+    for scalar).
 
     Args:
         z: points in the closed upper half plane; nu: scalar ν > 0; bulk_eigenvalues, bulk_weights: μ.
@@ -401,8 +408,9 @@ def free_convolution_density(
 ) -> float | FloatArray:
     """Density of ``μ ⊞ sc(ν)`` at real x: ``Im ω(x + i0) / (π ν²)`` (THEORY §1c; Biane 1997).
 
-    ω is the subordination function (Newton on ``h(ω) = x`` with η-continuation). The density is ≥ 0, integrates
-    to 1, has mean ``E_μ[x]`` and variance ``Var μ + ν²``, and vanishes outside :func:`free_convolution_edges`.
+    ω is the subordination function (Newton on ``h(ω) = x`` with η-continuation). The density is ≥
+    0, integrates to 1, has mean ``E_μ[x]`` and variance ``Var μ + ν²``, and vanishes outside
+    :func:`free_convolution_edges`.
 
     Args:
         x: real points; nu: scalar ν > 0; bulk_eigenvalues, bulk_weights: μ.
@@ -413,19 +421,21 @@ def free_convolution_density(
     return scalar_or_array(np.maximum(omega.imag, 0.0) / (np.pi * nu_**2))
 
 
-# ===================================================================== multiplicative model (THEORY §2, Bai–Yao)
+# ===================================================================== multiplicative model (THEORY
+# §2, Bai–Yao)
 def wishart_bulk_spike_outlier(
     alpha: Any, q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
 ) -> float | FloatArray:
     """Sample eigenvalue of a population spike α over the population bulk H, ratio ``q = P/n`` (Bai–Yao; §2).
 
-    ``ψ(α) = α + q α ∫ t dH(t)/(α − t)`` if ``ψ'(α) = 1 − q ∫ t² dH(t)/(α − t)² > 0``; otherwise the nearest bulk
-    edge (same rule as :func:`bulk_spike_outlier`). ``ψ(α) − α → q E_H[t]`` as α → ∞ (not 0). For H = δ_{σ²} this
-    is :func:`rmt.wishart.wishart_outlier`.
+    ``ψ(α) = α + q α ∫ t dH(t)/(α − t)`` if ``ψ'(α) = 1 − q ∫ t² dH(t)/(α − t)² > 0``; otherwise the
+    nearest bulk edge (same rule as :func:`bulk_spike_outlier`). ``ψ(α) − α → q E_H[t]`` as α → ∞
+    (not 0). For H = δ_{σ²} this is :func:`rmt.wishart.wishart_outlier`.
 
     Args:
         alpha: population spike(s) α >= 0; q: P/n > 0 (broadcasts with α).
-        bulk_eigenvalues: population bulk atoms t >= 0; bulk_weights: their weights (normalised; default uniform).
+        bulk_eigenvalues: population bulk atoms t >= 0; bulk_weights: their weights (normalised;
+        default uniform).
     """
     al = check_positive(alpha, "alpha", allow_zero=True)
     q_ = check_positive(q, "q")
@@ -469,7 +479,8 @@ def wishart_critical_ratio(alpha: Any, bulk_eigenvalues: Any, bulk_weights: Any 
 
 
 def wishart_bulk_edges(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
-    """Sorted edges of the continuous part of the limiting sample spectrum (critical values of ψ; Bai–Yao, §2).
+    """Sorted edges of the continuous part of the limiting sample spectrum (critical values of ψ;
+    Bai–Yao, §2).
 
     Consecutive pairs are the support components. The atom at 0 (:func:`wishart_bulk_atom`) is not an edge.
     For H = δ_{σ²}: the Marchenko–Pastur edges ``σ²(1 ± √q)²``.
@@ -482,7 +493,8 @@ def wishart_bulk_edges(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) 
 
 
 def wishart_bulk_atom(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> float | FloatArray:
-    """Mass at 0 of the limiting P×P sample spectrum: ``1 − min(1 − H({0}), 1/q)`` (rank ≤ min(P·(1 − H({0})), n)).
+    """Mass at 0 of the limiting P×P sample spectrum: ``1 − min(1 − H({0}), 1/q)`` (rank ≤ min(P·(1
+    − H({0})), n)).
 
     For H without an atom at 0 this is the Marchenko–Pastur atom ``max(1 − 1/q, 0)``.
 
@@ -500,10 +512,10 @@ def wishart_bulk_density(
 ) -> float | FloatArray:
     """Density of the continuous part of the limiting sample spectrum ``H ⊠ MP_q`` (Silverstein equation; §2).
 
-    Solves ``ψ(α) = x + i0`` (``z = −1/m̲ + q ∫ t dH/(1 + t m̲)`` with ``m̲ = −1/α``) by Newton with η-continuation;
-    the P×P density at x > 0 is ``Im(−1/α) / (π q)``; 0 for x <= 0. It integrates to ``1 − wishart_bulk_atom``
-    (the remaining mass is the atom at 0 when q > 1 or H has zeros); its second moment (with the atom) is
-    ``E t² + q (E t)²``.
+    Solves ``ψ(α) = x + i0`` (``z = −1/m̲ + q ∫ t dH/(1 + t m̲)`` with ``m̲ = −1/α``) by Newton with
+    η-continuation; the P×P density at x > 0 is ``Im(−1/α) / (π q)``; 0 for x <= 0. It integrates to
+    ``1 − wishart_bulk_atom`` (the remaining mass is the atom at 0 when q > 1 or H has zeros); its
+    second moment (with the atom) is ``E t² + q (E t)²``.
 
     Args:
         x: real points; q: scalar P/n > 0; bulk_eigenvalues: population atoms t >= 0; bulk_weights: weights.

@@ -1,15 +1,16 @@
 """Symbolic source of truth for the closed forms of :mod:`rmt` (sympy; THEORY §1a, §1c, §2, §3).
 
-``derivation(topic)`` returns a :class:`Derivation`: an ordered list of named steps, each a sympy expression or
-equation, derived (solved, differentiated, simplified) by sympy rather than typed in. The numpy closed forms in
-:mod:`rmt.wigner`, :mod:`rmt.wishart` and :mod:`rmt.bulk` are hand-written for speed; ``tests/rmt/test_symbolic.py``
-checks them against these expressions at many points (:meth:`Derivation.function` lambdifies a step).
+``derivation(topic)`` returns a :class:`Derivation`: an ordered list of named steps, each a sympy
+expression or equation, derived (solved, differentiated, simplified) by sympy rather than typed in. The numpy
+closed forms in :mod:`rmt.wigner`, :mod:`rmt.wishart` and :mod:`rmt.bulk` are hand-written for speed;
+``tests/rmt/test_symbolic.py`` checks them against these expressions at many points
+(:meth:`Derivation.function` lambdifies a step).
 
 Topics: ``"wigner"`` (spiked semicircle: outlier from the Stieltjes equation, BBP threshold, edge, overlap,
-fluctuations, noise scale), ``"wishart"`` (Baik–Silverstein outlier, threshold, edge, Paul overlap and variance),
-``"critical_batch_size"`` (ν(B*) = λ with and without finite N), ``"exponents"`` (η_max(B) laws and their local
-exponents d log η / d log B per regime), ``"bulk"`` (free-convolution map h, Bai–Yao ψ, two-atom example), and
-``"all"``.
+fluctuations, noise scale), ``"wishart"`` (Baik–Silverstein outlier, threshold, edge, Paul overlap
+and variance), ``"critical_batch_size"`` (ν(B*) = λ with and without finite N), ``"exponents"``
+(η_max(B) laws and their local exponents d log η / d log B per regime), ``"bulk"`` (free-convolution
+map h, Bai–Yao ψ, two-atom example), and ``"all"``.
 
 sympy is imported lazily (inside the builders) so that ``import rmt`` stays fast; derivations are cached.
 """
@@ -62,7 +63,9 @@ class Derivation:
         return {s.name: s.expr for s in self.steps}
 
     def function(self, name: str, *args: str) -> Callable[..., Any]:
-        """Numpy function of the step ``name`` (its right-hand side for an equation) in the symbols ``args``."""
+        """Numpy function of the step ``name`` (its right-hand side for an equation) in the symbols
+        ``args``.
+        """
         import sympy
 
         expr = self[name]
@@ -74,10 +77,14 @@ class Derivation:
         """LaTeX, one ``description: \\[ expr \\]`` block per step."""
         import sympy
 
-        return "\n".join(f"% {s.name}\n\\text{{{s.description}}}:\\quad {sympy.latex(s.expr)}\\\\" for s in self.steps)
+        return "\n".join(
+            f"% {s.name}\n\\text{{{s.description}}}:\\quad {sympy.latex(s.expr)}\\\\" for s in self.steps
+        )
 
     def text(self, pretty: bool = False) -> str:
-        """Plain text, one ``name — description`` line and the expression per step (2-D layout with ``pretty``)."""
+        """Plain text, one ``name — description`` line and the expression per step (2-D layout with
+        ``pretty``).
+        """
         import sympy
 
         lines = [f"Derivation: {self.topic}"]
@@ -100,7 +107,7 @@ def derivation(topic: str = "all") -> Derivation:
     return _build(topic)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _build(topic: str) -> Derivation:
     if topic == "all":
         parts = [_build(t) for t in TOPICS]
@@ -112,7 +119,7 @@ def _build(topic: str) -> Derivation:
     return _BUILDERS[topic]()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _symbols() -> dict[str, Any]:
     import sympy
 
@@ -161,18 +168,25 @@ def _wigner() -> Derivation:
     outlier = sympy.expand(outlier)
     steps.append(Step("outlier", "outlier location (|θ| > ν)", outlier))
     edge = sympy.simplify(g_sc.subs(z, 2 * nu))
-    steps.append(Step("g_at_edge", "g_sc at the edge 2ν (its maximum on the real axis right of the bulk)", edge))
+    steps.append(
+        Step("g_at_edge", "g_sc at the edge 2ν (its maximum on the real axis right of the bulk)", edge)
+    )
     (threshold,) = sympy.solve(sympy.Eq(1 / theta, edge), theta)
     steps.append(Step("threshold", "BBP threshold: 1/θ = g_sc(2ν)", threshold))
-    steps.append(Step("edge", "outlier at the threshold = bulk edge", sympy.simplify(outlier.subs(theta, threshold))))
+    steps.append(
+        Step("edge", "outlier at the threshold = bulk edge", sympy.simplify(outlier.subs(theta, threshold)))
+    )
     dz_dg = sympy.diff(sympy.solve(stieltjes_eq, z)[0], g)
     overlap = sympy.simplify(-1 / (theta**2 / dz_dg.subs(g, 1 / theta)))
     steps.append(Step("overlap", "squared overlap −1/(θ² g_sc'(λ')) (g' = 1/(dz/dg))", sympy.expand(overlap)))
     var = 2 * nu**2 * (1 - nu**2 / theta**2) / P
     steps.append(Step("fluctuation_variance", "GOE outlier variance (THEORY §1d)", var))
     steps.append(
-        Step("outlier_slope_at_threshold", "dλ'/dθ at θ = ν (C¹ match with the flat edge)",
-             sympy.diff(outlier, theta).subs(theta, threshold))
+        Step(
+            "outlier_slope_at_threshold",
+            "dλ'/dθ at θ = ν (C¹ match with the flat edge)",
+            sympy.diff(outlier, theta).subs(theta, threshold),
+        )
     )
     return Derivation("wigner", tuple(steps), dict(S))
 
@@ -191,8 +205,16 @@ def _wishart() -> Derivation:
     threshold = max(crit, key=lambda r: r.subs({q: 1, s2: 1}))
     steps.append(Step("threshold", "threshold ψ'(ℓ_c) = 0 (upper root)", sympy.factor(threshold)))
     lower = min(crit, key=lambda r: r.subs({q: 1, s2: 1}))
-    steps.append(Step("edge", "MP upper edge ψ(ℓ_c)", sympy.factor(sympy.simplify(psi.subs(alpha, threshold)))))
-    steps.append(Step("lower_edge", "MP lower edge ψ at the lower critical point", sympy.factor(sympy.simplify(psi.subs(alpha, lower)))))
+    steps.append(
+        Step("edge", "MP upper edge ψ(ℓ_c)", sympy.factor(sympy.simplify(psi.subs(alpha, threshold))))
+    )
+    steps.append(
+        Step(
+            "lower_edge",
+            "MP lower edge ψ at the lower critical point",
+            sympy.factor(sympy.simplify(psi.subs(alpha, lower))),
+        )
+    )
     overlap = sympy.simplify((alpha * sympy.diff(psi, alpha) / psi).subs(alpha, ell))
     steps.append(Step("overlap", "squared overlap ℓψ'(ℓ)/ψ(ℓ) (Paul 2007)", overlap))
     var = 2 * ell**2 * (1 - q * s2**2 / (ell - s2) ** 2) / n
@@ -234,35 +256,63 @@ def _exponents() -> Derivation:
     kappa_inf, kappa_fin = 1 / B, (N - B) / (B * (N - 1))
     # additive, edge regime: λ' = 2ν
     eta_edge = 2 / (2 * sympy.sqrt(P * s2 * kappa_inf))
-    steps.append(Step("eta_additive_edge", "SGD η_max = 2/λ' at the edge λ' = 2ν(B) (B < B*, N = ∞)", eta_edge))
-    steps.append(Step("exponent_additive_edge", "d log η/d log B at the edge (N = ∞)", _exponent(eta_edge, B)))
+    steps.append(
+        Step("eta_additive_edge", "SGD η_max = 2/λ' at the edge λ' = 2ν(B) (B < B*, N = ∞)", eta_edge)
+    )
+    steps.append(
+        Step("exponent_additive_edge", "d log η/d log B at the edge (N = ∞)", _exponent(eta_edge, B))
+    )
     eta_edge_fin = 2 / (2 * sympy.sqrt(P * s2 * kappa_fin))
-    steps.append(Step("exponent_additive_edge_finite", "edge exponent with finite N", _exponent(eta_edge_fin, B)))
+    steps.append(
+        Step("exponent_additive_edge_finite", "edge exponent with finite N", _exponent(eta_edge_fin, B))
+    )
     # additive, outlier regime: λ' = λ + ν²/λ
     eta_out = 2 / (lam + P * s2 * kappa_inf / lam)
     steps.append(Step("eta_additive_outlier", "SGD η_max = 2/(λ + ν²/λ) (B > B*, N = ∞)", eta_out))
     b_star = P * s2 / lam**2
     mccandlish = (2 / lam) / (1 + b_star / B)
-    steps.append(Step("mccandlish_identity", "η_max − η_∞/(1 + B*/B), η_∞ = 2/λ, B* = Pσ²/λ²",
-                      sympy.simplify(eta_out - mccandlish)))
+    steps.append(
+        Step(
+            "mccandlish_identity",
+            "η_max − η_∞/(1 + B*/B), η_∞ = 2/λ, B* = Pσ²/λ²",
+            sympy.simplify(eta_out - mccandlish),
+        )
+    )
     expo_out = _exponent(eta_out, B)
-    steps.append(Step("exponent_additive_outlier", "d log η/d log B above threshold (= B*/(B + B*))", expo_out))
-    steps.append(Step("exponent_additive_outlier_at_threshold", "outlier exponent at B = B* (≤ 1/2 above)",
-                      sympy.simplify(expo_out.subs(B, b_star))))
+    steps.append(
+        Step("exponent_additive_outlier", "d log η/d log B above threshold (= B*/(B + B*))", expo_out)
+    )
+    steps.append(
+        Step(
+            "exponent_additive_outlier_at_threshold",
+            "outlier exponent at B = B* (≤ 1/2 above)",
+            sympy.simplify(expo_out.subs(B, b_star)),
+        )
+    )
     # multiplicative: q = P/(B C)
     q = P / (B * C)
     eta_mult = 2 / (lam * (1 + q * s2 / (lam - s2)))
-    steps.append(Step("eta_multiplicative_outlier", "SGD η_max with λ' = λ(1 + qσ²/(λ − σ²)), q = P/(BC)", eta_mult))
+    steps.append(
+        Step("eta_multiplicative_outlier", "SGD η_max with λ' = λ(1 + qσ²/(λ − σ²)), q = P/(BC)", eta_mult)
+    )
     expo_mult = _exponent(eta_mult, B)
-    steps.append(Step("exponent_multiplicative_outlier", "d log η/d log B, multiplicative outlier", expo_mult))
-    steps.append(Step("exponent_multiplicative_outlier_P_large", "limit P → ∞ (P ≫ n = BC)",
-                      sympy.limit(expo_mult, P, sympy.oo)))
+    steps.append(
+        Step("exponent_multiplicative_outlier", "d log η/d log B, multiplicative outlier", expo_mult)
+    )
+    steps.append(
+        Step(
+            "exponent_multiplicative_outlier_P_large",
+            "limit P → ∞ (P ≫ n = BC)",
+            sympy.limit(expo_mult, P, sympy.oo),
+        )
+    )
     eta_mult_edge = 2 / (s2 * (1 + sympy.sqrt(q)) ** 2)
     steps.append(Step("eta_multiplicative_edge", "SGD η_max at the MP edge σ²(1 + √q)²", eta_mult_edge))
     expo_mult_edge = _exponent(eta_mult_edge, B)
     steps.append(Step("exponent_multiplicative_edge", "d log η/d log B at the MP edge", expo_mult_edge))
-    steps.append(Step("exponent_multiplicative_edge_P_large", "limit P → ∞",
-                      sympy.limit(expo_mult_edge, P, sympy.oo)))
+    steps.append(
+        Step("exponent_multiplicative_edge_P_large", "limit P → ∞", sympy.limit(expo_mult_edge, P, sympy.oo))
+    )
     return Derivation("exponents", tuple(steps), dict(S))
 
 
@@ -276,22 +326,36 @@ def _bulk() -> Derivation:
     g_mu = sympy.Function("g_mu")
     h = w + eps * g_mu(w)
     steps.append(Step("h", "subordination map h(w) = w + ν² g_μ(w), ε = ν² (THEORY §1c)", h))
-    steps.append(Step("h_prime", "h'(w) (outlier iff h'(θ) > 0; overlap h'(θ); edges h(w*) at h'(w*) = 0)",
-                      sympy.diff(h, w)))
+    steps.append(
+        Step(
+            "h_prime",
+            "h'(w) (outlier iff h'(θ) > 0; overlap h'(θ); edges h(w*) at h'(w*) = 0)",
+            sympy.diff(h, w),
+        )
+    )
     g_two = sympy.Rational(1, 2) * (1 / (w - 1) + 1 / (w + 1))
     h_two = w + eps * g_two
     steps.append(Step("h_two_atoms", "h for μ = ½(δ₋₁ + δ₁)", sympy.simplify(h_two)))
     crit = sympy.solve(sympy.numer(sympy.together(sympy.diff(h_two, w))).subs(w, sympy.sqrt(u)), u)
     steps.append(Step("critical_points_two_atoms", "u = w*² solving h'(w*) = 0", sympy.Tuple(*crit)))
     steps.append(Step("outlier_two_atoms", "spike θ over ½(δ₋₁ + δ₁)", sympy.simplify(h_two.subs(w, theta))))
-    steps.append(Step("overlap_two_atoms", "overlap h'(θ)", sympy.simplify(sympy.diff(h_two, w).subs(w, theta))))
-    steps.append(Step("critical_noise_two_atoms", "ε_c(θ) = 1/∫dμ/(θ − x)²",
-                      sympy.simplify(1 / (-sympy.diff(g_two, w).subs(w, theta)))))
+    steps.append(
+        Step("overlap_two_atoms", "overlap h'(θ)", sympy.simplify(sympy.diff(h_two, w).subs(w, theta)))
+    )
+    steps.append(
+        Step(
+            "critical_noise_two_atoms",
+            "ε_c(θ) = 1/∫dμ/(θ − x)²",
+            sympy.simplify(1 / (-sympy.diff(g_two, w).subs(w, theta))),
+        )
+    )
     psi = alpha + q * alpha * sympy.Integral(t * sympy.Function("dH")(t) / (alpha - t), t)
     steps.append(Step("psi", "Bai–Yao ψ(α) = α + qα∫t dH(t)/(α − t) (THEORY §2)", psi))
     psi_two = alpha + q * alpha * sympy.Rational(1, 2) * (1 / (alpha - 1) + 2 / (alpha - 2))
     steps.append(Step("psi_two_atoms", "ψ for H = ½δ₁ + ½δ₂", sympy.simplify(psi_two)))
-    steps.append(Step("psi_prime_two_atoms", "ψ'(α) for H = ½δ₁ + ½δ₂", sympy.simplify(sympy.diff(psi_two, alpha))))
+    steps.append(
+        Step("psi_prime_two_atoms", "ψ'(α) for H = ½δ₁ + ½δ₂", sympy.simplify(sympy.diff(psi_two, alpha)))
+    )
     return Derivation("bulk", tuple(steps), dict(S))
 
 

@@ -1,4 +1,6 @@
-"""Every public function of rmt.wigner / rmt.wishart / rmt.bulk rejects bad input with a message naming the argument."""
+"""Every public function of rmt.wigner / rmt.wishart / rmt.bulk rejects bad input with a message
+naming the argument.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +17,11 @@ NAN = math.nan
 BULK = [-1.0, 1.0]
 
 # function -> (good keyword arguments, {argument: [(bad value, exception, message fragment), ...]})
-TYPE_BAD = [("x", TypeError, "real number"), (None, TypeError, "real number"), (True, TypeError, "real number")]
+TYPE_BAD = [
+    ("x", TypeError, "real number"),
+    (None, TypeError, "real number"),
+    (True, TypeError, "real number"),
+]
 NAN_BAD = [(NAN, ValueError, "NaN")]
 NEG = [(-1.0, ValueError, ">= 0")]
 NONPOS = [(0.0, ValueError, "> 0"), (-2.0, ValueError, "> 0")]
@@ -26,8 +32,12 @@ CASES: dict[Callable[..., Any], tuple[dict[str, Any], dict[str, list[tuple[Any, 
     wigner.kappa: ({"batch_size": 10, "n_data": 100}, {"batch_size": BATCH + NAN_BAD, "n_data": NDATA}),
     wigner.noise_scale: (
         {"sigma2": 1.0, "n_params": 100, "batch_size": 10, "n_data": 100},
-        {"sigma2": NEG + NAN_BAD + TYPE_BAD, "n_params": NONPOS, "batch_size": BATCH + [(200, ValueError, "<= n_data")],
-         "n_data": NDATA},
+        {
+            "sigma2": NEG + NAN_BAD + TYPE_BAD,
+            "n_params": NONPOS,
+            "batch_size": BATCH + [(200, ValueError, "<= n_data")],
+            "n_data": NDATA,
+        },
     ),
     wigner.wigner_outlier: ({"theta": 2.0, "nu": 1.0}, {"theta": NAN_BAD + TYPE_BAD, "nu": NEG + NAN_BAD}),
     wigner.wigner_overlap: ({"theta": 2.0, "nu": 1.0}, {"theta": NAN_BAD + TYPE_BAD, "nu": NEG}),
@@ -45,7 +55,10 @@ CASES: dict[Callable[..., Any], tuple[dict[str, Any], dict[str, list[tuple[Any, 
         {"lam": 2.0, "sigma2": 1.0, "n_params": 100, "n_data": 1000},
         {"lam": NAN_BAD + TYPE_BAD, "sigma2": NONPOS, "n_params": NONPOS, "n_data": NDATA},
     ),
-    wishart.marchenko_pastur_edges: ({"sigma2": 1.0, "q": 0.5}, {"sigma2": NONPOS + TYPE_BAD, "q": NONPOS + NAN_BAD}),
+    wishart.marchenko_pastur_edges: (
+        {"sigma2": 1.0, "q": 0.5},
+        {"sigma2": NONPOS + TYPE_BAD, "q": NONPOS + NAN_BAD},
+    ),
     wishart.marchenko_pastur_atom: ({"q": 0.5}, {"q": NONPOS + TYPE_BAD}),
     wishart.marchenko_pastur_density: (
         {"x": 1.0, "sigma2": 1.0, "q": 0.5},
@@ -55,15 +68,23 @@ CASES: dict[Callable[..., Any], tuple[dict[str, Any], dict[str, list[tuple[Any, 
         {"ell": 3.0, "sigma2": 1.0, "q": 0.5},
         {"ell": NEG + NAN_BAD + TYPE_BAD, "sigma2": NONPOS, "q": NONPOS},
     ),
-    wishart.wishart_overlap: ({"ell": 3.0, "sigma2": 1.0, "q": 0.5}, {"ell": NEG, "sigma2": NONPOS, "q": NONPOS}),
+    wishart.wishart_overlap: (
+        {"ell": 3.0, "sigma2": 1.0, "q": 0.5},
+        {"ell": NEG, "sigma2": NONPOS, "q": NONPOS},
+    ),
     wishart.wishart_outlier_fluctuation_sd: (
         {"ell": 3.0, "sigma2": 1.0, "q": 0.5, "n_samples": 10},
         {"ell": NEG, "sigma2": NONPOS, "q": NONPOS, "n_samples": NONPOS + TYPE_BAD},
     ),
     wishart.batch_ggn_extremal: (
         {"lam": 3.0, "sigma2": 1.0, "n_params": 100, "batch_size": 10, "outputs_per_sample": 2},
-        {"lam": NEG + TYPE_BAD, "sigma2": NONPOS, "n_params": NONPOS, "batch_size": BATCH,
-         "outputs_per_sample": NONPOS},
+        {
+            "lam": NEG + TYPE_BAD,
+            "sigma2": NONPOS,
+            "n_params": NONPOS,
+            "batch_size": BATCH,
+            "outputs_per_sample": NONPOS,
+        },
     ),
 }
 
@@ -85,7 +106,12 @@ CASES.update(
     {
         bulk.bulk_spike_outlier: (
             {"theta": 3.0, "nu": 1.0, "bulk_eigenvalues": BULK, "bulk_weights": [0.5, 0.5]},
-            {"theta": NAN_BAD + TYPE_BAD, "nu": NEG, "bulk_eigenvalues": MEASURE_BAD, "bulk_weights": WEIGHTS_BAD},
+            {
+                "theta": NAN_BAD + TYPE_BAD,
+                "nu": NEG,
+                "bulk_eigenvalues": MEASURE_BAD,
+                "bulk_weights": WEIGHTS_BAD,
+            },
         ),
         bulk.bulk_spike_overlap: (
             {"theta": 3.0, "nu": 1.0, "bulk_eigenvalues": BULK},
@@ -105,8 +131,14 @@ CASES.update(
         ),
         bulk.free_convolution_stieltjes: (
             {"z": 0.5 + 1j, "nu": 1.0, "bulk_eigenvalues": BULK},
-            {"z": [(0.5 - 1j, ValueError, "upper half plane"), ("z", TypeError, "complex"),
-                   (complex(NAN, 1), ValueError, "finite")], "nu": NONPOS},
+            {
+                "z": [
+                    (0.5 - 1j, ValueError, "upper half plane"),
+                    ("z", TypeError, "complex"),
+                    (complex(NAN, 1), ValueError, "finite"),
+                ],
+                "nu": NONPOS,
+            },
         ),
         bulk.free_convolution_subordination: (
             {"z": 0.5 + 1j, "nu": 1.0, "bulk_eigenvalues": BULK},

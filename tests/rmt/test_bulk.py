@@ -1,4 +1,6 @@
-"""Spikes over a bulk: THEORY §1c / §2 Bai–Yao check values (REFERENCE_VALUES rows 13–16, 24) and solver checks."""
+"""Spikes over a bulk: THEORY §1c / §2 Bai–Yao check values (REFERENCE_VALUES rows 13–16, 24) and
+solver checks.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +25,12 @@ from rmt.bulk import (
     wishart_critical_ratio,
 )
 from rmt.wigner import semicircle_density, wigner_outlier, wigner_overlap
-from rmt.wishart import marchenko_pastur_atom, marchenko_pastur_density, marchenko_pastur_edges, wishart_outlier
+from rmt.wishart import (
+    marchenko_pastur_atom,
+    marchenko_pastur_density,
+    marchenko_pastur_edges,
+    wishart_outlier,
+)
 
 TWO_ATOMS = np.array([-1.0, 1.0])
 
@@ -53,7 +60,11 @@ def _row14_edges(eps: float) -> list[float]:
 
 @pytest.mark.parametrize(
     ("eps", "expected"),
-    [(1.0, [-2.598076, 2.598076]), (0.5, [-2.099798, -0.168375, 0.168375, 2.099798]), (2.0, [-3.330191, 3.330191])],
+    [
+        (1.0, [-2.598076, 2.598076]),
+        (0.5, [-2.099798, -0.168375, 0.168375, 2.099798]),
+        (2.0, [-3.330191, 3.330191]),
+    ],
 )
 def test_row_14_edges(eps: float, expected: list[float]) -> None:
     edges = free_convolution_edges(math.sqrt(eps), TWO_ATOMS)
@@ -85,12 +96,16 @@ def test_row_15_critical_noise_and_edge_meet() -> None:
     assert bulk_spike_outlier(2.0, nu_c * (1 - 1e-12), TWO_ATOMS) == pytest.approx(3.2, rel=1e-9)
     # just above critical noise the spike is absorbed and sticks to the top edge
     above = math.sqrt(9 / 5 * 1.01)
-    assert bulk_spike_outlier(2.0, above, TWO_ATOMS) == pytest.approx(free_convolution_edges(above, TWO_ATOMS)[-1])
+    assert bulk_spike_outlier(2.0, above, TWO_ATOMS) == pytest.approx(
+        free_convolution_edges(above, TWO_ATOMS)[-1]
+    )
     assert bulk_spike_overlap(2.0, above, TWO_ATOMS) == 0.0
 
 
 def test_generic_spike_formula_is_not_used() -> None:
-    """THEORY §1c: the Benaych-Georges–Nadakuditi value 3.636 (g_{μ⊞sc}(z) = 1/θ) is wrong for the Hessian case."""
+    """THEORY §1c: the Benaych-Georges–Nadakuditi value 3.636 (g_{μ⊞sc}(z) = 1/θ) is wrong for the
+    Hessian case.
+    """
     value = bulk_spike_outlier(3.0, 1.0, TWO_ATOMS)
     assert abs(value - 3.636) > 0.2
 
@@ -149,20 +164,28 @@ def test_wishart_bulk_reduces_to_marchenko_pastur(q: float) -> None:
     edges = wishart_bulk_edges(q, [s2])
     np.testing.assert_allclose(edges, marchenko_pastur_edges(s2, q), rtol=1e-12)
     x = np.linspace(edges[0], edges[1], 9)[1:-1]
-    np.testing.assert_allclose(wishart_bulk_density(x, q, [s2]), marchenko_pastur_density(x, s2, q), rtol=1e-9)
+    np.testing.assert_allclose(
+        wishart_bulk_density(x, q, [s2]), marchenko_pastur_density(x, s2, q), rtol=1e-9
+    )
     assert wishart_bulk_atom(q, [s2]) == pytest.approx(marchenko_pastur_atom(q))
     mass = integrate_components(lambda x: wishart_bulk_density(x, q, [s2]), edges, powers=(0,))[0]
     assert mass + wishart_bulk_atom(q, [s2]) == pytest.approx(1.0, abs=1e-5)
     # above the bulk atom the spike's eigenvalue is the top one (wishart_outlier's convention)
     ells = np.array([1.05 * s2, *(np.array([1.5, 3.0, 10.0]) * (1 + math.sqrt(q)) * s2)])
-    np.testing.assert_allclose(wishart_bulk_spike_outlier(ells, q, [s2]), wishart_outlier(ells, s2, q), rtol=1e-12)
+    np.testing.assert_allclose(
+        wishart_bulk_spike_outlier(ells, q, [s2]), wishart_outlier(ells, s2, q), rtol=1e-12
+    )
 
 
 def test_wishart_zero_eigenvalues_only_rescale_q() -> None:
-    """H = ½δ₀ + ½δ₁ with q acts like H = δ₁ with q/2; the atom at 0 is 1 − min(½, 1/q) (rank ≤ min(P/2, n))."""
+    """H = ½δ₀ + ½δ₁ with q acts like H = δ₁ with q/2; the atom at 0 is 1 − min(½, 1/q) (rank ≤
+    min(P/2, n)).
+    """
     q = 3.0
     assert wishart_bulk_spike_outlier(5.0, q, [0.0, 1.0]) == pytest.approx(wishart_outlier(5.0, 1.0, q / 2))
-    np.testing.assert_allclose(wishart_bulk_edges(q, [0.0, 1.0]), marchenko_pastur_edges(1.0, q / 2), rtol=1e-12)
+    np.testing.assert_allclose(
+        wishart_bulk_edges(q, [0.0, 1.0]), marchenko_pastur_edges(1.0, q / 2), rtol=1e-12
+    )
     assert wishart_bulk_atom(q, [0.0, 1.0]) == pytest.approx(2 / 3)
     assert wishart_bulk_atom(1.5, [0.0, 1.0]) == pytest.approx(0.5)
     assert wishart_bulk_atom(4.0, [0.0, 1.0]) == pytest.approx(0.75)
@@ -171,11 +194,17 @@ def test_wishart_zero_eigenvalues_only_rescale_q() -> None:
 # ------------------------------------------------------------------ reductions and solver checks
 def test_delta_zero_bulk_reduces_to_wigner() -> None:
     thetas = np.array([-3.0, -0.7, 0.3, 1.01, 2.0, 5.0])
-    np.testing.assert_allclose(bulk_spike_outlier(thetas, 1.0, [0.0]), wigner_outlier(thetas, 1.0), rtol=1e-14)
-    np.testing.assert_allclose(bulk_spike_overlap(thetas, 1.0, [0.0]), wigner_overlap(thetas, 1.0), atol=1e-15)
+    np.testing.assert_allclose(
+        bulk_spike_outlier(thetas, 1.0, [0.0]), wigner_outlier(thetas, 1.0), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        bulk_spike_overlap(thetas, 1.0, [0.0]), wigner_overlap(thetas, 1.0), atol=1e-15
+    )
     np.testing.assert_allclose(free_convolution_edges(1.3, [0.0]), [-2.6, 2.6], rtol=1e-13)
     x = np.linspace(-2.5, 2.5, 11)
-    np.testing.assert_allclose(free_convolution_density(x, 1.3, [0.0]), semicircle_density(x, 1.3), atol=1e-12)
+    np.testing.assert_allclose(
+        free_convolution_density(x, 1.3, [0.0]), semicircle_density(x, 1.3), atol=1e-12
+    )
 
 
 def test_subordination_identity_against_an_independent_pastur_solve() -> None:
@@ -186,7 +215,9 @@ def test_subordination_identity_against_an_independent_pastur_solve() -> None:
     z = bulk_spike_outlier(theta, nu, atoms, weights)
     g = lambda w: float(np.sum(weights / (w - atoms)))  # noqa: E731
     pastur = 0.0
-    for _ in range(2000):  # increasing iteration from 0 converges to the smallest fixed point (physical branch)
+    for _ in range(
+        2000
+    ):  # increasing iteration from 0 converges to the smallest fixed point (physical branch)
         pastur = g(z - nu**2 * pastur)
     assert pastur == pytest.approx(g(theta), rel=1e-12)
     assert free_convolution_stieltjes(z, nu, atoms, weights).real == pytest.approx(g(theta), rel=1e-10)

@@ -1,4 +1,6 @@
-"""The sympy derivations are the source of truth: the numpy closed forms must agree with them at many points."""
+"""The sympy derivations are the source of truth: the numpy closed forms must agree with them at
+many points.
+"""
 
 from __future__ import annotations
 
@@ -51,8 +53,12 @@ def test_wigner_expressions_match_numpy(wig: Derivation) -> None:
     nu = RNG.uniform(0.01, 5.0, N_POINTS)
     theta = nu * RNG.uniform(1.0 + 1e-6, 20.0, N_POINTS) * RNG.choice([-1.0, 1.0], N_POINTS)
     p = RNG.uniform(1.0, 1e6, N_POINTS)
-    np.testing.assert_allclose(wigner_outlier(theta, nu), wig.function("outlier", "theta", "nu")(theta, nu), rtol=1e-13)
-    np.testing.assert_allclose(wigner_overlap(theta, nu), wig.function("overlap", "theta", "nu")(theta, nu), rtol=1e-12)
+    np.testing.assert_allclose(
+        wigner_outlier(theta, nu), wig.function("outlier", "theta", "nu")(theta, nu), rtol=1e-13
+    )
+    np.testing.assert_allclose(
+        wigner_overlap(theta, nu), wig.function("overlap", "theta", "nu")(theta, nu), rtol=1e-12
+    )
     var = wig.function("fluctuation_variance", "theta", "nu", "P")(theta, nu, p)
     np.testing.assert_allclose(np.asarray(outlier_fluctuation_sd(theta, nu, p)) ** 2, var, rtol=1e-12)
     np.testing.assert_allclose(wig.function("threshold", "nu")(nu), nu, rtol=0)
@@ -66,7 +72,9 @@ def test_noise_scale_and_kappa_match(wig: Derivation) -> None:
     p, s2 = RNG.uniform(1.0, 1e6, N_POINTS), RNG.uniform(1e-4, 10.0, N_POINTS)
     np.testing.assert_allclose(kappa(b, n), wig.function("kappa", "B", "N")(b, n), rtol=1e-10, atol=1e-16)
     np.testing.assert_allclose(
-        noise_scale(s2, p, b, n), wig.function("noise_scale", "sigma2", "P", "B", "N")(s2, p, b, n), rtol=1e-10
+        noise_scale(s2, p, b, n),
+        wig.function("noise_scale", "sigma2", "P", "B", "N")(s2, p, b, n),
+        rtol=1e-10,
     )
     np.testing.assert_allclose(kappa(b), wig.function("kappa_infinite_pool", "B")(b), rtol=1e-15)
 
@@ -85,10 +93,16 @@ def test_wishart_expressions_match_numpy(wis: Derivation) -> None:
     ell = s2 * (1 + np.sqrt(q)) * RNG.uniform(1.0 + 1e-6, 20.0, N_POINTS)
     n = RNG.uniform(1.0, 1e5, N_POINTS)
     args = ("ell", "sigma2", "q")
-    np.testing.assert_allclose(wishart_outlier(ell, s2, q), wis.function("outlier", *args)(ell, s2, q), rtol=1e-12)
-    np.testing.assert_allclose(wishart_overlap(ell, s2, q), wis.function("overlap", *args)(ell, s2, q), rtol=1e-9)
+    np.testing.assert_allclose(
+        wishart_outlier(ell, s2, q), wis.function("outlier", *args)(ell, s2, q), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        wishart_overlap(ell, s2, q), wis.function("overlap", *args)(ell, s2, q), rtol=1e-9
+    )
     var = wis.function("fluctuation_variance", "ell", "sigma2", "q", "n")(ell, s2, q, n)
-    np.testing.assert_allclose(np.asarray(wishart_outlier_fluctuation_sd(ell, s2, q, n)) ** 2, var, rtol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(wishart_outlier_fluctuation_sd(ell, s2, q, n)) ** 2, var, rtol=1e-10
+    )
     low, high = marchenko_pastur_edges(s2, q)
     np.testing.assert_allclose(high, wis.function("edge", "sigma2", "q")(s2, q), rtol=1e-13)
     np.testing.assert_allclose(low, wis.function("lower_edge", "sigma2", "q")(s2, q), rtol=1e-9, atol=1e-14)
@@ -144,7 +158,9 @@ def test_exponents_match_finite_differences_of_the_numeric_laws() -> None:
     lam_big = 50.0
     eta_mul = lambda b: 2.0 / np.asarray(batch_ggn_extremal(lam_big, s2, p, b, c_out))  # noqa: E731
     b_mul = np.array([1e3, 1e4])  # q = 1 and 0.1: λ = 50 is above threshold
-    expo_mul = d.function("exponent_multiplicative_outlier", "P", "sigma2", "lam", "B", "C")(p, s2, lam_big, b_mul, c_out)
+    expo_mul = d.function("exponent_multiplicative_outlier", "P", "sigma2", "lam", "B", "C")(
+        p, s2, lam_big, b_mul, c_out
+    )
     np.testing.assert_allclose(_local_exponent(eta_mul, b_mul), expo_mul, rtol=1e-6)
     eta_mul_edge = lambda b: 2.0 / np.asarray(batch_ggn_extremal(1.5, s2, p, b, c_out))  # noqa: E731
     b_small = np.array([1.5, 20.0, 500.0])  # q ≥ 2: λ = 1.5 < 1 + √q, absorbed at the MP edge
@@ -167,16 +183,22 @@ def test_bulk_two_atom_expressions_match_the_solver() -> None:
     for e in (0.3, 1.7):
         u_minus, u_plus = (float(u.subs(d.symbols["eps"], e)) for u in d["critical_points_two_atoms"])
         h = lambda w, e=e: w + e * w / (w * w - 1)  # noqa: E731
-        assert free_convolution_edges(math.sqrt(e), atoms)[-1] == pytest.approx(h(math.sqrt(u_plus)), rel=1e-12)
+        assert free_convolution_edges(math.sqrt(e), atoms)[-1] == pytest.approx(
+            h(math.sqrt(u_plus)), rel=1e-12
+        )
         if u_minus > 0:
-            assert free_convolution_edges(math.sqrt(e), atoms)[2] == pytest.approx(h(math.sqrt(u_minus)), rel=1e-10)
+            assert free_convolution_edges(math.sqrt(e), atoms)[2] == pytest.approx(
+                h(math.sqrt(u_minus)), rel=1e-10
+            )
     alpha = RNG.uniform(3.0, 10.0, 40)
     q = RNG.uniform(0.01, 0.5, 40)
     psi = d.function("psi_two_atoms", "alpha", "q")(alpha, q)
     dpsi = d.function("psi_prime_two_atoms", "alpha", "q")(alpha, q)
     assert (dpsi > 0).all()
     np.testing.assert_allclose(wishart_bulk_spike_outlier(alpha, q, [1.0, 2.0]), psi, rtol=1e-12)
-    np.testing.assert_allclose(wishart_bulk_spike_overlap(alpha, q, [1.0, 2.0]), alpha * dpsi / psi, rtol=1e-10)
+    np.testing.assert_allclose(
+        wishart_bulk_spike_overlap(alpha, q, [1.0, 2.0]), alpha * dpsi / psi, rtol=1e-10
+    )
 
 
 def test_printing_and_structure() -> None:
@@ -189,7 +211,9 @@ def test_printing_and_structure() -> None:
         assert text.startswith(f"Derivation: {topic}") and all(f"[{n}]" in text for n in d.names())
         assert latex.count("\\quad") == len(d.steps)
         assert len(pretty) > 0 and str(d) == text
-    assert "theta + nu**2/theta" in derivation("wigner").text().replace("nu**2/theta + theta", "theta + nu**2/theta")
+    assert "theta + nu**2/theta" in derivation("wigner").text().replace(
+        "nu**2/theta + theta", "theta + nu**2/theta"
+    )
     assert "\\frac{\\nu^{2}}{\\theta}" in derivation("wigner").latex()
     with pytest.raises(KeyError, match="no step named"):
         derivation("wigner")["nope"]

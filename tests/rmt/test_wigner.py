@@ -32,7 +32,9 @@ from rmt.wigner import (
         (-2.0, 1.0, -5 / 2, 3 / 4, math.sqrt(3 / 2)),  # row 6 (reflection)
     ],
 )
-def test_reference_rows_1_to_6(theta: float, nu: float, outlier: float, overlap: float, sqrt_n_sd: float) -> None:
+def test_reference_rows_1_to_6(
+    theta: float, nu: float, outlier: float, overlap: float, sqrt_n_sd: float
+) -> None:
     assert wigner_outlier(theta, nu) == pytest.approx(outlier, rel=1e-14)
     assert wigner_overlap(theta, nu) == pytest.approx(overlap, rel=1e-14, abs=1e-15)
     assert outlier_fluctuation_sd(theta, nu, 1.0) == pytest.approx(sqrt_n_sd, rel=1e-7)

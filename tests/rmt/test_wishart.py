@@ -30,7 +30,9 @@ from rmt.wishart import (
         (0.25, 2.0, 2.5, 0.6, 2.25, 1.5),  # row 11
     ],
 )
-def test_reference_rows_8_to_11(q: float, ell: float, outlier: float, overlap: float, edge: float, ell_c: float) -> None:
+def test_reference_rows_8_to_11(
+    q: float, ell: float, outlier: float, overlap: float, edge: float, ell_c: float
+) -> None:
     assert wishart_outlier(ell, 1.0, q) == pytest.approx(outlier, rel=1e-14)
     assert wishart_overlap(ell, 1.0, q) == pytest.approx(overlap, rel=1e-13)
     assert marchenko_pastur_edges(1.0, q)[1] == pytest.approx(edge, rel=1e-14)
@@ -42,7 +44,9 @@ def test_reference_rows_8_to_11(q: float, ell: float, outlier: float, overlap: f
 
 def test_row_8_fluctuation_and_theory_edge_value() -> None:
     assert wishart_outlier_fluctuation_sd(3.0, 1.0, 0.5, 1.0) == pytest.approx(math.sqrt(15.75), rel=1e-14)
-    assert wishart_outlier_fluctuation_sd(3.0, 1.0, 0.5, 2500.0) == pytest.approx(math.sqrt(15.75) / 50, rel=1e-14)
+    assert wishart_outlier_fluctuation_sd(3.0, 1.0, 0.5, 2500.0) == pytest.approx(
+        math.sqrt(15.75) / 50, rel=1e-14
+    )
     assert wishart_outlier_fluctuation_sd(1.2, 1.0, 0.5, 100.0) == 0.0
     assert marchenko_pastur_edges(1.0, 0.5)[1] == pytest.approx(2.914213562373095, rel=1e-14)
 
@@ -61,7 +65,9 @@ def test_sigma2_scaling() -> None:
     for s in (0.3, 2.0, 7.0):
         assert wishart_outlier(3 * s, s, 0.5) == pytest.approx(3.75 * s, rel=1e-14)
         assert wishart_overlap(3 * s, s, 0.5) == pytest.approx(0.7, rel=1e-13)
-        assert wishart_outlier_fluctuation_sd(3 * s, s, 0.5, 1) == pytest.approx(math.sqrt(15.75) * s, rel=1e-13)
+        assert wishart_outlier_fluctuation_sd(3 * s, s, 0.5, 1) == pytest.approx(
+            math.sqrt(15.75) * s, rel=1e-13
+        )
 
 
 @pytest.mark.parametrize("q", [0.1, 0.5, 1.0, 2.0, 5.0])
@@ -69,7 +75,9 @@ def test_marchenko_pastur_density_plus_atom_integrates_to_one_with_mean_sigma2(q
     s2 = 1.3
     low, high = marchenko_pastur_edges(s2, q)
     points = [0.0] if low == 0 else None
-    mass = integrate.quad(lambda x: marchenko_pastur_density(x, s2, q), low, high, points=points, limit=200)[0]
+    mass = integrate.quad(lambda x: marchenko_pastur_density(x, s2, q), low, high, points=points, limit=200)[
+        0
+    ]
     mean = integrate.quad(lambda x: x * marchenko_pastur_density(x, s2, q), low, high, limit=200)[0]
     second = integrate.quad(lambda x: x * x * marchenko_pastur_density(x, s2, q), low, high, limit=200)[0]
     atom = marchenko_pastur_atom(q)
