@@ -256,11 +256,8 @@ def _build_system(S: Any, a: Any = None) -> _System:
         raise ValueError("S must be a non-empty square matrix")
     S_arr = 0.5 * (S_arr + S_arr.T)
     a_arr = _check_shifts(a, p)
-    rows, first, labels = np.unique(
-        np.column_stack([S_arr, a_arr]), axis=0, return_index=True, return_inverse=True
-    )
-    labels = np.asarray(labels).reshape(-1)
-    k = rows.shape[0]
+    labels, first = _row_classes(S_arr, a_arr)
+    k = first.size
     if k > _BLOCK_LIMIT:
         g = np.sqrt(np.diag(S_arr))
         scale = max(float(S_arr.max()), 1e-300)
@@ -269,6 +266,21 @@ def _build_system(S: Any, a: Any = None) -> _System:
     T = S_arr[np.ix_(first, first)]
     n = np.bincount(labels, minlength=k).astype(np.float64)
     return _BlockSystem(T, n, a_arr[first], labels)
+
+
+def _row_classes(S: FloatArray, a: FloatArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Class label of every row of ``[S | a]`` (equal rows share a class; exact, by hashing row bytes) and the
+    first row of each class."""
+    seen: dict[bytes, int] = {}
+    labels = np.empty(S.shape[0], dtype=np.intp)
+    first: list[int] = []
+    for j in range(S.shape[0]):
+        key = S[j].tobytes() + a[j].tobytes()
+        c = seen.setdefault(key, len(first))
+        if c == len(first):
+            first.append(j)
+        labels[j] = c
+    return labels, np.asarray(first, dtype=np.intp)
 
 
 def _scale(system: _System) -> float:
