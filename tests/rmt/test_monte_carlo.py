@@ -211,7 +211,7 @@ def test_profile_block_row19() -> None:
 
 def test_lognormal_rank_one_profile_beats_average_variance() -> None:
     """THEORY §1b: S_jk ∝ a_j a_k with log-normal a. The QVE (rank-one path) predicts the top eigenvalue;
-    replacing S by its average variance (ν² = mean row sum, edge 2ν) is wrong by far more than the MC error."""
+    replacing S by its average variance (ν² = mean row sum, edge 2ν) is far off."""
     p = 1500
     rng = np.random.default_rng(40)
     g = np.exp(rng.normal(0.0, 0.5, size=p))

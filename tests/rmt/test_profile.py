@@ -72,7 +72,7 @@ def test_tau_row_outlier(tau: float, theta: float, expected: float) -> None:
 
 
 def test_tau_row_closed_form_and_monotone() -> None:
-    """Row 17 closed form [τθ + τ√(θ² + 4(τ−1)) − 2θ]/(2(τ−1)) at finite P, and monotone in τ and θ (row 28)."""
+    """Row 17 closed form [τθ + τ√(θ² + 4(τ−1)) − 2θ]/(2(τ−1)) (finite P); monotone in τ, θ (row 28)."""
     p = 1000
     grid = {}
     for tau in (1.5, 2.5):
