@@ -14,7 +14,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy
@@ -32,7 +34,7 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def _best_of(fn, repeats: int) -> tuple[float, object]:  # type: ignore[no-untyped-def]
+def _best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     best, out = float("inf"), None
     for _ in range(repeats):
         t0 = time.perf_counter()

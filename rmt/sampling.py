@@ -21,7 +21,7 @@ Every sampler takes ``seed`` (an int, None, or a ``numpy.random.Generator``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import scipy.linalg
@@ -202,6 +202,26 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
     return lam, float(x[0] ** 2)
 
 
+@overload
+def spiked_wigner_top_eigenvalues(
+    theta: float,
+    nu: float,
+    n_params: int,
+    n_reps: int,
+    seed: SeedLike = ...,
+    *,
+    return_overlaps: Literal[False] = ...,
+) -> FloatArray: ...
+@overload
+def spiked_wigner_top_eigenvalues(
+    theta: float,
+    nu: float,
+    n_params: int,
+    n_reps: int,
+    seed: SeedLike = ...,
+    *,
+    return_overlaps: Literal[True],
+) -> TopEigen: ...
 def spiked_wigner_top_eigenvalues(
     theta: float,
     nu: float,
@@ -235,6 +255,28 @@ def spiked_wigner_top_eigenvalues(
     return TopEigen(vals, ovs) if return_overlaps else vals
 
 
+@overload
+def spiked_wishart_top_eigenvalues(
+    ell: float,
+    sigma2: float,
+    n_params: int,
+    n_samples: int,
+    n_reps: int,
+    seed: SeedLike = ...,
+    *,
+    return_overlaps: Literal[False] = ...,
+) -> FloatArray: ...
+@overload
+def spiked_wishart_top_eigenvalues(
+    ell: float,
+    sigma2: float,
+    n_params: int,
+    n_samples: int,
+    n_reps: int,
+    seed: SeedLike = ...,
+    *,
+    return_overlaps: Literal[True],
+) -> TopEigen: ...
 def spiked_wishart_top_eigenvalues(
     ell: float,
     sigma2: float,
@@ -281,6 +323,26 @@ def spiked_wishart_top_eigenvalues(
 # Extremal eigenpairs without a full dense eigendecomposition.
 
 
+@overload
+def extremal_eigenvalues(
+    A: Any,
+    k: int = ...,
+    which: str = ...,
+    *,
+    return_vectors: Literal[False] = ...,
+    tol: float = ...,
+    seed: SeedLike = ...,
+) -> FloatArray: ...
+@overload
+def extremal_eigenvalues(
+    A: Any,
+    k: int = ...,
+    which: str = ...,
+    *,
+    return_vectors: Literal[True],
+    tol: float = ...,
+    seed: SeedLike = ...,
+) -> tuple[FloatArray, FloatArray]: ...
 def extremal_eigenvalues(
     A: Any,
     k: int = 1,

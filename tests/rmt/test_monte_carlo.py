@@ -78,7 +78,7 @@ def test_wigner_subcritical_sticks_to_edge() -> None:
 def test_batch_hessian_extremal_and_noise_scale(seed: int) -> None:
     """THEORY §1a check value: P = 2000, σ² = 1, B = 200 ⇒ ν² = 10; λ = 5 ⇒ 7.0 — at P = 2000 and 10⁴."""
     for p, b in ((2000, 200), (P_TRIDIAG, 1000)):
-        nu = noise_scale(1.0, p, b)
+        nu = float(noise_scale(1.0, p, b))
         assert nu**2 == pytest.approx(10.0)
         vals = spiked_wigner_top_eigenvalues(5.0, nu, p, 200, seed)
         assert_matches_monte_carlo(

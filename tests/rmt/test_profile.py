@@ -52,7 +52,7 @@ def test_generalised_wigner_constant_row_sums() -> None:
     p = 40
     rng = np.random.default_rng(0)
     perm = [np.eye(p)[rng.permutation(p)] for _ in range(3)]
-    s = sum(q + q.T for q in perm) / 6 * 0.5  # symmetric, row sums 0.5
+    s = np.sum([q + q.T for q in perm], axis=0) / 6 * 0.5  # symmetric, row sums 0.5
     np.testing.assert_allclose(s.sum(axis=1), 0.5)
     np.testing.assert_allclose(solve_qve(s, 2.0), _m_sc(2.0, 0.5), rtol=1e-11)
     v = rng.standard_normal(p)
