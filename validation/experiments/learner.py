@@ -385,8 +385,8 @@ def _ci(values: list[float]) -> tuple[float, float]:
     finite = [v for v in values if math.isfinite(v)]
     if len(finite) < 2:
         return math.nan, math.nan
-    low, high = bootstrap_ci(np.asarray(finite), seed=0)
-    return float(low), float(high)
+    interval = bootstrap_ci(np.asarray(finite), seed=0)
+    return float(interval.low), float(interval.high)
 
 
 def summarize(config: LearnerConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
