@@ -190,44 +190,37 @@ def threshold_cell(
     config: RunConfig,
     bn_mode: str,
 ) -> dict[str, Any]:
-    """One (optimizer, B, seed) threshold cell: bisection on log η (``networks.training.find_max_lr``) over
-    divergence trials (``networks.training.divergence_trial``) for the strict and the lenient criterion;
-    trials
-    are shared between the two searches (memoised by lr)."""
-    from networks.training import divergence_trial, find_max_lr
+    """One (optimizer, B, seed) threshold cell: ``networks.training.find_max_lr`` (bisection on log η with the
+    monotonicity check) over a ``networks.training.TrialRunner`` (divergence trials from the checkpoint,
+    several learning rates per vectorised pass), for the strict and the lenient criterion; the two searches
+    share the runner's cached trials."""
+    from networks.training import TrialRunner, find_max_lr
 
     cfg = config.thresholds
-    cache: dict[float, Any] = {}
-
-    def trial(lr: float) -> Any:
-        if lr not in cache:
-            cache[lr] = divergence_trial(
-                model,
-                loss_fn,
-                data,
-                optimizer=optimizer,
-                lr=lr,
-                batch_size=batch_size,
-                steps=cfg.steps,
-                seed=seed,
-                delta=cfg.delta,
-                warmup_steps=cfg.warmup_steps,
-                bn_mode=bn_mode,
-                eval_every=cfg.eval_every,
-                eval_size=cfg.eval_size,
-            )
-        return cache[lr]
-
+    runner = TrialRunner(
+        model,
+        loss_fn,
+        data,
+        optimizer=optimizer,
+        batch_size=batch_size,
+        steps=cfg.steps,
+        seed=seed,
+        delta=cfg.delta,
+        warmup_steps=cfg.warmup_steps,
+        eval_every=cfg.eval_every,
+        eval_size=cfg.eval_size,
+        bn_mode=bn_mode,
+    )
     out: dict[str, Any] = {}
     for criterion in ("strict", "lenient"):
         res = find_max_lr(
-            trial, lr_low=cfg.lr_low, lr_high=cfg.lr_high, halvings=cfg.halvings, criterion=criterion
+            runner, lr_low=cfg.lr_low, lr_high=cfg.lr_high, halvings=cfg.halvings, criterion=criterion
         )
         out[f"lr_max_{criterion}"] = float(res.lr_max)
         out[f"bracket_{criterion}"] = [float(x) for x in res.bracket]
         out[f"monotone_{criterion}"] = bool(res.monotone)
         out[f"bracket_found_{criterion}"] = bool(res.bracket_found)
-    trials = [cache[lr].to_dict() for lr in sorted(cache)]
+    trials = [runner.cache[lr].to_dict() for lr in sorted(runner.cache)]
     out.update(
         {
             "num_trials": len(trials),
