@@ -1,0 +1,158 @@
+"""Tests for validation.stats on synthetic data with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rmt.learning_rates import mccandlish_max_lr
+from validation.stats import (
+    ConfidenceInterval,
+    batch_sharpness_baseline,
+    bootstrap_ci,
+    classify_exponent,
+    compare_shapes,
+    constant_baseline,
+    fit_mccandlish_constant,
+    fit_power_law,
+    fit_saturating_shape,
+    holm_correction,
+    leave_one_out_error,
+    linear_rule_baseline,
+    mccandlish_baseline,
+    median_abs_log_ratio,
+    paired_wilcoxon_holm,
+    sqrt_rule_baseline,
+)
+
+B_GRID = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512], dtype=float)
+
+
+def _power_law_sweep(exponent: float, n_seeds: int = 6, noise: float = 0.1, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    b = np.tile(B_GRID[:6], n_seeds)
+    seeds = np.repeat(np.arange(n_seeds), 6)
+    # a per-seed offset plus per-point noise: the seed-level bootstrap must account for both
+    eta = (
+        0.01 * b**exponent * np.exp(rng.normal(0, noise, b.size) + np.repeat(rng.normal(0, 0.05, n_seeds), 6))
+    )
+    return b, eta, seeds
+
+
+def test_bootstrap_ci_coverage_of_a_mean() -> None:
+    """A 90% percentile CI of a normal mean (n = 40) covers the truth in ≈ 90% of 200 data sets; the binomial
+    sd of the coverage is √(0.9·0.1/200) ≈ 0.021 and the percentile interval under-covers by O(1/n), so
+    [0.80, 0.97] is a > 3-sd window."""
+    rng = np.random.default_rng(1)
+    covered = 0
+    for rep in range(200):
+        x = rng.normal(3.0, 2.0, 40)
+        covered += bootstrap_ci(x, n_resamples=200, confidence=0.9, seed=rep).contains(3.0)
+    assert 0.80 <= covered / 200 <= 0.97
+
+
+def test_bootstrap_ci_is_seeded_and_groups_resample_units() -> None:
+    x = np.arange(20.0)
+    a = bootstrap_ci(x, n_resamples=100, seed=3)
+    assert a == bootstrap_ci(x, n_resamples=100, seed=3)
+    assert a.estimate == pytest.approx(9.5) and a.low < 9.5 < a.high
+    # two groups with constant values: a group resample only ever sees whole groups (means 0, 0.5 or 1)
+    ci = bootstrap_ci(np.r_[np.zeros(5), np.ones(5)], groups=np.repeat([0, 1], 5), n_resamples=200, seed=0)
+    assert ci.low == 0.0 and ci.high == 1.0
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci(x, confidence=1.5)
+    with pytest.raises(ValueError, match="groups"):
+        bootstrap_ci(x, groups=[0, 1])
+
+
+@pytest.mark.parametrize("truth", [1.0, 0.5])
+def test_power_law_exponent_ci_covers_truth_and_classifies(truth: float) -> None:
+    b, eta, seeds = _power_law_sweep(truth)
+    fit = fit_power_law(b, eta, groups=seeds, n_resamples=500, seed=0)
+    assert fit.ci.contains(truth)
+    assert not fit.ci.contains(1.5 - truth)  # the other hypothesis (0.5 or 1) is excluded
+    assert classify_exponent(fit) == ("linear" if truth == 1.0 else "square root")
+    assert fit.n_groups == 6 and fit.n_points == 36
+
+
+def test_power_law_max_batch_and_classify_undecided() -> None:
+    b = B_GRID
+    eta = 0.01 * b / (1 + b / 16)  # linear below, flat above B* = 16
+    fit = fit_power_law(b, eta, max_batch=8, n_resamples=200)
+    assert fit.exponent == pytest.approx(1.0, abs=0.25) and fit.n_points == 4
+    assert classify_exponent(ConfidenceInterval(0.7, 0.3, 1.2, 0.95)) == "undecided"
+    assert classify_exponent(ConfidenceInterval(0.1, 0.0, 0.2, 0.95)) == "undecided"
+    with pytest.raises(ValueError, match="two distinct"):
+        fit_power_law(b, eta, max_batch=1)
+
+
+@pytest.mark.parametrize("true_s", [1.0, 0.5])
+def test_saturating_shape_recovers_parameters_and_aic_picks_truth(true_s: float) -> None:
+    rng = np.random.default_rng(2)
+    b = np.repeat(B_GRID, 3)
+    eta = 0.2 / (1 + 20.0 / b) ** true_s * np.exp(rng.normal(0, 0.03, b.size))
+    fit = fit_saturating_shape(b, eta, s=true_s)
+    assert fit.eta_inf == pytest.approx(0.2, rel=0.1)
+    assert fit.b_star == pytest.approx(20.0, rel=0.3)
+    table = compare_shapes(b, eta, exponents=(1.0, 0.5))
+    assert table[0]["model"] == f"s={true_s:g}" and table[1]["delta_aic"] > 10
+    free = fit_saturating_shape(b, eta, s=None)
+    assert free.s == pytest.approx(true_s, abs=0.15) and not free.s_fixed
+    assert fit.loo_error < 0.1 < table[1]["loo_error"]
+
+
+def test_leave_one_out_error_small_for_exact_shape() -> None:
+    eta = np.asarray(mccandlish_max_lr(B_GRID, 0.3, 10.0))
+    assert leave_one_out_error(B_GRID, eta, 1.0) < 1e-4
+    assert math.isnan(leave_one_out_error(B_GRID[:2], eta[:2], 1.0))
+
+
+def test_holm_correction_against_hand_computation() -> None:
+    # p sorted: 0.01 (×4 = 0.04), 0.02 (×3 = 0.06), 0.03 (×2 = 0.06), 0.2 (×1 = 0.2); running max keeps order
+    p = np.array([0.03, 0.2, 0.01, 0.02])
+    np.testing.assert_allclose(holm_correction(p), [0.06, 0.2, 0.04, 0.06])
+    # sorted (0.04, 0.045, 0.5) → scaled (0.12, 0.09, 0.5) → running max (0.12, 0.12, 0.5)
+    np.testing.assert_allclose(holm_correction([0.045, 0.5, 0.04]), [0.12, 0.5, 0.12])
+    np.testing.assert_allclose(holm_correction([0.6, 0.9]), [1.0, 1.0])
+
+
+def test_median_abs_log_ratio() -> None:
+    meas = np.ones(8)
+    pred = np.array([1.0, 1.1, 1.2, 1.3, 1 / 1.4, 1.6, 2.0, 1 / 1.1])
+    acc = median_abs_log_ratio(pred, meas, n_resamples=200)
+    abs_r = np.abs(np.log(pred))
+    assert acc.median_abs.estimate == pytest.approx(np.median(abs_r))
+    assert acc.within_1_25 == pytest.approx(4 / 8)
+    assert acc.within_1_5 == pytest.approx(6 / 8)
+    assert acc.median_abs.low <= acc.median_abs.estimate <= acc.median_abs.high
+
+
+def test_paired_wilcoxon_holm_detects_a_better_reference() -> None:
+    rng = np.random.default_rng(4)
+    ref = np.abs(rng.normal(0, 0.1, 30))
+    methods = {
+        "ours": ref,
+        "much worse": ref + np.abs(rng.normal(0.5, 0.1, 30)),
+        "same": ref + rng.normal(0, 0.01, 30),
+    }
+    rows = {r["method"]: r for r in paired_wilcoxon_holm(methods, "ours")}
+    assert rows["much worse"]["reject"] and rows["much worse"]["p_value"] < 1e-6
+    assert not rows["same"]["reject"]
+    p = [rows["much worse"]["p_value"], rows["same"]["p_value"]]
+    np.testing.assert_allclose([rows["much worse"]["p_holm"], rows["same"]["p_holm"]], holm_correction(p))
+    with pytest.raises(ValueError, match="reference"):
+        paired_wilcoxon_holm(methods, "theirs")
+
+
+def test_baselines() -> None:
+    b = np.array([2.0, 8.0, 32.0])
+    np.testing.assert_allclose(constant_baseline(b, 4.0), [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(linear_rule_baseline(b, 0.01, 2.0), [0.01, 0.04, 0.16])
+    np.testing.assert_allclose(sqrt_rule_baseline(b, 0.01, 2.0), [0.01, 0.02, 0.04])
+    np.testing.assert_allclose(batch_sharpness_baseline([4.0, 8.0]), [0.5, 0.25])
+    # McCandlish: the constant fitted on one checkpoint's exact curve is recovered, then transfers
+    eta = mccandlish_baseline(b, lambda_1=5.0, b_noise=10.0, constant=1.7)
+    assert fit_mccandlish_constant(b, eta, lambda_1=5.0, b_noise=10.0) == pytest.approx(1.7)
+    np.testing.assert_allclose(eta, 1.7 / 5.0 / (1 + 10.0 / b))

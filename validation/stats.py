@@ -1,0 +1,522 @@
+"""Statistics of the validation protocol (VALIDATION.md §4); numpy / scipy only, every resampling seeded.
+
+* :func:`bootstrap_ci` — percentile bootstrap of any statistic (optionally resampling whole groups).
+* :func:`fit_power_law` — log η = a + s log B by least squares, with a seed-level bootstrap CI on s;
+  :func:`classify_exponent` — "linear" (CI ∋ 1, ∌ 0.5), "square root" (the reverse) or "undecided".
+* :func:`fit_saturating_shape` — η(B) = η_∞ / (1 + B*/B)^s for s = 1, 0.5 or free, least squares in log η;
+  :func:`aic`, :func:`leave_one_out_error`, :func:`compare_shapes` (the model-comparison table).
+* :func:`median_abs_log_ratio` — predictor accuracy r = log(η_pred/η_meas): median |r| with bootstrap CI and
+  the fractions within 1.25× and 1.5×; :func:`paired_wilcoxon_holm` — paired Wilcoxon signed-rank tests of a
+  reference predictor against baselines on the same cells, Holm-corrected (:func:`holm_correction`).
+* Baselines for η_max(B): :func:`constant_baseline` (2/λ_1), :func:`linear_rule_baseline`,
+  :func:`sqrt_rule_baseline`, :func:`mccandlish_baseline` (constant from :func:`fit_mccandlish_constant`
+  on another checkpoint), :func:`batch_sharpness_baseline` (2 / batch sharpness).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import optimize
+from scipy import stats as sps
+
+from rmt.learning_rates import mccandlish_max_lr
+
+FloatArray = NDArray[np.float64]
+
+__all__ = [
+    "ConfidenceInterval",
+    "PowerLawFit",
+    "PredictorAccuracy",
+    "ShapeFit",
+    "aic",
+    "batch_sharpness_baseline",
+    "bootstrap_ci",
+    "classify_exponent",
+    "compare_shapes",
+    "constant_baseline",
+    "fit_mccandlish_constant",
+    "fit_power_law",
+    "fit_saturating_shape",
+    "holm_correction",
+    "leave_one_out_error",
+    "linear_rule_baseline",
+    "mccandlish_baseline",
+    "median_abs_log_ratio",
+    "paired_wilcoxon_holm",
+    "sqrt_rule_baseline",
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# argument checks
+# ----------------------------------------------------------------------------------------------------
+def _positive_1d(values: ArrayLike, name: str) -> FloatArray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be finite and > 0 everywhere")
+    return arr
+
+
+def _finite_1d(values: ArrayLike, name: str) -> FloatArray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite everywhere")
+    return arr
+
+
+def _check_confidence(confidence: float) -> float:
+    if not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    return float(confidence)
+
+
+def _check_resamples(n_resamples: int) -> int:
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int | np.integer) or n_resamples < 10:
+        raise ValueError(f"n_resamples must be an int >= 10, got {n_resamples!r}")
+    return int(n_resamples)
+
+
+# ----------------------------------------------------------------------------------------------------
+# bootstrap
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ConfidenceInterval:
+    """A point estimate with a two-sided percentile-bootstrap interval [low, high] at ``confidence``."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def _group_index(groups: ArrayLike | None, n: int) -> list[NDArray[np.intp]]:
+    """Row indices of each group (each row its own group when ``groups`` is None)."""
+    if groups is None:
+        return [np.array([i], dtype=np.intp) for i in range(n)]
+    labels = np.asarray(groups)
+    if labels.shape != (n,):
+        raise ValueError(f"groups must have one label per observation ({n}), got shape {labels.shape}")
+    return [np.flatnonzero(labels == g).astype(np.intp) for g in np.unique(labels)]
+
+
+def bootstrap_ci(
+    data: ArrayLike,
+    statistic: Callable[[FloatArray], float] = np.mean,
+    *,
+    groups: ArrayLike | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> ConfidenceInterval:
+    """Percentile bootstrap CI of ``statistic(data)``.
+
+    Resamples observations (rows of ``data``) with replacement — or, with ``groups``, whole groups (e.g. all
+    cells of one seed) — ``n_resamples`` times with ``numpy.random.default_rng(seed)``; the interval is the
+    (α/2, 1 − α/2) quantiles of the resampled statistic, α = 1 − ``confidence``."""
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        raise ValueError("data must have at least one observation along axis 0")
+    n_resamples = _check_resamples(n_resamples)
+    confidence = _check_confidence(confidence)
+    index = _group_index(groups, arr.shape[0])
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_resamples)
+    for i in range(n_resamples):
+        pick = rng.integers(0, len(index), size=len(index))
+        rows = np.concatenate([index[j] for j in pick])
+        draws[i] = statistic(arr[rows])
+    alpha = 1.0 - confidence
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return ConfidenceInterval(float(statistic(arr)), float(low), float(high), confidence)
+
+
+# ----------------------------------------------------------------------------------------------------
+# power law and exponent classification
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PowerLawFit:
+    """log η = intercept + exponent · log B; ``ci`` is the bootstrap CI of the exponent."""
+
+    exponent: float
+    intercept: float
+    ci: ConfidenceInterval
+    n_points: int
+    n_groups: int
+    max_batch: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _log_slope(log_b: FloatArray, log_y: FloatArray) -> tuple[float, float]:
+    if np.ptp(log_b) == 0:
+        return math.nan, math.nan
+    slope, intercept = np.polyfit(log_b, log_y, 1)
+    return float(slope), float(intercept)
+
+
+def fit_power_law(
+    batch_sizes: ArrayLike,
+    lrs: ArrayLike,
+    groups: ArrayLike | None = None,
+    *,
+    max_batch: float | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PowerLawFit:
+    """Least-squares fit of log η = a + s log B on the points with B ≤ ``max_batch`` (VALIDATION §4: B*/2
+    with B* estimated independently), and a ``confidence`` bootstrap CI on s resampling whole ``groups``
+    (seeds: each seed's curve is one unit) — or single points when ``groups`` is None."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    eta = _positive_1d(lrs, "lrs")
+    if eta.shape != b.shape:
+        raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
+    labels = np.zeros(b.size) if groups is None else np.asarray(groups)
+    if labels.shape != b.shape:
+        raise ValueError(f"groups must have the shape of batch_sizes {b.shape}, got {labels.shape}")
+    keep = np.ones(b.size, dtype=bool) if max_batch is None else b <= float(max_batch)
+    if np.unique(b[keep]).size < 2:
+        raise ValueError(
+            f"need at least two distinct batch sizes <= max_batch = {max_batch} to fit a power law"
+        )
+    log_b, log_eta = np.log(b[keep]), np.log(eta[keep])
+    slope, intercept = _log_slope(log_b, log_eta)
+    data = np.column_stack([log_b, log_eta])
+    ci = bootstrap_ci(
+        data,
+        lambda d: _log_slope(d[:, 0], d[:, 1])[0],
+        groups=None if groups is None else labels[keep],
+        n_resamples=n_resamples,
+        confidence=confidence,
+        seed=seed,
+    )
+    if not (math.isfinite(ci.low) and math.isfinite(ci.high)):  # degenerate resamples (a single B drawn)
+        finite = ConfidenceInterval(slope, -math.inf, math.inf, confidence)
+        ci = finite
+    n_groups = int(np.unique(labels[keep]).size) if groups is not None else int(keep.sum())
+    return PowerLawFit(slope, intercept, ci, int(keep.sum()), n_groups, max_batch)
+
+
+def classify_exponent(ci: ConfidenceInterval | PowerLawFit) -> str:
+    """ "linear" when the CI contains 1 and excludes 0.5, "square root" when it contains 0.5 and excludes 1,
+    "undecided" otherwise (both or neither)."""
+    interval = ci.ci if isinstance(ci, PowerLawFit) else ci
+    has_one, has_half = interval.contains(1.0), interval.contains(0.5)
+    if has_one and not has_half:
+        return "linear"
+    if has_half and not has_one:
+        return "square root"
+    return "undecided"
+
+
+# ----------------------------------------------------------------------------------------------------
+# saturating shape η_∞ / (1 + B*/B)^s
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShapeFit:
+    """Fit of log η = log η_∞ − s·log(1 + B*/B); ``rss`` is the residual sum of squares in log η,
+    ``aic`` = n log(rss/n) + 2k, ``loo_error`` the leave-one-B-out RMS log error (NaN if < 3 sizes)."""
+
+    s: float
+    s_fixed: bool
+    eta_inf: float
+    b_star: float
+    rss: float
+    n_points: int
+    n_params: int
+    aic: float
+    loo_error: float
+
+    def predict(self, batch_sizes: ArrayLike) -> FloatArray:
+        b = np.asarray(batch_sizes, dtype=np.float64)
+        return np.asarray(self.eta_inf / (1.0 + self.b_star / b) ** self.s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def aic(rss: float, n_points: int, n_params: int) -> float:
+    """Akaike's criterion for Gaussian least squares: n log(RSS/n) + 2k (RSS floored at 1e-300)."""
+    if n_points < 1 or n_params < 0:
+        raise ValueError(f"need n_points >= 1 and n_params >= 0, got {n_points}, {n_params}")
+    return n_points * math.log(max(rss, 1e-300) / n_points) + 2 * n_params
+
+
+def _shape_residuals(
+    theta: FloatArray, log_b: FloatArray, log_eta: FloatArray, s: float | None
+) -> FloatArray:
+    log_eta_inf, log_b_star = theta[0], theta[1]
+    exponent = theta[2] if s is None else s
+    model = log_eta_inf - exponent * np.logaddexp(0.0, log_b_star - log_b)  # log(1 + B*/B)
+    return np.asarray(model - log_eta)
+
+
+def _fit_shape_params(log_b: FloatArray, log_eta: FloatArray, s: float | None) -> tuple[FloatArray, float]:
+    """Least squares over (log η_∞, log B*[, s]) from a grid of starting B* (the problem is not convex)."""
+    best: tuple[FloatArray, float] | None = None
+    lo, hi = float(log_b.min()), float(log_b.max())
+    for start_b in np.linspace(lo - 2.0, hi + 2.0, 7):
+        s0 = 0.75 if s is None else s
+        start_inf = float(np.max(log_eta)) + s0 * float(np.logaddexp(0.0, start_b - hi))
+        theta0 = np.array([start_inf, start_b] + ([s0] if s is None else []))
+        lower = [-np.inf, lo - 20.0] + ([0.0] if s is None else [])
+        upper = [np.inf, hi + 20.0] + ([5.0] if s is None else [])
+        sol = optimize.least_squares(
+            _shape_residuals, theta0, args=(log_b, log_eta, s), bounds=(lower, upper), method="trf"
+        )
+        rss = float(np.sum(sol.fun**2))
+        if best is None or rss < best[1]:
+            best = (sol.x, rss)
+    assert best is not None
+    return best
+
+
+def leave_one_out_error(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> float:
+    """Leave-one-B-out RMS error in log η of the shape with exponent ``s`` (None = free): for each distinct
+    B, fit on the other batch sizes and predict all points at B. NaN with fewer than 3 distinct B."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    eta = _positive_1d(lrs, "lrs")
+    if eta.shape != b.shape:
+        raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
+    sizes = np.unique(b)
+    if sizes.size < 3:
+        return math.nan
+    log_b, log_eta = np.log(b), np.log(eta)
+    errors = []
+    for held in sizes:
+        train = b != held
+        theta, _ = _fit_shape_params(log_b[train], log_eta[train], s)
+        errors.append(_shape_residuals(theta, log_b[~train], log_eta[~train], s))
+    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+
+
+def fit_saturating_shape(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> ShapeFit:
+    """Fit η(B) = η_∞ / (1 + B*/B)^s by least squares in log η; ``s`` = 1 (McCandlish / linear knee),
+    0.5 (square-root knee) or None (free, bounded to [0, 5]). Returns AIC and leave-one-B-out error."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    eta = _positive_1d(lrs, "lrs")
+    if eta.shape != b.shape:
+        raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
+    if s is not None and not (math.isfinite(float(s)) and float(s) > 0):
+        raise ValueError(f"s must be a positive exponent (e.g. 1 or 0.5) or None (free), got {s}")
+    s_val = None if s is None else float(s)
+    n_params = 2 if s_val is not None else 3
+    if b.size <= n_params:
+        raise ValueError(f"need more than {n_params} points to fit this shape, got {b.size}")
+    theta, rss = _fit_shape_params(np.log(b), np.log(eta), s_val)
+    exponent = float(theta[2]) if s_val is None else s_val
+    return ShapeFit(
+        s=exponent,
+        s_fixed=s_val is not None,
+        eta_inf=float(np.exp(theta[0])),
+        b_star=float(np.exp(theta[1])),
+        rss=rss,
+        n_points=int(b.size),
+        n_params=n_params,
+        aic=aic(rss, int(b.size), n_params),
+        loo_error=leave_one_out_error(b, eta, s_val),
+    )
+
+
+def compare_shapes(
+    batch_sizes: ArrayLike, lrs: ArrayLike, exponents: Sequence[float | None] = (1.0, 0.5, None)
+) -> list[dict[str, Any]]:
+    """The model-comparison table: one row per shape (``model`` = "s=1", "s=0.5", "s free") with the fit,
+    AIC, ΔAIC to the best, Akaike weight and leave-one-B-out error; rows sorted by AIC."""
+    fits = [
+        (("s free" if s is None else f"s={s:g}"), fit_saturating_shape(batch_sizes, lrs, s))
+        for s in exponents
+    ]
+    best = min(f.aic for _, f in fits)
+    weights = np.array([math.exp(-0.5 * (f.aic - best)) for _, f in fits])
+    weights /= weights.sum()
+    rows = [
+        {"model": name, **fit.to_dict(), "delta_aic": fit.aic - best, "akaike_weight": float(w)}
+        for (name, fit), w in zip(fits, weights, strict=True)
+    ]
+    return sorted(rows, key=lambda r: r["aic"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# predictor accuracy and paired tests
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PredictorAccuracy:
+    """Summary of r = log(η_pred/η_meas) over cells: median |r| with bootstrap CI, fractions of cells with
+    |r| ≤ log 1.25 and ≤ log 1.5, and the median signed r (bias)."""
+
+    median_abs: ConfidenceInterval
+    within_1_25: float
+    within_1_5: float
+    median_signed: float
+    n_cells: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def median_abs_log_ratio(
+    predicted: ArrayLike,
+    measured: ArrayLike,
+    *,
+    groups: ArrayLike | None = None,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> PredictorAccuracy:
+    """Accuracy of a predictor on matched cells (VALIDATION §4); the CI resamples cells (or ``groups``)."""
+    pred = _positive_1d(predicted, "predicted")
+    meas = _positive_1d(measured, "measured")
+    if pred.shape != meas.shape:
+        raise ValueError(
+            f"predicted and measured must have the same shape, got {pred.shape} and {meas.shape}"
+        )
+    r = np.log(pred / meas)
+    abs_r = np.abs(r)
+    ci = bootstrap_ci(
+        abs_r, np.median, groups=groups, n_resamples=n_resamples, confidence=confidence, seed=seed
+    )
+    return PredictorAccuracy(
+        median_abs=ci,
+        within_1_25=float(np.mean(abs_r <= math.log(1.25) + 1e-12)),
+        within_1_5=float(np.mean(abs_r <= math.log(1.5) + 1e-12)),
+        median_signed=float(np.median(r)),
+        n_cells=int(r.size),
+    )
+
+
+def holm_correction(p_values: ArrayLike) -> FloatArray:
+    """Holm–Bonferroni adjusted p-values: sort p ascending, p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j))
+    (1-based j), returned in the input order. Reject H_i at level α iff p̃_i ≤ α."""
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.ndim != 1 or np.any(~np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise ValueError("p_values must be a 1-D array of numbers in [0, 1]")
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted = np.maximum.accumulate(scaled)
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def paired_wilcoxon_holm(
+    abs_log_ratios: Mapping[str, ArrayLike],
+    reference: str,
+    *,
+    alternative: str = "less",
+    alpha: float = 0.05,
+) -> list[dict[str, Any]]:
+    """Paired Wilcoxon signed-rank tests of ``reference`` against every other method on the same cells.
+
+    ``abs_log_ratios[method]`` = |r| per cell (same cell order for all methods). Each test is on the
+    differences |r_ref| − |r_method|; ``alternative="less"`` asks whether the reference is more accurate
+    ("two-sided" and "greater" accepted). The p-values are Holm-corrected over the comparisons. Rows: method,
+    n_cells, median difference, statistic, p_value, p_holm, reject (p_holm ≤ ``alpha``)."""
+    if reference not in abs_log_ratios:
+        raise ValueError(f"reference must be one of {sorted(abs_log_ratios)}, got {reference!r}")
+    if alternative not in ("less", "greater", "two-sided"):
+        raise ValueError(f"alternative must be 'less', 'greater' or 'two-sided', got {alternative!r}")
+    ref = _finite_1d(abs_log_ratios[reference], f"abs_log_ratios[{reference!r}]")
+    rows: list[dict[str, Any]] = []
+    for method, values in abs_log_ratios.items():
+        if method == reference:
+            continue
+        other = _finite_1d(values, f"abs_log_ratios[{method!r}]")
+        if other.shape != ref.shape:
+            raise ValueError(f"abs_log_ratios[{method!r}] must have the reference's shape {ref.shape}")
+        diff = ref - other
+        if np.all(diff == 0):
+            statistic, p_value = math.nan, 1.0
+        else:
+            res = sps.wilcoxon(ref, other, alternative=alternative)
+            statistic, p_value = float(res.statistic), float(res.pvalue)
+        rows.append(
+            {
+                "method": method,
+                "reference": reference,
+                "n_cells": int(ref.size),
+                "median_difference": float(np.median(diff)),
+                "statistic": statistic,
+                "p_value": p_value,
+            }
+        )
+    if rows:
+        adjusted = holm_correction([r["p_value"] for r in rows])
+        for row, p_adj in zip(rows, adjusted, strict=True):
+            row["p_holm"] = float(p_adj)
+            row["reject"] = bool(p_adj <= alpha)
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# baselines for η_max(B)
+# ----------------------------------------------------------------------------------------------------
+def constant_baseline(batch_sizes: ArrayLike, lambda_1: float, scale: float = 2.0) -> FloatArray:
+    """η = scale/λ_1(H) at every B (full-batch stability; scale 2 for SGD, 2(1+β) for heavy ball)."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    if not (math.isfinite(lambda_1) and lambda_1 > 0):
+        raise ValueError(f"lambda_1 must be finite and > 0, got {lambda_1}")
+    return np.full(b.shape, scale / lambda_1)
+
+
+def _rule_from_smallest(batch_sizes: ArrayLike, eta_ref: float, b_ref: float, power: float) -> FloatArray:
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    if not (math.isfinite(eta_ref) and eta_ref > 0 and math.isfinite(b_ref) and b_ref > 0):
+        raise ValueError(f"eta_ref and b_ref must be finite and > 0, got {eta_ref}, {b_ref}")
+    return np.asarray(eta_ref * (b / b_ref) ** power)
+
+
+def linear_rule_baseline(batch_sizes: ArrayLike, eta_ref: float, b_ref: float) -> FloatArray:
+    """Linear scaling from the smallest batch: η(B) = η(B_ref)·B/B_ref."""
+    return _rule_from_smallest(batch_sizes, eta_ref, b_ref, 1.0)
+
+
+def sqrt_rule_baseline(batch_sizes: ArrayLike, eta_ref: float, b_ref: float) -> FloatArray:
+    """Square-root scaling from the smallest batch: η(B) = η(B_ref)·√(B/B_ref)."""
+    return _rule_from_smallest(batch_sizes, eta_ref, b_ref, 0.5)
+
+
+def mccandlish_baseline(
+    batch_sizes: ArrayLike, lambda_1: float, b_noise: float, constant: float
+) -> FloatArray:
+    """McCandlish et al.'s form η = (c/λ_1) / (1 + B_noise/B) (``rmt.learning_rates.mccandlish_max_lr``)
+    with the constant c fitted on another checkpoint (:func:`fit_mccandlish_constant`)."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    if not (math.isfinite(lambda_1) and lambda_1 > 0 and math.isfinite(constant) and constant > 0):
+        raise ValueError(f"lambda_1 and constant must be finite and > 0, got {lambda_1}, {constant}")
+    return np.asarray(mccandlish_max_lr(b, constant / lambda_1, b_noise), dtype=np.float64)
+
+
+def fit_mccandlish_constant(batch_sizes: ArrayLike, lrs: ArrayLike, lambda_1: float, b_noise: float) -> float:
+    """The c minimising Σ (log η − log[(c/λ_1)/(1 + B_noise/B)])²: the geometric mean of
+    η·λ_1·(1 + B_noise/B) (closed form of the log-space least squares)."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    eta = _positive_1d(lrs, "lrs")
+    if eta.shape != b.shape:
+        raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
+    unit = mccandlish_baseline(b, lambda_1, b_noise, 1.0)
+    return float(np.exp(np.mean(np.log(eta / unit))))
+
+
+def batch_sharpness_baseline(batch_sharpness: ArrayLike, scale: float = 2.0) -> FloatArray:
+    """η = scale / (batch sharpness E[g_Bᵀ H_B g_B / ‖g_B‖²]) per cell."""
+    s = _positive_1d(batch_sharpness, "batch_sharpness")
+    return np.asarray(scale / s)
