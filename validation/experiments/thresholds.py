@@ -65,7 +65,7 @@ def measure_threshold_cell(
     eval_size: int | None = 256,
     bn_mode: str = "eval",
     optimizer_kwargs: dict[str, Any] | None = None,
-    vectorise: bool = True,
+    vectorise: bool | str = "auto",
     max_parallel: int = 8,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
