@@ -43,7 +43,8 @@ def _pyplot() -> Any:
 def _save(fig: Any, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=110, bbox_inches="tight")
+    fig.tight_layout()
+    fig.savefig(paths[0], dpi=90, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     _pyplot().close(fig)
     return paths
@@ -51,6 +52,15 @@ def _save(fig: Any, folder: Path, name: str) -> list[Path]:
 
 def _f(value: Any) -> float:
     return float(value)
+
+
+def _log_axes(ax: Any) -> None:
+    """Log-log axes with plain major tick labels only (minor labels overlap on short ranges)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _predictions(store: ResultStore) -> list[dict[str, Any]]:
@@ -106,10 +116,12 @@ def draw_lambda_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
             for name, curve in t["curves"].items():
                 color, style, label = MODEL_STYLES.get(name, ("C5", "-", name))
                 ax.plot(grid, np.asarray(curve, float), color=color, ls=style, label=label)
-            if math.isfinite(_f(t["critical_batch"])) and _f(t["critical_batch"]) > 0:
-                ax.axvline(_f(t["critical_batch"]), color="0.8", lw=0.8)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+            b_star = _f(t["critical_batch"])
+            if (
+                math.isfinite(b_star) and grid.min() / 2 <= b_star <= grid.max() * 2
+            ):  # B* inside the plotted range
+                ax.axvline(b_star, color="0.8", lw=0.8)
+            _log_axes(ax)
             ax.set_xlabel("batch size B")
             ax.set_ylabel(f"λ'_max({target}_B)")
             ax.set_title(
@@ -139,6 +151,8 @@ def draw_noise_spectrum(store: ResultStore, folder: Path) -> list[Path]:
                 if int(item["B"]) == int(rec["B"]) and _f(item["nu2_predicted"]) > 0:
                     nu_p = math.sqrt(_f(item["nu2_predicted"]))
                     ax.plot(grid, semicircle_density(grid, nu_p), "C3:", label=f"ν²={nu_p**2:.3g} (κPσ²)")
+        ax.set_yscale("log")
+        ax.set_ylim(1e-4, None)  # log scale shows the tails beyond ±2ν (low-rank per-sample noise)
         ax.set_title(f"{rec['model']} ckpt {rec['ckpt']}, B={rec['B']}", fontsize=9)
         ax.set_xlabel("eigenvalue")
         ax.legend(fontsize=6)
@@ -160,9 +174,9 @@ def draw_lr_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
             ax.plot(grid, res["median_strict"], "ko-", ms=4, label="measured (strict, median)")
             ax.plot(grid, res["median_lenient"], "k^:", ms=4, label="measured (lenient)")
             for i, (name, curve) in enumerate(res["predictors"].items()):
-                ax.plot(grid, np.asarray(curve, float), color=f"C{i}", lw=1, label=name)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
+                style = "--" if name.startswith("baseline") else "-"
+                ax.plot(grid, np.asarray(curve, float), color=f"C{i % 10}", ls=style, lw=1, label=name)
+            _log_axes(ax)
             ax.set_xlabel("batch size B")
             ax.set_ylabel("η_max")
             ax.set_title(f"{an['model']} ckpt {an['ckpt']}: {opt}", fontsize=9)
