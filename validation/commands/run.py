@@ -73,7 +73,8 @@ def main(args: argparse.Namespace) -> int:
         if config.data == "fashion-mnist":
             print("Install it with:  sudo apt-get install -y dataset-fashion-mnist", file=sys.stderr)
         print(
-            f"Or run on synthetic data instead:  batchrmt run --config {args.config} --data {FALLBACK}",
+            f"Or use synthetic data (vectors, so with an MLP):  batchrmt run --config {args.config} "
+            f"--data {FALLBACK} --model mlp-64x2",
             file=sys.stderr,
         )
         return 3
