@@ -1,26 +1,52 @@
-"""batchrmt measurement layer (PyTorch): models, data, curvature operators, Lanczos / SLQ, training loops."""
+"""batchrmt measurement layer (PyTorch): models, data, curvature operators, Lanczos / SLQ, training loops.
 
-from __future__ import annotations
+- ``networks.models``      VGG, WideResNet, PreResNet, MLP (CIFAR variants, width-scalable), ``build_model``
+- ``networks.data``        loaders (Fashion-MNIST/MNIST IDX, CIFAR with a restricted unpickler, ImageNet32,
+                           Gaussian mixture), fixed batches, augmentation
+- ``networks.curvature``   ``HessianOperator``, ``GGNOperator`` (``H @ v``, ``to_scipy()``), noise statistics
+- ``networks.lanczos``     the one Krylov engine: ``lanczos``, ``top_eigenpairs``, ``slq_density``
+- ``networks.training``    training loop, divergence trials, maximal-learning-rate search
+- ``networks.slq_learner`` the SLQ on-the-fly learning-rate / momentum optimizer
+"""
 
-import importlib
-from typing import Any
+from networks.curvature import (
+    BatchNoiseEstimate,
+    CurvatureOperator,
+    GGNOperator,
+    HessianOperator,
+    NoiseEstimate,
+    as_operator,
+    batch_noise_norm,
+    per_sample_noise,
+    quadratic_form_variance,
+)
+from networks.lanczos import (
+    EigenResult,
+    LanczosResult,
+    SpectralDensity,
+    lanczos,
+    slq_density,
+    top_eigenpairs,
+    top_eigenvalues,
+)
+from networks.slq_learner import SLQLearner
 
-# Public name -> defining module (temporary lazy table; replaced by explicit imports when the layer is complete).
-_EXPORTS: dict[str, str] = {
-    "CurvatureOperator": "networks.curvature.operator",
-    "HessianOperator": "networks.curvature.hessian",
-    "GGNOperator": "networks.curvature.ggn",
-    "lanczos": "networks.lanczos",
-    "top_eigenvalues": "networks.lanczos",
-    "top_eigenpairs": "networks.lanczos",
-    "slq_density": "networks.lanczos",
-    "SLQLearner": "networks.slq_learner",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'networks' has no attribute {name!r}")
+__all__ = [
+    "BatchNoiseEstimate",
+    "CurvatureOperator",
+    "EigenResult",
+    "GGNOperator",
+    "HessianOperator",
+    "LanczosResult",
+    "NoiseEstimate",
+    "SLQLearner",
+    "SpectralDensity",
+    "as_operator",
+    "batch_noise_norm",
+    "lanczos",
+    "per_sample_noise",
+    "quadratic_form_variance",
+    "slq_density",
+    "top_eigenpairs",
+    "top_eigenvalues",
+]
