@@ -20,11 +20,11 @@ from networks.curvature import (
     per_sample_noise,
     quadratic_form_variance,
 )
+# ``networks.lanczos`` stays the module (its function is ``networks.lanczos.lanczos``).
 from networks.lanczos import (
     EigenResult,
     LanczosResult,
     SpectralDensity,
-    lanczos,
     slq_density,
     top_eigenpairs,
     top_eigenvalues,
@@ -43,7 +43,6 @@ __all__ = [
     "SpectralDensity",
     "as_operator",
     "batch_noise_norm",
-    "lanczos",
     "per_sample_noise",
     "quadratic_form_variance",
     "slq_density",

@@ -190,52 +190,32 @@ def threshold_cell(
     config: RunConfig,
     bn_mode: str,
 ) -> dict[str, Any]:
-    """One (optimizer, B, seed) threshold cell: ``networks.training.find_max_lr`` (bisection on log η with the
-    monotonicity check) over a ``networks.training.TrialRunner`` (divergence trials from the checkpoint,
-    several learning rates per vectorised pass), for the strict and the lenient criterion; the two searches
-    share the runner's cached trials."""
-    from networks.training import TrialRunner, find_max_lr
+    """One (optimizer, B, seed) threshold cell with the run's threshold settings:
+    :func:`validation.experiments.thresholds.measure_threshold_cell` (bisection on log η with the
+    monotonicity check, strict and lenient criteria sharing one runner's cached trials), plus
+    ``diverged_any`` (did any trial of the cell diverge)."""
+    from validation.experiments.thresholds import measure_threshold_cell
 
     cfg = config.thresholds
-    runner = TrialRunner(
+    record = measure_threshold_cell(
         model,
         loss_fn,
         data,
         optimizer=optimizer,
         batch_size=batch_size,
-        steps=cfg.steps,
         seed=seed,
+        steps=cfg.steps,
+        lr_low=cfg.lr_low,
+        lr_high=cfg.lr_high,
+        halvings=cfg.halvings,
         delta=cfg.delta,
         warmup_steps=cfg.warmup_steps,
         eval_every=cfg.eval_every,
         eval_size=cfg.eval_size,
         bn_mode=bn_mode,
     )
-    out: dict[str, Any] = {}
-    for criterion in ("strict", "lenient"):
-        res = find_max_lr(
-            runner, lr_low=cfg.lr_low, lr_high=cfg.lr_high, halvings=cfg.halvings, criterion=criterion
-        )
-        out[f"lr_max_{criterion}"] = float(res.lr_max)
-        out[f"bracket_{criterion}"] = [float(x) for x in res.bracket]
-        out[f"monotone_{criterion}"] = bool(res.monotone)
-        out[f"bracket_found_{criterion}"] = bool(res.bracket_found)
-    trials = [runner.cache[lr].to_dict() for lr in sorted(runner.cache)]
-    out.update(
-        {
-            "num_trials": len(trials),
-            "diverged_any": any(t["diverged"] for t in trials),
-            "trials": trials,
-            "eval_every": cfg.eval_every,
-            "eval_size": cfg.eval_size,
-            "steps_K": cfg.steps,
-            "delta": cfg.delta,
-            "halvings": cfg.halvings,
-            "warmup_steps": cfg.warmup_steps,
-            "bn_mode": bn_mode,
-        }
-    )
-    return out
+    record["diverged_any"] = any(bool(t.get("diverged")) for t in record["trials"])
+    return record
 
 
 def _threshold_steps(

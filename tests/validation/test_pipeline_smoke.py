@@ -38,10 +38,7 @@ def test_smoke_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     n_thr = len(cfg.thresholds.optimizers) * len(cfg.thresholds.batch_sizes) * cfg.thresholds.seeds
     assert len(store.records("thresholds")) == n_thr
     for r in store.records("thresholds"):
-        assert (
-            r["lr_max_strict"] <= r["lr_max_lenient"] * (1 + 1e-9)
-            or r["lr_max_lenient"] != r["lr_max_lenient"]
-        )
+        assert r["lr_max_lenient"] is None or r["lr_max_strict"] <= r["lr_max_lenient"] * (1 + 1e-9)
         assert r["provenance"]["versions"]["torch"]
     for name in ("densities", "lambda_vs_batch", "noise_spectrum", "lr_vs_batch"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000

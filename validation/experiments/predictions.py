@@ -432,8 +432,9 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
         lenient = np.full((len(sizes), len(seeds)), np.nan)
         for r in recs:
             i, j = sizes.index(int(r["B"])), seeds.index(int(r["seed"]))
-            strict[i, j] = float(r["lr_max_strict"])
-            lenient[i, j] = float(r["lr_max_lenient"])
+            # measure_threshold_cell stores a non-finite threshold (no stable / no unstable lr found) as None
+            strict[i, j] = np.nan if r["lr_max_strict"] is None else float(r["lr_max_strict"])
+            lenient[i, j] = np.nan if r["lr_max_lenient"] is None else float(r["lr_max_lenient"])
         b = np.asarray(sizes, dtype=float)
         method, momentum = THEORY_METHODS[opt]
         const = float(max_lr(1.0, method=method, momentum=momentum))
