@@ -20,6 +20,7 @@ from networks.curvature import (
     per_sample_noise,
     quadratic_form_variance,
 )
+
 # ``networks.lanczos`` stays the module (its function is ``networks.lanczos.lanczos``).
 from networks.lanczos import (
     EigenResult,

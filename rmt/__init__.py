@@ -1,4 +1,5 @@
-"""batchrmt theory layer: random-matrix models of batch Hessians / GGNs and the learning-rate bounds they imply.
+"""batchrmt theory layer: random-matrix models of batch Hessians / GGNs and the learning-rate bounds they
+imply.
 
 numpy, scipy and sympy only: this package never imports torch. Where each formula lives:
 

@@ -1,1 +1,2 @@
-"""batchrmt validation layer: theory against measurement, batch-size sweeps, learning-rate thresholds, figures."""
+"""batchrmt validation layer: theory against measurement, batch-size sweeps, learning-rate thresholds,
+figures, reports and the ``batchrmt`` command line (``validation.cli``)."""

@@ -1,7 +1,7 @@
 """The ``batchrmt`` command line: ``predict``, ``run``, ``figures``, ``report``, ``learner``.
 
-Each subcommand lives in ``validation/commands/<name>.py`` and exposes ``register(subparsers)``, which adds its
-parser and sets ``func`` (called with the parsed namespace, returning an exit code).
+Each subcommand lives in ``validation/commands/<name>.py`` and exposes ``register(subparsers)``, which adds
+its parser and sets ``func`` (called with the parsed namespace, returning an exit code).
 """
 
 from __future__ import annotations
@@ -17,17 +17,13 @@ SUBCOMMAND_MODULES = ("predict", "run", "figures", "report", "learner")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batchrmt",
-        description="Predict and measure how loss curvature and the maximal learning rate change with batch size.",
+        description=(
+            "Predict and measure how loss curvature and the maximal learning rate change with batch size."
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"validation.commands.{name}")
-        except ModuleNotFoundError as exc:  # temporary while the layer is being written
-            if exc.name == f"validation.commands.{name}":
-                continue
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"validation.commands.{name}").register(subparsers)
     return parser
 
 
