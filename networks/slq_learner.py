@@ -5,10 +5,22 @@ Every ``every`` optimiser steps, :class:`SLQLearner` runs ``lanczos_steps`` Lanc
 SGD's learning rate (and, for ``rule="heavy_ball"``, its momentum):
 
 * ``L = max_k |θ_k|`` (the Ritz values converge to the extremal eigenvalues first);
-* ``μ`` = the smallest Ritz value once the Ritz values carrying the near-zero bulk are discarded
-  (``mu_mode="weight"``: drop every ``θ_k`` whose quadrature weight ``τ_k`` exceeds ``weight_threshold``), or
-  the ``quantile``-quantile of the SLQ spectral measure ``Σ_k τ_k δ(λ − θ_k)`` (``mu_mode="quantile"``);
-  then ``μ ← clip(μ, μ_floor, L)`` with ``μ_floor = max(mu_floor, mu_floor_ratio · L)``;
+* ``μ`` from the Ritz values θ_k and their quadrature weights τ_k (the SLQ measure ``Σ_k τ_k δ(λ − θ_k)``):
+
+  - ``mu_mode="positive"`` (default): the smallest *positive* Ritz value outside the near-zero bulk. The bulk
+    is every Ritz value carrying more than ``weight_threshold`` of the measure together with every Ritz value
+    no farther from 0 than those (``|θ_k| ≤ max |θ_bulk|``). Rationale: μ is the lower end of the curvature
+    range [μ, L] the step must contract; negative-curvature directions cannot be contracted by any positive
+    step (gradient descent leaves them at rate 1 + η|λ|, which is what it should do), and the bulk is the
+    unresolved near-flat mass. So μ is the smallest resolved positive curvature. Without a heavy Ritz value
+    (e.g. a positive-definite quadratic) nothing is discarded and μ is the smallest positive Ritz value;
+  - ``mu_mode="weight"`` (THEORY §6 as written): the smallest Ritz value with ``τ_k ≤ weight_threshold``.
+    On a network Hessian this is a negative Ritz value, so μ always ends at the floor below;
+  - ``mu_mode="quantile"``: the smallest θ_k whose cumulative weight (θ ascending) reaches ``quantile``;
+
+  then ``μ ← clip(μ, μ_floor, L)`` with ``μ_floor = max(mu_floor, mu_floor_ratio · L)`` (also the value when
+  no admissible Ritz value exists). ``SpectralBounds.mu_raw`` is μ before the clipping, so a trace shows
+  whether the floor decided μ;
 * ``rule="sgd"``: ``η = safety · 2/(L + μ)``, ``β = 0`` (the optimal fixed step of gradient descent on a
   quadratic with spectrum in [μ, L]; contraction ``(L−μ)/(L+μ)`` per step);
 * ``rule="heavy_ball"``: Polyak's ``η = 4/(√L+√μ)²``, ``β = ((√L−√μ)/(√L+√μ))²`` from
@@ -16,12 +28,21 @@ SGD's learning rate (and, for ``rule="heavy_ball"``, its momentum):
 
 The original code's two slips are not copied: its momentum denominator ``√L + μ`` and its ``√(μ/L)`` Nesterov
 step. With ``weight_decay`` the curvature is that of the regularised objective, so every Ritz value is shifted
-by ``weight_decay`` before L and μ are read. The update itself is :class:`torch.optim.SGD`'s (PyTorch heavy
-ball ``v ← βv + g, w ← w − ηv``; no Nesterov, no dampening).
+by ``weight_decay`` before L and μ are read.
+
+Batch norm: with ``bn_mode="auto"`` (default) a model with normalisation layers is measured with batch
+statistics on the curvature subset (``"train"``; buffers are not updated), i.e. the curvature of the loss the
+optimiser actually descends. Running statistics (``"eval"``) are wrong early in training — at initialisation
+they are still (0, 1), and the Hessian of that network is a different function's (top |θ| ≈ 10² × the
+batch-statistics one on PreResNet/Fashion-MNIST).
+
+The update itself is :class:`torch.optim.SGD`'s (PyTorch heavy ball ``v ← βv + g, w ← w − ηv``; no Nesterov,
+no dampening).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,8 +59,8 @@ Batch = tuple[Tensor, Tensor]
 
 MATRICES = ("hessian", "ggn")
 RULES = ("sgd", "heavy_ball")
-MU_MODES = ("weight", "quantile")
-BN_MODES = ("eval", "train")
+MU_MODES = ("positive", "weight", "quantile")
+BN_MODES = ("auto", "eval", "train")
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,8 @@ class CurvatureRecord:
 
     ``num_products`` counts the curvature-vector products of this refresh (Lanczos, plus the noise estimate
     when a prediction is requested); ``wall_time`` is the seconds spent on that curvature work.
+    ``ritz_values`` / ``ritz_weights`` are the Lanczos nodes θ_k (ascending, before the weight-decay shift)
+    and their weights τ_k.
     ``predicted_top_eigenvalue`` / ``predicted_max_lr`` are present only with ``predicted_batch_size``: the
     rmt prediction λ'(B) of the top curvature of a training batch of that size and the stability bound
     ``max_lr(λ'(B), method, momentum)`` for the rule's method at the chosen momentum.
@@ -77,6 +100,8 @@ class CurvatureRecord:
     p_sigma2: float | None = None
     predicted_top_eigenvalue: float | None = None
     predicted_max_lr: float | None = None
+    ritz_values: list[float] | None = None
+    ritz_weights: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,7 +111,7 @@ def spectral_bounds(
     ritz_values: Sequence[float] | np.ndarray,
     weights: Sequence[float] | np.ndarray,
     *,
-    mu_mode: str = "weight",
+    mu_mode: str = "positive",
     weight_threshold: float = 0.5,
     quantile: float = 0.05,
     mu_floor: float = 0.0,
@@ -98,7 +123,9 @@ def spectral_bounds(
     Args:
         ritz_values: Ritz values of one Lanczos run (any order).
         weights: their quadrature weights τ_k (squared first components of the Ritz vectors; sum 1).
-        mu_mode: ``"weight"`` — μ is the smallest θ_k with τ_k ≤ ``weight_threshold`` (the smallest θ_k when
+        mu_mode: ``"positive"`` — μ is the smallest θ_k > 0 outside the bulk (the Ritz values with τ_k >
+            ``weight_threshold`` and all with |θ_k| ≤ their largest |θ|); the floor when there is none.
+            ``"weight"`` — μ is the smallest θ_k with τ_k ≤ ``weight_threshold`` (the smallest θ_k when
             all weights exceed it, i.e. a single Ritz value); ``"quantile"`` — μ is the smallest θ_k whose
             cumulative weight (θ ascending) reaches ``quantile``.
         weight_threshold: in (0, 1]; Ritz values carrying more weight are the near-zero bulk.
@@ -127,14 +154,19 @@ def spectral_bounds(
     L = float(np.max(np.abs(theta)))
     if not L > 0.0:
         raise ValueError(f"the curvature is zero (max |ritz value| = {L}); no learning rate can be derived")
-    if mu_mode == "weight":
+    floor = max(float(mu_floor), float(mu_floor_ratio) * L)
+    if mu_mode == "positive":
+        heavy = tau > weight_threshold
+        radius = float(np.max(np.abs(theta[heavy]))) if heavy.any() else -math.inf
+        candidates = theta[(theta > 0.0) & (np.abs(theta) > radius)]
+        mu_raw = float(candidates[0]) if candidates.size else floor
+    elif mu_mode == "weight":
         kept = theta[tau <= weight_threshold]
         mu_raw = float(kept[0]) if kept.size else float(theta[0])
     else:
         cumulative = np.cumsum(tau) / np.sum(tau)
         index = int(np.searchsorted(cumulative, quantile, side="left"))
         mu_raw = float(theta[min(index, theta.size - 1)])
-    floor = max(float(mu_floor), float(mu_floor_ratio) * L)
     mu = float(min(max(mu_raw, floor), L))
     return SpectralBounds(L=L, mu=mu, mu_raw=mu_raw)
 
@@ -172,14 +204,18 @@ class SLQLearner(torch.optim.SGD):
         safety: factor in (0, 2] multiplying the learning rate.
         lr_max: optional cap on the learning rate (e.g. for a nearly flat initial landscape).
         weight_decay: L2 coefficient, applied by SGD and added to the curvature (Ritz values shifted by it).
-        bn_mode: batch-norm mode of the curvature products (``"eval"``: running statistics). The model's mode,
-            BN buffers and gradients are left untouched (the curvature operators restore them).
+        bn_mode: batch-norm mode of the curvature products: ``"train"`` (batch statistics of the curvature
+            batch), ``"eval"`` (running statistics) or ``"auto"`` (``"train"`` when the model has
+            normalisation layers, else ``"eval"``; see the module docstring). The model's mode, BN buffers
+            and gradients are left untouched (the curvature operators restore them).
         seed: Lanczos start vectors use ``seed + refresh index`` (deterministic, resumable).
         predicted_batch_size: optional training batch size B; each refresh also estimates the per-sample noise
             Pσ² (:func:`networks.curvature.noise.per_sample_noise` on the first curvature batch) and records
             the rmt prediction for B: ``λ'(B) = batch_hessian_extremal(L, σ², P, B, n_data)`` (Hessian) or
             ``batch_ggn_extremal(L, σ², P, B, outputs_per_sample)`` (GGN), treating the subset's L as the
             full-data λ_1 (it is itself a batch estimate, biased up by ν(S)²/L), and ``max_lr(λ'(B), ...)``.
+            Per-sample noise needs running statistics; with ``bn_mode="train"`` it is measured in eval mode
+            on a copy of the model whose BN running statistics are those of the curvature batch.
         n_data: training-set size N for the prediction (``None``: infinite).
         noise_samples, noise_probes: cost of that noise estimate.
     """
@@ -195,7 +231,7 @@ class SLQLearner(torch.optim.SGD):
         lanczos_steps: int = 20,
         matrix: str = "hessian",
         rule: str = "sgd",
-        mu_mode: str = "weight",
+        mu_mode: str = "positive",
         weight_threshold: float = 0.5,
         quantile: float = 0.05,
         safety: float = 1.0,
@@ -203,7 +239,7 @@ class SLQLearner(torch.optim.SGD):
         mu_floor_ratio: float = 1e-2,
         lr_max: float | None = None,
         weight_decay: float = 0.0,
-        bn_mode: str = "eval",
+        bn_mode: str = "auto",
         seed: int = 0,
         predicted_batch_size: int | None = None,
         n_data: int | None = None,
@@ -218,7 +254,7 @@ class SLQLearner(torch.optim.SGD):
         self.lanczos_steps = check_int(lanczos_steps, "lanczos_steps", minimum=2)
         self.matrix = check_choice(matrix, "matrix", MATRICES)
         self.rule = check_choice(rule, "rule", RULES)
-        self.bn_mode = check_choice(bn_mode, "bn_mode", BN_MODES)
+        self.bn_mode = _resolve_bn_mode(check_choice(bn_mode, "bn_mode", BN_MODES), model)
         self.seed = check_int(seed, "seed", minimum=0)
         check_in_range(safety, "safety", 0.0, 2.0, low_open=True)
         self.safety = float(safety)
@@ -314,6 +350,8 @@ class SLQLearner(torch.optim.SGD):
             p_sigma2=p_sigma2,
             predicted_top_eigenvalue=predicted_top,
             predicted_max_lr=predicted_lr,
+            ritz_values=[float(v) for v in np.sort(ritz)],
+            ritz_weights=[float(w) for w in weights[np.argsort(ritz)]],
         )
         self.trace.append(record)
         self.num_refreshes += 1
@@ -328,8 +366,11 @@ class SLQLearner(torch.optim.SGD):
         from rmt.wishart import batch_ggn_extremal
 
         x, y = batch
+        model, params = self.model, self._params()
+        if self.bn_mode == "train" and _has_norm_layers(model):
+            model, params = _calibrated_copy(model, params, x)
         noise = per_sample_noise(
-            self.model,
+            model,
             self.loss_fn,
             x,
             y,
@@ -337,8 +378,8 @@ class SLQLearner(torch.optim.SGD):
             num_samples=min(self.noise_samples, len(x)),
             num_probes=self.noise_probes,
             seed=self.seed + self.num_refreshes,
-            bn_mode=self.bn_mode,
-            params=self._params(),
+            bn_mode="eval",
+            params=params,
         )
         n_params = sum(p.numel() for p in self._params())
         sigma2 = float(noise.p_sigma2) / n_params
@@ -396,6 +437,36 @@ class SLQLearner(torch.optim.SGD):
         self.num_refreshes = int(slq["num_refreshes"])
         self.total_products = int(slq["total_products"])
         self.trace = [CurvatureRecord(**record) for record in slq["trace"]]
+
+
+def _has_norm_layers(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._NormBase) for m in model.modules())
+
+
+def _resolve_bn_mode(bn_mode: str, model: nn.Module) -> str:
+    """``"auto"`` → ``"train"`` for a model with normalisation layers, ``"eval"`` otherwise."""
+    if bn_mode != "auto":
+        return bn_mode
+    return "train" if _has_norm_layers(model) else "eval"
+
+
+def _calibrated_copy(model: nn.Module, params: list[Tensor], x: Tensor) -> tuple[nn.Module, list[Tensor]]:
+    """A copy of ``model`` whose BN running statistics are exactly the batch statistics of ``x`` (cumulative
+    average over one forward pass), with the copies of ``params``; the original model is not touched."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    if any(id(p) not in names for p in params):
+        raise ValueError("the learner's parameters must belong to the model for the noise prediction")
+    duplicate = copy.deepcopy(model)
+    for module in duplicate.modules():
+        if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average: one pass sets the batch statistics
+    duplicate.train()
+    with torch.no_grad():
+        duplicate(x)
+    duplicate.eval()
+    copied = dict(duplicate.named_parameters())
+    return duplicate, [copied[names[id(p)]] for p in params]
 
 
 def _check_batches(data: Any) -> list[Batch] | None:

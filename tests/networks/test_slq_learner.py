@@ -129,11 +129,105 @@ def test_spectral_bounds_modes_and_clipping() -> None:
     assert kept.mu == 1.0  # the heavy Ritz value at 0.01 is the bulk and is skipped
     quant = spectral_bounds(theta, tau, mu_mode="quantile", quantile=0.8, mu_floor_ratio=0.0)
     assert quant.mu == 1.0  # cumulative weights 0.05, 0.75, 0.85, ...
-    floored = spectral_bounds(theta, tau, mu_floor=0.2, mu_floor_ratio=0.01)
+    floored = spectral_bounds(theta, tau, mu_mode="weight", mu_floor=0.2, mu_floor_ratio=0.01)
     assert floored.mu == pytest.approx(0.5)  # max(0.2, 0.01·50)
     shifted = spectral_bounds(theta[1:], tau[1:] / tau[1:].sum(), mu_floor_ratio=0.0, shift=0.5)
     assert (shifted.L, shifted.mu) == (50.5, 1.5)
     assert spectral_bounds([-7.0, 1.0], [0.5, 0.5]).L == 7.0  # L = max |θ|
+
+
+def test_positive_mode_takes_the_smallest_resolved_positive_curvature() -> None:
+    theta = np.array([-0.3, 0.01, 1.0, 2.0, 50.0])
+    tau = np.array([0.05, 0.7, 0.1, 0.1, 0.05])
+    default = spectral_bounds(theta, tau, mu_floor_ratio=0.0)  # "positive" is the default
+    assert (default.L, default.mu_raw, default.mu) == (50.0, 1.0, 1.0)  # the negative θ never sets μ
+    # a bulk split over two nodes: the light node inside the heavy node's radius is bulk too
+    split = spectral_bounds([-0.02, 0.005, 0.4, 5.0], [0.6, 0.3, 0.05, 0.05], mu_floor_ratio=0.0)
+    assert split.mu_raw == 0.4
+    # no positive curvature outside the bulk: μ is the floor, and mu_raw says so
+    none = spectral_bounds([-3.0, 0.001], [0.1, 0.9], mu_floor_ratio=0.01)
+    assert none.mu_raw == none.mu == pytest.approx(0.03)
+    # no heavy node (a positive-definite spectrum): nothing is discarded
+    assert spectral_bounds([0.1, 1.0, 10.0], [0.3, 0.4, 0.3], mu_floor_ratio=0.0).mu == 0.1
+
+
+class IndefiniteQuadratic(nn.Module):
+    """Output = the parameter vector w itself; with ``quadratic_loss`` the Hessian is exactly A."""
+
+    def __init__(self, w0: np.ndarray) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.from_numpy(w0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w.expand(x.shape[0], -1)
+
+
+def test_indefinite_spectrum_with_bulk_positive_mode_measures_mu_weight_mode_hits_the_floor() -> None:
+    # a non-convex "network-like" spectrum: 2 negative, a 40-fold zero bulk, 3 positive eigenvalues
+    eigenvalues = np.concatenate([[-2.0, -0.5], np.zeros(40), [0.3, 1.0, 4.0]])
+    rng = np.random.default_rng(5)
+    q, _ = np.linalg.qr(rng.standard_normal((eigenvalues.size, eigenvalues.size)))
+    a = torch.from_numpy(q @ np.diag(eigenvalues) @ q.T)
+
+    def quadratic_loss(out: torch.Tensor, _y: torch.Tensor) -> torch.Tensor:
+        return 0.5 * torch.einsum("bi,ij,bj->b", out, a, out).mean()
+
+    data = (torch.zeros(4, 1, dtype=torch.float64), torch.zeros(4, dtype=torch.float64))
+    bounds = {}
+    for mode in ("positive", "weight"):
+        model = IndefiniteQuadratic(rng.standard_normal(eigenvalues.size))
+        learner = SLQLearner(
+            model.parameters(),
+            model,
+            quadratic_loss,
+            data,
+            lanczos_steps=6,
+            mu_mode=mode,
+            mu_floor_ratio=0.01,
+        )
+        bounds[mode] = learner.refresh()
+    # 6 distinct eigenvalues, 6 Lanczos steps: the Ritz values are the eigenvalues (the zero node is the bulk)
+    assert bounds["positive"].L == pytest.approx(4.0, rel=1e-8)
+    assert bounds["positive"].mu == pytest.approx(0.3, rel=1e-8)
+    assert bounds["weight"].mu_raw == pytest.approx(-2.0, rel=1e-8)  # THEORY §6's rule as written
+    assert bounds["weight"].mu == pytest.approx(0.04)  # ... ends at the floor 0.01·L
+    assert bounds["positive"].ritz_values is not None and len(bounds["positive"].ritz_values) == 6
+
+
+def test_auto_bn_mode_uses_batch_statistics_for_bn_models_only() -> None:
+    from networks.curvature.hessian import HessianOperator
+    from networks.lanczos import lanczos
+
+    model = small_bn_net()
+    x, y = small_data(32)
+    learner = SLQLearner(model.parameters(), model, nn.CrossEntropyLoss(), (x, y), lanczos_steps=5, seed=3)
+    assert learner.bn_mode == "train"
+    record = learner.refresh()
+    reference = lanczos(HessianOperator(model, nn.CrossEntropyLoss(), (x, y), bn_mode="train"), 5, seed=3)
+    assert record.L == pytest.approx(float(np.max(np.abs(reference.ritz_values))), rel=1e-10)
+    linear = nn.Linear(3, 2)
+    assert SLQLearner(linear.parameters(), linear, nn.CrossEntropyLoss(), None).bn_mode == "eval"
+
+
+def test_prediction_with_batch_statistics_leaves_training_state_untouched() -> None:
+    model = small_bn_net()
+    x, y = small_data(48)
+    model.train()
+    nn.CrossEntropyLoss()(model(x), y).backward()
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    learner = SLQLearner(
+        model.parameters(),
+        model,
+        nn.CrossEntropyLoss(),
+        (x, y),
+        lanczos_steps=5,
+        predicted_batch_size=8,
+        noise_samples=8,
+        noise_probes=1,
+    )
+    record = learner.refresh()
+    assert learner.bn_mode == "train" and record.p_sigma2 is not None and record.p_sigma2 > 0
+    assert model.training and all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())
 
 
 def test_hyperparameters_are_polyak_not_the_original_typo() -> None:
