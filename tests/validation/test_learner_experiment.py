@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,19 @@ def test_unknown_config_name_is_rejected() -> None:
 def test_cli_rejects_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["learner", "--config", "smoke", "--seeds", "0", "--quiet"]) == 2
     assert "seeds" in capsys.readouterr().err
+
+
+def test_seed_intervals_are_student_t_not_bootstrap() -> None:
+    from scipy.stats import t as student_t
+
+    from validation.experiments.learner import _ci
+
+    low, high = _ci([0.0, 1.0, 2.0])  # mean 1, s = 1, n = 3
+    half = student_t.ppf(0.975, 2) / 3**0.5  # 4.303/√3 ≈ 2.48: wider than any 3-point bootstrap (≤ 1)
+    assert (low, high) == pytest.approx((1.0 - half, 1.0 + half))
+    assert all(map(math.isnan, _ci([0.5])))
+
+
+def test_default_config_measures_mu_and_uses_batch_statistics() -> None:
+    config = learner_config("default")
+    assert config.mu_mode == "positive" and config.bn_mode == "auto"

@@ -61,7 +61,7 @@ class LearnerConfig:
     safety: float = 1.0
     mu_floor_ratio: float = 1e-2
     lr_max: float | None = 2.0
-    predict: bool = True
+    predict: bool = False  # the rmt max-lr prediction costs a per-sample noise estimate per refresh
     noise_samples: int = 16
     bn_mode: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
