@@ -234,12 +234,16 @@ class ModelCurvatureOperator(CurvatureOperator):
     def _matvec(self, v: Tensor) -> Tensor:
         vs = split_like(v, self.params)
         out = torch.zeros_like(v)
+        out_parts = split_like(out, self.params)  # views: per-parameter products accumulate in place
         with curvature_mode(self.model, self.params, self.bn_mode):
             caches = self._current_caches()
             for weight, (x, y), cache in zip(self.data.weights, self.data.batches, caches, strict=True):
                 if cache is None:
                     cache = self._build(x, y)
-                out.add_(flatten(self._batch_product(cache, x, y, vs), self.params), alpha=weight)
+                products = self._batch_product(cache, x, y, vs)
+                for part, product in zip(out_parts, products, strict=True):
+                    if product is not None:
+                        part.add_(product, alpha=weight)
         return out
 
     def _current_caches(self) -> list[Any]:

@@ -11,11 +11,12 @@ from torch import Tensor, nn
 from networks.curvature._batches import ModelCurvatureOperator
 
 
-def _first_backward(loss: Tensor, params: Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
-    """(gradient, parameter) pairs of ∇L with its graph kept; parameters with a constant gradient are
-    dropped (their Hessian rows are zero)."""
+def _first_backward(loss: Tensor, params: Sequence[Tensor]) -> tuple[list[Tensor], list[int]]:
+    """∇L with its graph kept, and the positions in ``params`` of its parts; parameters with a constant
+    gradient are dropped (their Hessian rows are zero)."""
     grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    return [(g, p) for g, p in zip(grads, params, strict=True) if g is not None and g.requires_grad]
+    kept = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+    return [grads[i] for i in kept], kept
 
 
 class HessianOperator(ModelCurvatureOperator):
@@ -27,7 +28,8 @@ class HessianOperator(ModelCurvatureOperator):
     ``parameters_to_vector(params)`` order; ``params`` defaults to the parameters that require grad.
 
     Methods (``method=``): ``"cached"`` keeps the first-backward graph of every batch, so each product is one
-    extra backward pass (≈ 1.2–2× a gradient; the default for a single batch); ``"recompute"`` runs
+    extra backward pass (≈ 1.3–1.5× a gradient on CPU, as a bare ``autograd.grad`` double backward; see
+    benchmarks/results/hvp.json; the default for a single batch); ``"recompute"`` runs
     forward + double backward per product (no memory between products; default for several batches);
     ``"func"`` uses ``torch.func`` forward-over-reverse (``jvp(grad(L))``). All are exact.
 
@@ -67,14 +69,14 @@ class HessianOperator(ModelCurvatureOperator):
     def _batch_product(self, cache: Any, x: Tensor, y: Tensor, vs: list[Tensor]) -> list[Tensor | None]:
         if self.method == "func":
             return list(self._func_product(x, y, vs))
-        pairs: list[tuple[Tensor, Tensor]] = cache
-        if not pairs:
+        grads, kept = cache
+        if not grads:
             return [None] * len(self.params)
-        index = {id(p): i for i, p in enumerate(self.params)}
+        # one backward through the kept graph of ∇L: H v = ∂⟨∇L, v⟩/∂w (PyHessian's cached double backward)
         hv = torch.autograd.grad(
-            [g for g, _ in pairs],
+            grads,
             self.params,
-            grad_outputs=[vs[index[id(p)]] for _, p in pairs],
+            grad_outputs=[vs[i] for i in kept],
             retain_graph=self.method == "cached",
             allow_unused=True,
         )
