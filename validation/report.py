@@ -146,11 +146,182 @@ def _claims(store: ResultStore) -> list[str]:
             if opt not in an["optimizers"]:
                 continue
             es = an["optimizers"][opt]["exponent_strict"]
-            held = "HELD" if es["verdict"] == target else "did NOT hold"
             out.append(
-                f"- {an['model']} ckpt {an['ckpt']}: '{target} scaling for {opt}' {held}: exponent "
-                f"{_fmt(es['exponent'])} [{_fmt(es['lo'])}, {_fmt(es['hi'])}] ({es['verdict']})."
+                f"- {an['model']} ckpt {an['ckpt']}: '{target} scaling for {opt}' "
+                f"{_claim_outcome(es, target)}: strict exponent {_fmt(es['exponent'])} "
+                f"[{_fmt(es['lo'])}, {_fmt(es['hi'])}] (verdict rule: {es['verdict']}; "
+                f"fit on {es['fit_range']})."
             )
+            if str(es.get("fit_range", "")).startswith("all B"):
+                out.append(
+                    f"  - Caveat: the independently estimated B* = "
+                    f"{_fmt(an['critical_batch'])} lies below the "
+                    f"smallest batch size, so every measured B is in the regime where the theory predicts a "
+                    f"saturated (B-independent) threshold; this run does not resolve the sub-critical window "
+                    f"in which linear vs square-root scaling is predicted, "
+                    f"and the verdict is not a test of it."
+                )
+    return out
+
+
+TARGET_EXPONENT = {"linear": 1.0, "square root": 0.5}
+
+
+def _claim_outcome(fit: dict[str, Any], target: str) -> str:
+    """HELD when the pre-registered verdict equals ``target``; REJECTED when the 95% CI excludes the target
+    exponent; otherwise NOT DECIDED (the CI is too wide, or contains both 1 and 0.5)."""
+    if fit.get("verdict") == target:
+        return "HELD"
+    lo, hi = fit.get("lo"), fit.get("hi")
+    value = TARGET_EXPONENT[target]
+    if (
+        isinstance(lo, int | float)
+        and isinstance(hi, int | float)
+        and math.isfinite(lo)
+        and math.isfinite(hi)
+    ):
+        if not lo <= value <= hi:
+            return "REJECTED (95% CI excludes " + _fmt(value) + ")"
+    return "NOT DECIDED"
+
+
+def _threshold_resolution(store: ResultStore) -> float:
+    cells = store.records("thresholds")
+    return float(cells[0].get("resolution", math.nan)) if cells else math.nan
+
+
+def _median(values: list[float]) -> float:
+    finite = sorted(v for v in values if isinstance(v, int | float) and math.isfinite(v))
+    if not finite:
+        return math.nan
+    mid = len(finite) // 2
+    return finite[mid] if len(finite) % 2 else 0.5 * (finite[mid - 1] + finite[mid])
+
+
+def _eigen_line(label: str, eig: dict[str, Any], scale: float) -> str:
+    """Convergence of one Lanczos solve: converged count, products, relative residuals ‖Mv − θv‖/|λ_1|."""
+    conv = [bool(c) for c in eig["converged"]]
+    rel = [float(r) / scale if scale > 0 else math.nan for r in eig["residuals"]]
+    bad = [
+        f"θ_{i + 1} = {_fmt(v)} (rel. res. {_fmt(r, 2)})"
+        for i, (v, r, c) in enumerate(zip(eig["eigenvalues"], rel, conv, strict=True))
+        if not c
+    ]
+    text = (
+        f"{label}: {sum(conv)}/{len(conv)} converged in {eig['num_products']} products, "
+        f"relative residual of θ_1 {_fmt(rel[0], 2)}, max over converged "
+        f"{_fmt(max((r for r, c in zip(rel, conv, strict=True) if c), default=math.nan), 2)}"
+    )
+    return text + (f"; not converged: {', '.join(bad)}" if bad else "")
+
+
+def _convergence_section(store: ResultStore) -> list[str]:
+    """Solver diagnostics from the records: Lanczos residuals, SLQ size, noise standard errors, sweep
+    convergence, threshold bracket/monotonicity."""
+    out = ["## Solver diagnostics (from the records)", ""]
+    for rec in store.records("spectra"):
+        lam1 = abs(float(rec["hessian_top"]["eigenvalues"][0]))
+        lam1_g = abs(float(rec["ggn_top"]["eigenvalues"][0]))
+        out.append(
+            f"- {rec['model']} ckpt {rec['ckpt']} (tol {rec['tol']}, budget {rec['max_products']} products): "
+            f"{_eigen_line('top-k of H', rec['hessian_top'], lam1)}. "
+            f"{_eigen_line('λ_min(H)', rec['hessian_min'], lam1)}. "
+            f"{_eigen_line('top-k of G', rec['ggn_top'], lam1_g)}. SLQ: {rec['hessian_slq']['num_products']} "
+            f"products per matrix."
+        )
+    for rec in store.records("noise"):
+        h, g = rec["hessian"], rec["ggn"]
+        out.append(
+            f"- {rec['model']} ckpt {rec['ckpt']} noise ({h['num_samples']} samples × {h['num_probes']} "
+            f"probes): Pσ²(H) = {_fmt(h['p_sigma2'])} ± {_fmt(h['stderr'], 2)}, Pσ²(G) = "
+            f"{_fmt(g['p_sigma2'])} ± {_fmt(g['stderr'], 2)} (standard errors)."
+        )
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for rec in store.records("sweep"):
+        groups.setdefault((rec["model"], int(rec["ckpt"])), []).append(rec)
+    for (model, ckpt), recs in sorted(groups.items()):
+        res = {
+            q: max(float(r[f"residual_{q}"]) / max(abs(float(r["lam_max_H"])), 1e-30) for r in recs)
+            for q in ("max_H", "min_H", "max_G")
+        }
+        out.append(
+            f"- {model} ckpt {ckpt} sweep: {sum(bool(r['converged']) for r in recs)}/{len(recs)} cells "
+            f"with all "
+            f"three solves converged; median "
+            f"{_fmt(_median([float(r['num_products']) for r in recs]))} products "
+            f"per cell; largest residual / λ'_max(H_B): λ'_max(H_B) {_fmt(res['max_H'], 2)}, λ'_min(H_B) "
+            f"{_fmt(res['min_H'], 2)}, λ'_max(G_B) {_fmt(res['max_G'], 2)}."
+        )
+    cells = store.records("thresholds")
+    if cells:
+        for crit in ("strict", "lenient"):
+            th = [c["thresholds"][crit] for c in cells if crit in c.get("thresholds", {})]
+            ratios = [
+                float(t["bracket"][1]) / float(t["bracket"][0])
+                for t in th
+                if t["bracket"][0] and t["bracket"][1]
+            ]
+            out.append(
+                f"- Thresholds, {crit}: {len(th)} cells, bracket found in "
+                f"{sum(bool(t['bracket_found']) for t in th)}, "
+                f"monotone (the two grid points below stable) in "
+                f"{sum(bool(t['monotone']) for t in th)}, cells "
+                f"with an unstable trial below the reported η_max: "
+                f"{sum(int(t['unstable_below']) > 0 for t in th)}; "
+                f"median final bracket ratio {_fmt(_median(ratios), 4)}."
+            )
+        out.append(
+            f"- Thresholds: median {_fmt(_median([float(c['num_trials']) for c in cells]))} trials per cell; "
+            f"vectorised cells {sum(bool(c.get('vectorised')) for c in cells)}/{len(cells)}."
+        )
+    out.append("")
+    return out
+
+
+def _timing_section(store: ResultStore) -> list[str]:
+    """Summed per-record wall time of each measuring step (contended CPU time is not separated)."""
+    out = ["## Where the time went (summed record wall times, s)", ""]
+    for step in store.steps():
+        times = [
+            float(r["wall_time"]) for r in store.records(step) if isinstance(r.get("wall_time"), int | float)
+        ]
+        if times:
+            out.append(f"- {step}: {_fmt(sum(times))} s over {len(times)} records")
+    out.append("")
+    return out
+
+
+def _limitations(config: dict[str, Any], store: ResultStore) -> list[str]:
+    """What the run cannot show, given its budget; stated so that no verdict reads stronger than it is."""
+    th, cu = config["thresholds"], config["curvature"]
+    out = ["## Limitations", ""]
+    out.append(
+        f"- Pool of N = {config['pool_size']} samples: the 'full-data' loss, H and G are those of this pool; "
+        "batches of B ≥ N/4 share many samples, and κ(B) = 1/B − 1/N carries the finite-pool correction."
+    )
+    out.append(
+        f"- Divergence thresholds use K = {th['steps']} steps (VALIDATION.md suggests ~100) and evaluate the "
+        f"loss every {th['eval_every']} step(s) on a fixed subset of "
+        f"{th['eval_size'] or 'all'} pool samples: "
+        "instabilities that develop after K steps are not seen, and the strict criterion is applied to the "
+        "subset's loss, not the whole pool's."
+    )
+    spectra = store.records("spectra")
+    unconverged = sum(1 for r in spectra for c in r["hessian_top"]["converged"] if not c)
+    if unconverged:
+        out.append(
+            f"- {unconverged} of the top-{cu['top_k']} Hessian Ritz pairs (over all checkpoints) "
+            f"did not reach "
+            f"relative residual {cu['tol']} within {cu['max_products']} products "
+            "(listed above); they sit at the "
+            "bulk edge and enter only the bulk cut of μ (nodes below the smallest computed top-k value)."
+        )
+    if th.get("checkpoints") and len(th["checkpoints"]) < 2:
+        out.append(
+            "- Thresholds at one checkpoint of one model: no hold-out for the learning-rate claims, and "
+            "the McCandlish baseline with c fitted on another checkpoint is not computed."
+        )
+    out.append("")
     return out
 
 
@@ -177,6 +348,7 @@ def write_report(run_dir: str | Path) -> Path:
         lines += _lr_section(an)
     if not analyses:
         lines += ["No threshold measurements in this run.", ""]
+    lines += _convergence_section(store)
     lines += ["## Choices", ""]
     th, cu, sw, no = config["thresholds"], config["curvature"], config["sweep"], config["noise"]
     lines += [
@@ -189,7 +361,17 @@ def write_report(run_dir: str | Path) -> Path:
         f"× {cu['slq_steps']} steps.",
         f"- Noise: {no['num_samples']} per-sample Hessians × {no['num_probes']} probes, seeded "
         f"apart from the sweep.",
-        f"- Sweep: {sw['batches_per_size']} independent batches per B (distinct samples, no replacement).",
+        f"- Sweep: {sw['batches_per_size']} independent batches per B (distinct samples, no replacement); "
+        f"B grid powers of two from {sw.get('min_batch')} to max({sw.get('max_batch')}, "
+        f"{sw.get('critical_multiple')}·B*) unless listed; "
+        f"bootstrap {config['bootstrap_samples']} resamples.",
+        f"- Threshold trials: batch sizes {th['batch_sizes'] or 'from the sweep grid'}, optimizers "
+        f"{', '.join(th['optimizers'])} (momentum 0.9; Adam betas (0.9, 0.999), ε 1e-8), "
+        f"loss evaluated every "
+        f"{th['eval_every']} step(s) on a fixed seed-0 subset of {th['eval_size'] or 'all'} pool samples, "
+        f"bisection to a bracket ratio ≤ {_fmt(_threshold_resolution(store))} with "
+        f"≥ {th['halvings']} halvings, "
+        "then the monotonicity check (η_max/ρ and η_max/ρ² stable).",
         f"- Thresholds: K = {th['steps']} steps, strict δ = {th['delta']}, lenient final loss ≤ 2·L(w_c), "
         f"{th['halvings']} halvings of log η in [{th['lr_low']}, {th['lr_high']}], {th['seeds']} "
         f"seeds, Adam/momentum "
@@ -207,6 +389,9 @@ def write_report(run_dir: str | Path) -> Path:
     env = next((r.get("provenance") for r in store.records("spectra")), None)
     if env:
         lines.append(f"- Versions: {env.get('versions')}; git commit {env.get('git_commit')}.")
+    lines += [""]
+    lines += _limitations(config, store)
+    lines += _timing_section(store)
     figs = sorted(p.name for p in (store.root / "figures").glob("*.png"))
     if figs:
         lines += ["", "## Figures", "", *[f"![{f}](figures/{f})" for f in figs]]
