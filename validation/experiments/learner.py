@@ -395,6 +395,12 @@ def _ci(values: list[float], confidence: float = 0.95) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def _last_train_loss(cells: list[dict[str, Any]]) -> float:
+    """Mean over seeds of the training loss averaged over the last epoch (nan without cells)."""
+    values = [_value(c["curve"][-1]["train_loss"]) for c in cells]
+    return float(np.nanmean(values)) if values else math.nan
+
+
 def summarize(config: LearnerConfig, records: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-arm final accuracy / loss (mean, CI), costs, the tuned baseline and paired differences to it."""
     by_arm: dict[str, dict[int, dict[str, Any]]] = {}
@@ -412,6 +418,7 @@ def summarize(config: LearnerConfig, records: list[dict[str, Any]]) -> dict[str,
             "loss_mean": float(np.nanmean([_value(c["final_loss"]) for c in cells.values()]))
             if cells
             else math.nan,
+            "train_loss_mean": _last_train_loss(list(cells.values())),
             "wall_time_mean": float(np.mean([c["wall_time"] for c in cells.values()])) if cells else math.nan,
             "curvature_time_mean": float(np.mean([c["curvature_time"] for c in cells.values()]))
             if cells
@@ -584,9 +591,9 @@ def render_report(config: LearnerConfig, records: list[dict[str, Any]], summary:
         "",
         "## Final test accuracy (mean, 95% Student-t CI over seeds)",
         "",
-        "| arm | initial lr | test acc | 95% CI | test loss | wall s | curvature s | curvature products | "
-        "diverged |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| arm | initial lr | test acc | 95% CI | test loss | last-epoch train loss | wall s | curvature s | "
+        "curvature products | diverged |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for arm, a in arms.items():
         if not a["seeds"]:
@@ -595,7 +602,8 @@ def render_report(config: LearnerConfig, records: list[dict[str, Any]], summary:
         name = f"**{arm}** (tuned)" if arm == tuned else arm
         lines.append(
             f"| {name} | {_fmt(a['initial_lr_mean'], 4)} | {_fmt(a['accuracy_mean'])} | "
-            f"[{_fmt(low)}, {_fmt(high)}] | {_fmt(a['loss_mean'])} | {_fmt(a['wall_time_mean'], 1)} | "
+            f"[{_fmt(low)}, {_fmt(high)}] | {_fmt(a['loss_mean'])} | {_fmt(a['train_loss_mean'])} | "
+            f"{_fmt(a['wall_time_mean'], 1)} | "
             f"{_fmt(a['curvature_time_mean'], 1)} | {a['products_mean']:.0f} | {a['diverged']} |"
         )
     lines += ["", "## Verdict (paired by seed: arm − tuned baseline, final test accuracy)", ""]
