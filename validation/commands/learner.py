@@ -26,7 +26,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--config",
         choices=CONFIG_NAMES,
         default="default",
-        help="smoke (≈40 s), default (≈6 min on 2 cores), paper-cifar100 (PreResNet-110, GPU)",
+        help="smoke (≈40 s), default (≈4 CPU-min), paper-cifar100 (PreResNet-110, GPU)",
     )
     parser.add_argument(
         "--data",

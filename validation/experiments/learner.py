@@ -112,7 +112,7 @@ class LearnerConfig:
 
 
 def learner_config(name: str = "default", **overrides: Any) -> LearnerConfig:
-    """The named config (``smoke`` ≤ 40 s, ``default`` ≈ 6 min on 2 idle cores, ``paper-cifar100`` for a GPU)
+    """The named config (``smoke`` ≤ 40 s, ``default`` ≈ 4 CPU-minutes, ``paper-cifar100`` for a GPU)
     with field overrides (``None`` values are ignored)."""
     presets: dict[str, dict[str, Any]] = {
         "smoke": dict(
