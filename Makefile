@@ -22,5 +22,5 @@ test: install data
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 lint:
-	$(PY) -m ruff check rmt networks validation tests benchmarks
+	$(PY) -m ruff check rmt networks validation tests benchmarks examples
 	$(PY) -m mypy rmt networks validation
