@@ -1,7 +1,7 @@
 """Top-5 Hessian and GGN eigenvalues and an SLQ density of a scaled VGG on Fashion-MNIST (README).
 
-Runs in well under a minute on 2 CPU cores: VGG-11 at width 1/16 (untrained, seeded), 256 training images as the
-empirical pool, thick-restart Lanczos to a relative residual of 1e-3, SLQ with 2 probes × 30 steps.
+Runs in well under a minute on 2 CPU cores: VGG-11 at width 1/16 (untrained, seeded), 256 training images as
+the empirical pool, thick-restart Lanczos to a relative residual of 1e-3, SLQ with 2 probes × 30 steps.
 Usage: ``python examples/quick_spectrum.py`` (needs ``apt-get install -y dataset-fashion-mnist``).
 """
 
