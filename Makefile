@@ -16,7 +16,7 @@ data:
 	@[ -f $(FMNIST) ] || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q dataset-fashion-mnist; }
 
 run: install data
-	batchrmt run --config default --out runs/default
+	batchrmt run --config default --out runs/default --resume
 
 test: install data
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q
