@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -92,18 +92,6 @@ class GGNOperator(ModelCurvatureOperator):
 
     matrix = "ggn"
     supported_methods = ("auto", "cached", "recompute")
-
-    def __init__(
-        self,
-        model: nn.Module,
-        loss_fn: Callable[[Tensor, Tensor], Tensor],
-        data: object,
-        *,
-        bn_mode: str = "eval",
-        params: Sequence[Tensor] | None = None,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(model, loss_fn, data, bn_mode=bn_mode, params=params, method=method)
 
     def _build(self, x: Tensor, y: Tensor) -> Any:
         output = self.model(x)

@@ -49,18 +49,6 @@ class HessianOperator(ModelCurvatureOperator):
 
     matrix = "hessian"
 
-    def __init__(
-        self,
-        model: nn.Module,
-        loss_fn: Callable[[Tensor, Tensor], Tensor],
-        data: object,
-        *,
-        bn_mode: str = "eval",
-        params: Sequence[Tensor] | None = None,
-        method: str = "auto",
-    ) -> None:
-        super().__init__(model, loss_fn, data, bn_mode=bn_mode, params=params, method=method)
-
     def _build(self, x: Tensor, y: Tensor) -> Any:
         if self.method == "func":
             return None
