@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rmt._checks import check_choice, check_in_range, check_int, check_positive
+from rmt.checks import check_choice, check_in_range, check_int, check_positive
 
 Batch = tuple[Tensor, Tensor]
 

@@ -59,7 +59,7 @@ OPTIMIZER_NAMES = ("sgd", "momentum", "adam")
 
 
 # ----------------------------------------------------------------------------------------------------
-# argument checks (torch layer; same wording as rmt._checks)
+# argument checks (torch layer; same wording as rmt.checks)
 # ----------------------------------------------------------------------------------------------------
 def _check_positive_int(name: str, value: Any, *, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer):

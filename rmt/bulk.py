@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rmt._checks import (
+from rmt.checks import (
     FloatArray,
     check_complex,
     check_finite,

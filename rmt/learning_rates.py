@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from rmt._checks import (
+from rmt.checks import (
     FloatArray,
     as_float_array,
     check_batch_size,

@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq
 
-from rmt._checks import (
+from rmt.checks import (
     FloatArray,
     check_finite,
     check_int,

@@ -28,7 +28,7 @@ import scipy.linalg
 import scipy.sparse.linalg
 from numpy.typing import NDArray
 
-from rmt._checks import (
+from rmt.checks import (
     FloatArray,
     check_choice,
     check_finite,

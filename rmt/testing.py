@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from rmt._checks import FloatArray, check_finite, check_int, check_positive
+from rmt.checks import FloatArray, check_finite, check_int, check_positive
 from rmt.sampling import SeedLike, as_generator
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from rmt._checks import (
+from rmt.checks import (
     FloatArray,
     check_batch_size,
     check_finite,

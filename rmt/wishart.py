@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rmt._checks import FloatArray, check_batch_size, check_finite, check_positive, scalar_or_array
+from rmt.checks import FloatArray, check_batch_size, check_finite, check_positive, scalar_or_array
 
 __all__ = [
     "batch_ggn_extremal",

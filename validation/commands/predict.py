@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from rmt._checks import check_positive
+from rmt.checks import check_positive
 from rmt.learning_rates import (
     MOMENTUM_METHODS,
     adam_max_lr_vs_batch,

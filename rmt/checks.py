@@ -1,4 +1,5 @@
-"""Argument validation shared by every public function of :mod:`rmt` (one wording for every error)."""
+"""Argument validation shared by every public function of :mod:`rmt` and reused by :mod:`networks` and
+:mod:`validation` (one wording for every error: the argument's name and the accepted range)."""
 
 from __future__ import annotations
 
