@@ -16,14 +16,15 @@ import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
 
-from validation.config import ModelConfig, RunConfig, config_from_dict
+from validation import cells as cells_mod
+from validation.cells import RunContext
+from validation.config import RunConfig, config_from_dict
+from validation.execution import Cell, CellExecutor, limit_threads, resolve_workers
 from validation.experiments import checkpoints as ckpt_step
 from validation.experiments import noise as noise_step
 from validation.experiments import predictions as pred_step
@@ -108,169 +109,105 @@ def _noise_spectrum_sizes(config: RunConfig, grid: list[int]) -> list[int]:
     return [grid[int(i)] for i in picks]
 
 
-def _curvature_steps(
-    config: RunConfig,
-    model_cfg: ModelConfig,
-    pool: ckpt_step.Pool,
+def _stage(
+    executor: CellExecutor,
     store: ResultStore,
-    ckpt_rec: dict[str, Any],
+    cells: list[Cell],
     *,
     resume: bool,
-    env: dict[str, Any],
     progress: Progress,
-) -> dict[str, Any] | None:
-    """Steps 2–5 for one checkpoint; returns the predictions record (``None`` for a diverged checkpoint)."""
-    name, ckpt = model_cfg.name, int(ckpt_rec["ckpt"])
-    key = cell_key(model=name, ckpt=ckpt)
-    if ckpt_rec.get("diverged") or not math.isfinite(float(ckpt_rec["loss"])):
-        progress.say(f"[{name}] checkpoint {ckpt} diverged during pre-training: curvature steps skipped")
-        return None
-    loss_fn = ckpt_step.loss_function()
-    model = ckpt_step.load_checkpoint(store, ckpt_rec, config, model_cfg, pool)
-
-    def with_env(rec: dict[str, Any]) -> dict[str, Any]:
-        rec["provenance"] = env
-        return rec
-
-    progress.say(f"[{name}] checkpoint {ckpt}: empirical curvature (top-{config.curvature.top_k}, SLQ)")
-    spectra = store.get_or_compute(
-        spectra_step.STEP,
-        key,
-        lambda: with_env(
-            spectra_step.measure_spectra(
-                config, model, loss_fn, pool, store, model_name=name, ckpt=ckpt, key=key
-            )
-        ),
-        resume=resume,
-    )
-    progress.say(f"[{name}] checkpoint {ckpt}: per-sample noise")
-    noise = store.get_or_compute(
-        noise_step.STEP,
-        key,
-        lambda: with_env(
-            noise_step.measure_noise(config, model, loss_fn, pool, store, model_name=name, ckpt=ckpt, key=key)
-        ),
-        resume=resume,
-    )
-    critical = pred_step.estimated_critical_batch(spectra, noise, len(pool))
-    grid = sweep_step.batch_size_grid(config, critical, len(pool))
-    top_vectors = torch.as_tensor(store.load_array(spectra["hessian_vectors"])).to(pool.x.device)
-    cells = [(b, s) for b in grid for s in range(config.sweep.batches_per_size)]
-
-    def sweep_cell(b: int, s: int) -> dict[str, Any]:
-        rec = sweep_step.measure_batch_cell(
-            config, model, loss_fn, pool, top_vectors, model_name=name, ckpt=ckpt, batch_size=b, batch_index=s
-        )
-        return with_env(rec)
-
-    def noise_cell(b: int) -> dict[str, Any]:
-        rec = sweep_step.measure_noise_spectrum(
-            config, model, loss_fn, pool, model_name=name, ckpt=ckpt, batch_size=b
-        )
-        return with_env(rec)
-
-    for b, s in progress.bar(cells, desc=f"{name} ckpt {ckpt} sweep"):
-        key_bs = cell_key(model=name, ckpt=ckpt, B=b, s=s)
-        store.get_or_compute(sweep_step.STEP, key_bs, partial(sweep_cell, b, s), resume=resume)
-    for b in progress.bar(_noise_spectrum_sizes(config, grid), desc=f"{name} ckpt {ckpt} H_B - H"):
-        key_b = cell_key(model=name, ckpt=ckpt, B=b)
-        store.get_or_compute(sweep_step.NOISE_STEP, key_b, partial(noise_cell, b), resume=resume)
-    record = pred_step.compute_predictions(store, config, model=name, ckpt=ckpt, grid=grid)
-    return store.put(pred_step.STEP, key, record)
-
-
-def threshold_cell(
-    model: Any,
-    loss_fn: Any,
-    data: Any,
-    *,
-    optimizer: str,
-    batch_size: int,
-    seed: int,
-    config: RunConfig,
-    bn_mode: str,
-) -> dict[str, Any]:
-    """One (optimizer, B, seed) threshold cell with the run's threshold settings:
-    :func:`validation.experiments.thresholds.measure_threshold_cell` (bisection on log η with the
-    monotonicity check, strict and lenient criteria sharing one runner's cached trials), plus
-    ``diverged_any`` (did any trial of the cell diverge)."""
-    from validation.experiments.thresholds import measure_threshold_cell
-
-    cfg = config.thresholds
-    record = measure_threshold_cell(
-        model,
-        loss_fn,
-        data,
-        optimizer=optimizer,
-        batch_size=batch_size,
-        seed=seed,
-        steps=cfg.steps,
-        lr_low=cfg.lr_low,
-        lr_high=cfg.lr_high,
-        halvings=cfg.halvings,
-        delta=cfg.delta,
-        warmup_steps=cfg.warmup_steps,
-        eval_every=cfg.eval_every,
-        eval_size=cfg.eval_size,
-        bn_mode=bn_mode,
-    )
-    record["diverged_any"] = any(bool(t.get("diverged")) for t in record["trials"])
-    return record
-
-
-def _threshold_steps(
-    config: RunConfig,
-    model_cfg: ModelConfig,
-    pool: ckpt_step.Pool,
-    store: ResultStore,
-    ckpt_rec: dict[str, Any],
-    predictions: dict[str, Any],
-    *,
-    resume: bool,
-    env: dict[str, Any],
-    progress: Progress,
+    desc: str,
 ) -> None:
-    """Step 6: divergence thresholds per (optimizer, B, seed) at one checkpoint."""
-    from validation.provenance import derived_seed, timed
+    """Run the cells whose records are missing (all of them without ``resume``) and store each record as its
+    cell finishes."""
+    pending = [c for c in cells if not (resume and all(store.has(c.step, k) for k in c.record_keys))]
+    if not pending:
+        return
+    progress.say(f"{desc}: {len(pending)} cell(s) on {min(executor.workers, len(pending))} worker(s)")
+    for cell, result in progress.bar(executor.run(pending), desc=desc, total=len(pending)):
+        if cell.produces:
+            for key, rec in zip(cell.produces, result["records"], strict=True):
+                store.put(cell.step, key, rec)
+        else:
+            store.put(cell.step, cell.key, result)
 
-    name, ckpt = model_cfg.name, int(ckpt_rec["ckpt"])
-    cfg = config.thresholds
-    sizes = threshold_batch_sizes(config, [int(b) for b in predictions["grid"]])
-    loss_fn = ckpt_step.loss_function()
-    data = ckpt_step.pool_dataset(pool)
-    model = ckpt_step.load_checkpoint(store, ckpt_rec, config, model_cfg, pool)
-    cells = [(o, b, s) for o in cfg.optimizers for b in sizes for s in range(cfg.seeds)]
-    for opt, b, s in progress.bar(cells, desc=f"{name} ckpt {ckpt} thresholds"):
-        key = cell_key(model=name, ckpt=ckpt, opt=opt, B=b, seed=s)
 
-        def compute(opt: str = opt, b: int = b, s: int = s) -> dict[str, Any]:
-            batch_seed = derived_seed(config.seed, name, ckpt, "threshold", opt, b, s)
-            with timed() as timer:
-                rec = threshold_cell(
-                    model,
-                    loss_fn,
-                    data,
-                    optimizer=opt,
-                    batch_size=b,
-                    seed=batch_seed,
-                    config=config,
-                    bn_mode=config.bn_mode,
-                )
-            rec.update(
-                {
-                    "model": name,
-                    "ckpt": ckpt,
-                    "optimizer": opt,
-                    "B": b,
-                    "seed": s,
-                    "batch_seed": batch_seed,
-                    "provenance": env,
-                    **timer.fields(),
-                }
-            )
-            return rec
+def _usable(rec: dict[str, Any]) -> bool:
+    return not rec.get("diverged") and math.isfinite(float(rec["loss"]))
 
-        store.get_or_compute(THRESHOLD_STEP, key, compute, resume=resume)
+
+def _checkpoint_cells(ctx: RunContext) -> list[Cell]:
+    return [
+        Cell(
+            ckpt_step.STEP,
+            cell_key(model=m.name),
+            cells_mod.checkpoints_cell,
+            (ctx, m.name),
+            cost=10.0,
+            produces=tuple(ckpt_step.checkpoint_keys(ctx.config, m)),
+        )
+        for m in ctx.config.models
+    ]
+
+
+def _curvature_cells(ctx: RunContext, ckpts: list[tuple[str, int]]) -> list[Cell]:
+    out = []
+    for name, c in ckpts:
+        key = cell_key(model=name, ckpt=c)
+        out.append(Cell(spectra_step.STEP, key, cells_mod.spectra_cell, (ctx, name, c), cost=5.0))
+        out.append(Cell(noise_step.STEP, key, cells_mod.noise_cell, (ctx, name, c), cost=3.0))
+    return out
+
+
+def _sweep_cells(ctx: RunContext, name: str, ckpt: int, grid: list[int]) -> list[Cell]:
+    config = ctx.config
+    out = [
+        Cell(
+            sweep_step.STEP,
+            cell_key(model=name, ckpt=ckpt, B=b, s=s),
+            cells_mod.sweep_cell,
+            (ctx, name, ckpt, b, s),
+            cost=1.0 + b / len(grid),
+        )
+        for b in grid
+        for s in range(config.sweep.batches_per_size)
+    ]
+    out += [
+        Cell(
+            sweep_step.NOISE_STEP,
+            cell_key(model=name, ckpt=ckpt, B=b),
+            cells_mod.noise_spectrum_cell,
+            (ctx, name, ckpt, b),
+            cost=2.0,
+        )
+        for b in _noise_spectrum_sizes(config, grid)
+    ]
+    return out
+
+
+def _threshold_cells(ctx: RunContext, name: str, ckpt: int, sizes: list[int]) -> list[Cell]:
+    cfg = ctx.config.thresholds
+    return [
+        Cell(
+            THRESHOLD_STEP,
+            cell_key(model=name, ckpt=ckpt, opt=o, B=b, seed=s),
+            cells_mod.threshold_cell,
+            (ctx, name, ckpt, o, b, s),
+            cost=1.0 / b,
+        )
+        for o in cfg.optimizers
+        for b in sizes
+        for s in range(cfg.seeds)
+    ]
+
+
+def _threshold_targets(config: RunConfig, usable: dict[str, list[int]]) -> list[tuple[str, int]]:
+    out = []
+    for m in config.models:
+        if config.thresholds.models and m.name not in config.thresholds.models:
+            continue
+        out += [(m.name, c) for c in config.thresholds.checkpoints if c in usable[m.name]]
+    return out
 
 
 def run_pipeline(
@@ -280,51 +217,63 @@ def run_pipeline(
     resume: bool = False,
     quiet: bool = False,
     draw: bool = True,
+    workers: int | None = None,
 ) -> RunSummary:
     """Run every step of ``config`` into the folder ``out`` and write the CSV summaries, figures and
-    report."""
+    report. Independent cells run on ``workers`` single-thread processes (default: one per available CPU,
+    :func:`validation.execution.resolve_workers`); the records do not depend on the number of workers."""
     from validation import figures, report
 
     config.validate()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    n_workers = resolve_workers(workers, config.device)
+    limit_threads()
     progress = Progress(quiet)
     store = ResultStore(out)
     summary = RunSummary(out=store.root)
-    with store.locked():
+    with store.locked(), CellExecutor(n_workers) as executor:
         _prepare_folder(store, config, resume)
-        env = environment()
-        progress.say(f"loading {config.data} (pool of {config.pool_size})")
-        pool = ckpt_step.load_pool(config)
-        for model_cfg in config.models:
-            progress.say(
-                f"[{model_cfg.name}] checkpoints: small-lr SGD to loss levels "
-                f"{config.checkpoint.loss_fractions}"
+        env = {**environment(), "workers": n_workers}
+        ctx = RunContext(config=config, root=str(store.root), env=env)
+        progress.say(f"{config.name}: {config.data} pool of {config.pool_size}, {n_workers} worker(s)")
+
+        def stage(cells: list[Cell], desc: str) -> None:
+            _stage(executor, store, cells, resume=resume, progress=progress, desc=desc)
+
+        stage(_checkpoint_cells(ctx), "checkpoints")
+        usable: dict[str, list[int]] = {}
+        for m in config.models:
+            recs = [store.get(ckpt_step.STEP, k) for k in ckpt_step.checkpoint_keys(config, m)]
+            usable[m.name] = [int(r["ckpt"]) for r in recs if _usable(r)]
+            for r in recs:
+                if not _usable(r):
+                    progress.say(f"[{m.name}] checkpoint {r['ckpt']} diverged in pre-training: skipped")
+        ckpts = [(m.name, c) for m in config.models for c in usable[m.name]]
+        stage(_curvature_cells(ctx, ckpts), "spectra and noise")
+        pool_size = config.pool_size
+        grids: dict[tuple[str, int], list[int]] = {}
+        for name, c in ckpts:
+            key = cell_key(model=name, ckpt=c)
+            critical = pred_step.estimated_critical_batch(
+                store.get(spectra_step.STEP, key), store.get(noise_step.STEP, key), pool_size
             )
-            ckpts = ckpt_step.make_checkpoints(config, model_cfg, pool, store, resume=resume, env=env)
-            preds: dict[int, dict[str, Any]] = {}
-            for rec in ckpts:
-                pred = _curvature_steps(
-                    config, model_cfg, pool, store, rec, resume=resume, env=env, progress=progress
-                )
-                if pred is not None:
-                    preds[int(rec["ckpt"])] = pred
-            wanted = not config.thresholds.models or model_cfg.name in config.thresholds.models
-            for c in config.thresholds.checkpoints if wanted else ():
-                if c in preds:
-                    progress.say(f"[{model_cfg.name}] checkpoint {c}: divergence thresholds")
-                    _threshold_steps(
-                        config,
-                        model_cfg,
-                        pool,
-                        store,
-                        ckpts[c],
-                        preds[c],
-                        resume=resume,
-                        env=env,
-                        progress=progress,
-                    )
-                    analysis = pred_step.analyse_thresholds(store, config, model=model_cfg.name, ckpt=c)
-                    store.put(pred_step.LR_STEP, cell_key(model=model_cfg.name, ckpt=c), analysis)
+            grids[(name, c)] = sweep_step.batch_size_grid(config, critical, pool_size)
+        stage([cell for (n, c), g in grids.items() for cell in _sweep_cells(ctx, n, c, g)], "sweep")
+        preds: dict[tuple[str, int], dict[str, Any]] = {}
+        for (name, c), grid in grids.items():
+            record = pred_step.compute_predictions(store, config, model=name, ckpt=c, grid=grid)
+            preds[(name, c)] = store.put(pred_step.STEP, cell_key(model=name, ckpt=c), record)
+        targets = _threshold_targets(config, usable)
+        threshold_cells = [
+            cell
+            for name, c in targets
+            for cell in _threshold_cells(
+                ctx, name, c, threshold_batch_sizes(config, [int(b) for b in preds[(name, c)]["grid"]])
+            )
+        ]
+        stage(threshold_cells, "thresholds")
+        for name, c in targets:
+            analysis = pred_step.analyse_thresholds(store, config, model=name, ckpt=c)
+            store.put(pred_step.LR_STEP, cell_key(model=name, ckpt=c), analysis)
         store.get_or_compute(
             "montecarlo",
             cell_key(seed=config.seed),

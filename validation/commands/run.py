@@ -32,6 +32,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--resume", action="store_true", help="skip cells whose record exists in --out")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes for independent cells, one intra-op thread each "
+        "(default: one per available CPU; 1 on cuda); results do not depend on it",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars or step messages")
     p.add_argument(
         "--no-figures",
@@ -67,7 +74,14 @@ def main(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{config.name}"
     start = time.perf_counter()
     try:
-        summary = run_pipeline(config, out, resume=args.resume, quiet=args.quiet, draw=not args.no_figures)
+        summary = run_pipeline(
+            config,
+            out,
+            resume=args.resume,
+            quiet=args.quiet,
+            draw=not args.no_figures,
+            workers=args.workers,
+        )
     except DatasetNotFoundError as exc:
         print(f"batchrmt run: data set {config.data!r} not found.\n{exc}", file=sys.stderr)
         if config.data == "fashion-mnist":

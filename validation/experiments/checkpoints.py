@@ -8,7 +8,6 @@ batch sizes under test) where the pool loss falls below ``fraction × L(w_0)``. 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,24 +124,17 @@ def checkpoint_keys(config: RunConfig, model_cfg: ModelConfig) -> list[str]:
 
 
 def make_checkpoints(
-    config: RunConfig,
-    model_cfg: ModelConfig,
-    pool: Pool,
-    store: ResultStore,
-    *,
-    resume: bool,
-    env: dict[str, Any],
-    progress: Callable[[str], None] | None = None,
+    config: RunConfig, model_cfg: ModelConfig, pool: Pool, store: ResultStore
 ) -> list[dict[str, Any]]:
-    """Train with small-lr SGD and save one checkpoint per loss level; reuse stored ones with ``resume``.
+    """Train with small-lr SGD and save one checkpoint file per loss level; return their records (the caller
+    stores them).
 
-    Training is deterministic given the config, so a partially finished step is simply redone.
+    Training is deterministic given the config (and the single intra-op thread of every cell, see
+    :mod:`validation.execution`), so a partially finished step is simply redone.
     """
     from networks.training import evaluate, make_optimizer, train
 
     keys = checkpoint_keys(config, model_cfg)
-    if resume and all(store.has(STEP, k) for k in keys):
-        return [store.get(STEP, k) for k in keys]
     cfg = config.checkpoint
     loss_fn = loss_function()
     data = pool_dataset(pool)
@@ -203,9 +195,6 @@ def make_checkpoints(
             diverged = history.diverged
             loss, acc = evaluate(model, loss_fn, data)
             trajectory.append((step, loss))
-            if progress is not None:
-                progress(f"{model_cfg.name}: step {step}, pool loss {loss:.4f}")
     for rec in records:
-        rec.update({"provenance": env, **timer.fields()})
-        store.put(STEP, cell_key(model=model_cfg.name, ckpt=rec["ckpt"]), rec)
-    return [store.get(STEP, k) for k in keys]
+        rec.update(timer.fields())
+    return records
