@@ -1,7 +1,8 @@
-"""Run configurations of the validation pipeline: named configs (``smoke``, ``default``,
-``paper-cifar100``) and JSON config files, validated field by field.
+"""Run configurations of the validation pipeline: built-in configs (``smoke``, ``default``,
+``paper-cifar100``, shipped as package data) and TOML or JSON config files, validated field by field.
 
-A config is a tree of frozen dataclasses. ``load_config(name_or_path)`` returns one; ``config.replace_fields``
+A config is a tree of frozen dataclasses. ``load_config(name_or_path, overrides)`` returns one (``--set
+section.field=value`` overrides are applied to the raw mapping first); ``config.replace_fields``
 applies command-line overrides; ``validate()`` raises ``ValueError`` naming the offending field (dotted
 path) and the accepted range. Every choice the report
 must state (K, δ, tolerances, grid, seeds) lives here.
@@ -13,15 +14,15 @@ import dataclasses
 import json
 import math
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from networks.options import BN_MODES, OPTIMIZERS
+
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet32", "gaussian-mixture")
-OPTIMIZERS = ("sgd", "momentum", "adam")
-CRITERIA = ("strict", "lenient")
 DTYPES = ("float32",)  # networks.data.ArrayDataset holds float32 inputs
-BN_MODES = ("eval", "train")
 DEVICES = ("cpu", "cuda")
 
 
@@ -339,23 +340,107 @@ def config_from_dict(raw: dict[str, Any]) -> RunConfig:
 
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_SUFFIXES = (".toml", ".json")
+MAX_CONFIG_BYTES = 1 << 20
+"""A config file larger than this (1 MiB) is refused before it is parsed."""
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the file, line and field."""
 
 
 def available_configs() -> list[str]:
-    """Names of the built-in configs (``validation/configs/<name>.json``)."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+    """Names of the built-in configs (``validation/configs/<name>.json`` or ``.toml``, shipped in the
+    wheel)."""
+    return sorted({p.stem for suffix in CONFIG_SUFFIXES for p in CONFIG_DIR.glob(f"*{suffix}")})
 
 
-def load_config(name_or_path: str | Path) -> RunConfig:
-    """A built-in config by name (``smoke``, ``default``, ``paper-cifar100``) or a JSON file path."""
+def config_path(name_or_path: str | Path) -> Path:
+    """The file of a built-in config name or a config file path (``.toml`` or ``.json``)."""
     text = str(name_or_path)
     path = Path(text)
-    if not path.suffix and (CONFIG_DIR / f"{text}.json").is_file():
-        path = CONFIG_DIR / f"{text}.json"
-    if not path.is_file():
-        raise ValueError(
-            f"config {text!r} is neither a built-in config ({', '.join(available_configs())}) nor a JSON file"
-        )
-    with path.open(encoding="utf-8") as fh:
-        raw = json.load(fh)
-    return config_from_dict(raw)
+    if not path.suffix:
+        for suffix in CONFIG_SUFFIXES:
+            if (CONFIG_DIR / f"{text}{suffix}").is_file():
+                return CONFIG_DIR / f"{text}{suffix}"
+    if path.is_file():
+        if path.suffix not in CONFIG_SUFFIXES:
+            raise ConfigError(f"config file {path}: unknown format {path.suffix!r}; use .toml or .json")
+        return path
+    raise ConfigError(
+        f"config {text!r} is neither a built-in config ({', '.join(available_configs())}) "
+        f"nor a .toml/.json file"
+    )
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a TOML or JSON config file; syntax errors name the file, line and column."""
+    import tomllib
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path}: {size} bytes is over the {MAX_CONFIG_BYTES}-byte limit")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config file {path}, line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path}: nested too deeply") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path}: the top level must be a table/object")
+    return raw
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``section.field=value`` → (["section", "field"], value); the value is read as JSON when it parses
+    (numbers, true/false, null, lists, objects) and as a plain string otherwise."""
+    if not isinstance(text, str) or "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.field=value")
+    dotted, _, value_text = text.partition("=")
+    path = dotted.strip().split(".")
+    if not all(part.isidentifier() for part in path):
+        raise ConfigError(f"override {text!r}: {dotted!r} is not a dotted field name")
+    try:
+        value = json.loads(value_text)
+    except json.JSONDecodeError:
+        value = value_text
+    return path, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """A copy of the raw config mapping with each ``section.field=value`` applied (validation happens when
+    the config is built, so an out-of-range value is reported with its dotted field name)."""
+    out = json.loads(json.dumps(raw))
+    for text in overrides:
+        path, value = parse_override(text)
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                if part in _SECTIONS and child is None:
+                    child = node[part] = {}
+                else:
+                    raise ConfigError(f"override {text!r}: {part!r} is not a config section")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def load_config(name_or_path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
+    """A built-in config by name (``smoke``, ``default``, ``paper-cifar100``, ``study``) or a TOML/JSON file,
+    with ``section.field=value`` overrides applied; errors name the file and the field."""
+    path = config_path(name_or_path)
+    raw = apply_overrides(read_config_file(path), overrides)
+    try:
+        return config_from_dict(raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"config {path}: {exc}") from None
+
+
+def show_config(name_or_path: str | Path) -> str:
+    """The text of a built-in config (or config file), to copy and edit."""
+    return config_path(name_or_path).read_text(encoding="utf-8")
