@@ -1,4 +1,4 @@
-"""The ``batchrmt`` command line: ``predict``, ``run``, ``figures``, ``report``, ``learner``.
+"""The ``batchrmt`` command line: ``predict``, ``run``, ``figures``, ``report``, ``learner``, ``config``.
 
 Each subcommand lives in ``validation/commands/<name>.py`` and exposes ``register(subparsers)``, which adds
 its parser and sets ``func`` (called with the parsed namespace, returning an exit code).
@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("predict", "run", "figures", "report", "learner")
+SUBCOMMAND_MODULES = ("predict", "run", "figures", "report", "learner", "config")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -75,3 +75,74 @@ def test_file_config_and_overrides(tmp_path: Path) -> None:
         cfg.replace_fields(device="tpu")
     with pytest.raises(ValueError, match="neither a built-in config"):
         load_config(tmp_path / "missing.json")
+
+
+def _toml_of_smoke(tmp_path: Path) -> Path:
+    raw = _smoke_dict()
+    lines = []
+
+    def value(v: object) -> str:
+        return json.dumps(v)  # TOML accepts JSON scalars and arrays of scalars
+
+    for key, v in raw.items():
+        if not isinstance(v, (dict, list)) or (isinstance(v, list) and not any(isinstance(x, dict) for x in v)):
+            lines.append(f"{key} = {value(v)}")
+    for key, v in raw.items():
+        if isinstance(v, dict) and key != "data_kwargs":
+            lines.append(f"\n[{key}]")
+            lines += [f"{k} = {value(x)}" for k, x in v.items()]
+    lines.append("\n[data_kwargs]")
+    lines += [f"{k} = {value(x)}" for k, x in raw["data_kwargs"].items()]
+    for m in raw["models"]:
+        lines += ["\n[[models]]", f"name = {value(m['name'])}", f"spec = {value(m['spec'])}"]
+    path = tmp_path / "smoke.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_toml_config_equals_its_json_twin(tmp_path: Path) -> None:
+    assert load_config(_toml_of_smoke(tmp_path)).to_dict() == load_config("smoke").to_dict()
+
+
+def test_syntax_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    from validation.config import ConfigError
+
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{\n "name": "x",\n "pool_size": ,\n}')
+    with pytest.raises(ConfigError, match=r"bad\.json, line 3"):
+        load_config(bad_json)
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text('name = "x"\npool_size = = 3\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml.*line 2"):
+        load_config(bad_toml)
+    with pytest.raises(ConfigError, match=r"unknown format '\.yaml'"):
+        (tmp_path / "c.yaml").write_text("name: x")
+        load_config(tmp_path / "c.yaml")
+
+
+def test_field_errors_name_the_file_and_the_dotted_field(tmp_path: Path) -> None:
+    from validation.config import ConfigError
+
+    raw = _smoke_dict()
+    raw["sweep"]["batches_per_size"] = 1
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ConfigError, match=r"c\.json.*sweep\.batches_per_size"):
+        load_config(path)
+
+
+def test_overrides_set_any_field_and_are_validated() -> None:
+    from validation.config import ConfigError
+
+    config = load_config("smoke", ["sweep.batch_sizes=[1, 4]", "thresholds.seeds=2", "name=mine", "seed=3"])
+    assert config.sweep.batch_sizes == (1, 4) and config.thresholds.seeds == 2
+    assert config.name == "mine" and config.seed == 3
+    assert load_config("smoke", ["data_kwargs.dim=8"]).data_kwargs["dim"] == 8
+    with pytest.raises(ConfigError, match="thresholds.seeds"):
+        load_config("smoke", ["thresholds.seeds=0"])
+    with pytest.raises(ConfigError, match="section.field=value"):
+        load_config("smoke", ["thresholds.seeds"])
+    with pytest.raises(ConfigError, match="not a config section"):
+        load_config("smoke", ["pool_size.x=1"])
+    with pytest.raises(ConfigError, match="unknown config field"):
+        load_config("smoke", ["sweep.nonsense=1"])

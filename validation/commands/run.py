@@ -23,7 +23,17 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--config",
         default="default",
-        help=f"built-in config ({', '.join(available_configs())}) or a JSON file",
+        help=f"built-in config ({', '.join(available_configs())}) or a .toml/.json file "
+        "(start from `batchrmt config show default`)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override any config field, e.g. --set sweep.batch_sizes='[1,2,4]' --set thresholds.seeds=3 "
+        "(values are read as JSON, else as text); repeatable",
     )
     p.add_argument("--data", choices=DATASETS, default=None, help="override the config's data set")
     p.add_argument("--data-root", default=None, help="folder holding the data set files")
@@ -55,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     from validation.report import format_table
 
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, args.overrides)
         changes: dict[str, Any] = {
             "data": args.data,
             "data_root": args.data_root,
