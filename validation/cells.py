@@ -13,7 +13,7 @@ model's parameters, buffers and mode as they found them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from validation.config import ModelConfig, RunConfig
@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What every cell of a run needs: the config, the run folder, and the run-level provenance."""
+    """What every cell of a run needs: the config, the run folder, the run-level provenance, and the live
+    objects (your model or data, handed to :func:`validation.study.run_study`) that ``object:NAME``
+    references in the config name."""
 
     config: RunConfig
     root: str
     env: dict[str, Any]
+    objects: dict[str, Any] = field(default_factory=dict)
 
     @property
     def store(self) -> ResultStore:
@@ -55,7 +58,7 @@ def pool_of(ctx: RunContext) -> Pool:
 
     key = ("pool", ctx.root)
     if key not in _CACHE:
-        _CACHE[key] = ckpt_step.load_pool(ctx.config)
+        _CACHE[key] = ckpt_step.load_pool(ctx.config, ctx.objects)
     pool: Pool = _CACHE[key]
     return pool
 
@@ -71,7 +74,7 @@ def checkpoint_model(ctx: RunContext, model_name: str, ckpt: int) -> nn.Module:
         for old in models[: max(0, len(models) - _CACHE_MODELS + 1)]:
             del _CACHE[old]
         _CACHE[key] = ckpt_step.load_checkpoint(
-            ctx.store, record, ctx.config, ctx.model_config(model_name), pool_of(ctx)
+            ctx.store, record, ctx.config, ctx.model_config(model_name), pool_of(ctx), ctx.objects
         )
     model: nn.Module = _CACHE[key]
     return model
@@ -86,7 +89,9 @@ def checkpoints_cell(ctx: RunContext, model_name: str) -> dict[str, Any]:
     """Step 1 for one model: ``{"records": [one record per loss level]}`` (state files written)."""
     from validation.experiments import checkpoints as ckpt_step
 
-    records = ckpt_step.make_checkpoints(ctx.config, ctx.model_config(model_name), pool_of(ctx), ctx.store)
+    records = ckpt_step.make_checkpoints(
+        ctx.config, ctx.model_config(model_name), pool_of(ctx), ctx.store, ctx.objects
+    )
     return {"records": [_with_env(ctx, rec) for rec in records]}
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from networks.options import BN_MODES, OPTIMIZERS
+from validation.sources import check_reference, is_reference
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet32", "gaussian-mixture")
+CHECKPOINT_MODES = ("train", "as-given")
 DTYPES = ("float32",)  # networks.data.ArrayDataset holds float32 inputs
 DEVICES = ("cpu", "cuda")
 
@@ -66,7 +68,11 @@ class ModelConfig:
         if not isinstance(self.name, str) or not self.name or not self.name.replace("-", "").isalnum():
             raise _fail(f"{prefix}.name", "a non-empty alphanumeric name (dashes allowed)", self.name)
         if not isinstance(self.spec, str) or not self.spec:
-            raise _fail(f"{prefix}.spec", "a model spec such as 'vgg11' or 'wrn-10-1'", self.spec)
+            raise _fail(
+                f"{prefix}.spec", "a model spec such as 'vgg11' or a reference 'module:factory'", self.spec
+            )
+        if is_reference(self.spec):
+            check_reference(self.spec, f"config field '{prefix}.spec'")
         if not isinstance(self.kwargs, dict):
             raise _fail(f"{prefix}.kwargs", "a mapping of keyword arguments", self.kwargs)
 
@@ -82,8 +88,16 @@ class CheckpointConfig:
     loss_fractions: tuple[float, ...] = (0.8, 0.5)
     max_steps: int = 400
     eval_every: int = 10
+    mode: str = "train"
+
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The loss fractions of the checkpoints: ``loss_fractions``, or ``(1.0,)`` with ``mode="as-given"``
+        (one checkpoint: the weights as built or handed over, no training)."""
+        return (1.0,) if self.mode == "as-given" else tuple(self.loss_fractions)
 
     def validate(self, prefix: str) -> None:
+        _choice(self.mode, f"{prefix}.mode", CHECKPOINT_MODES)
         _real(self.lr, f"{prefix}.lr", 0.0, 10.0)
         _int(self.batch_size, f"{prefix}.batch_size")
         _int(self.max_steps, f"{prefix}.max_steps")
@@ -238,7 +252,12 @@ class RunConfig:
         """Check every field; raise ``ValueError`` naming the first bad one. Returns ``self``."""
         if not isinstance(self.name, str) or not self.name:
             raise _fail("name", "a non-empty string", self.name)
-        _choice(self.data, "data", DATASETS)
+        if not isinstance(self.data, str):
+            raise _fail("data", f"one of {list(DATASETS)} or a reference 'module:factory'", self.data)
+        if is_reference(self.data):
+            check_reference(self.data, "config field 'data'")
+        else:
+            _choice(self.data, "data", DATASETS)
         if self.data_root is not None and not isinstance(self.data_root, str):
             raise _fail("data_root", "a path string or null", self.data_root)
         _int(self.pool_size, "pool_size", 8)
@@ -265,7 +284,7 @@ class RunConfig:
         for i, wanted in enumerate(self.thresholds.models):
             if wanted not in names:
                 raise _fail(f"thresholds.models[{i}]", f"one of the model names {names}", wanted)
-        n_ckpt = len(self.checkpoint.loss_fractions)
+        n_ckpt = len(self.checkpoint.levels)
         for i, c in enumerate(self.thresholds.checkpoints):
             if c >= n_ckpt:
                 raise _fail(f"thresholds.checkpoints[{i}]", f"an index < {n_ckpt} (number of loss levels)", c)
@@ -392,6 +411,24 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path}: nested too deeply") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path}: the top level must be a table/object")
+    return _anchor_file_references(raw, path.resolve().parent)
+
+
+def _anchor_file_references(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Make relative ``file.py:factory`` references of a config file relative to the file's folder."""
+
+    def anchor(spec: Any) -> Any:
+        if isinstance(spec, str) and ":" in spec:
+            target, _, attr = spec.rpartition(":")
+            if target.endswith(".py") and not Path(target).is_absolute():
+                return f"{folder / target}:{attr}"
+        return spec
+
+    if "data" in raw:
+        raw["data"] = anchor(raw["data"])
+    for model in raw.get("models", []) if isinstance(raw.get("models"), list) else []:
+        if isinstance(model, dict) and "spec" in model:
+            model["spec"] = anchor(model["spec"])
     return raw
 
 

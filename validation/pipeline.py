@@ -218,10 +218,14 @@ def run_pipeline(
     quiet: bool = False,
     draw: bool = True,
     workers: int | None = None,
+    objects: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Run every step of ``config`` into the folder ``out`` and write the CSV summaries, figures and
     report. Independent cells run on ``workers`` single-thread processes (default: one per available CPU,
-    :func:`validation.execution.resolve_workers`); the records do not depend on the number of workers."""
+    :func:`validation.execution.resolve_workers`); the records do not depend on the number of workers.
+    ``objects`` are the live Python objects that ``object:NAME`` references in the config name (your model or
+    data; they are pickled to the worker processes, so with ``workers > 1`` their classes must be importable —
+    defined in a module, or in a script guarded by ``if __name__ == "__main__":``)."""
     from validation import figures, report
 
     config.validate()
@@ -233,7 +237,7 @@ def run_pipeline(
     with store.locked(), CellExecutor(n_workers) as executor:
         _prepare_folder(store, config, resume)
         env = {**environment(), "workers": n_workers}
-        ctx = RunContext(config=config, root=str(store.root), env=env)
+        ctx = RunContext(config=config, root=str(store.root), env=env, objects=dict(objects or {}))
         progress.say(f"{config.name}: {config.data} pool of {config.pool_size}, {n_workers} worker(s)")
 
         def stage(cells: list[Cell], desc: str) -> None:

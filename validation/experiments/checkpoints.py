@@ -8,6 +8,7 @@ batch sizes under test) where the pool loss falls below ``fraction × L(w_0)``. 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 
 from validation.config import ModelConfig, RunConfig
 from validation.provenance import derived_seed, file_hash, indices_hash, timed
+from validation.sources import build_user_model, is_reference, load_user_data
 from validation.store import ResultStore, atomic_write_bytes, cell_key
 
 STEP = "checkpoints"
@@ -46,19 +48,25 @@ class Pool:
         return Pool(self.x[idx], self.y[idx], self.num_classes, self.name, self.indices[np.asarray(indices)])
 
 
-def load_pool(config: RunConfig) -> Pool:
+def load_pool(config: RunConfig, objects: Mapping[str, Any] | None = None) -> Pool:
     """Load the configured dataset (``networks.data.load_dataset``; raises its ``DatasetNotFoundError`` when
     the
     files are missing) and keep a seeded subset of ``pool_size`` training samples."""
     from networks.data import load_dataset
 
     kwargs: dict[str, Any] = dict(config.data_kwargs)
-    if config.data_root is not None:
-        kwargs["root"] = config.data_root
-    data = load_dataset(config.data, train=True, **kwargs)
+    if is_reference(config.data):
+        data = load_user_data(config.data, kwargs, objects)
+    else:
+        if config.data_root is not None:
+            kwargs["root"] = config.data_root
+        data = load_dataset(config.data, train=True, **kwargs)
     n_total = len(data)
     if config.pool_size > n_total:
-        raise ValueError(f"pool_size = {config.pool_size} exceeds the {n_total} samples of {config.data!r}")
+        raise ValueError(
+            f"config field 'pool_size' must be at most the {n_total} samples of {config.data!r}, "
+            f"got {config.pool_size}"
+        )
     rng = np.random.default_rng(derived_seed(config.seed, "pool"))
     indices = np.sort(rng.choice(n_total, size=config.pool_size, replace=False)).astype(np.int64)
     idx = torch.as_tensor(indices)
@@ -74,12 +82,19 @@ def loss_function() -> nn.Module:
     return nn.CrossEntropyLoss()
 
 
-def build_network(config: RunConfig, model_cfg: ModelConfig, pool: Pool) -> nn.Module:
+def build_network(
+    config: RunConfig, model_cfg: ModelConfig, pool: Pool, objects: Mapping[str, Any] | None = None
+) -> nn.Module:
     """A freshly initialised network (seeded by the run seed and the model name), in the run's
-    dtype/device."""
+    dtype/device: a built-in spec through ``networks.models.build_model``, or your own model
+    (:mod:`validation.sources`)."""
     from networks.models import build_model
 
     kwargs = dict(model_cfg.kwargs)
+    if is_reference(model_cfg.spec):
+        torch.manual_seed(derived_seed(config.seed, model_cfg.name, "init"))
+        model = build_user_model(model_cfg.spec, kwargs, objects)
+        return model.to(device=torch.device(config.device), dtype=_DTYPES[config.dtype])
     if (
         model_cfg.spec.lower().startswith("mlp")
         and "in_features" not in kwargs
@@ -107,24 +122,33 @@ def _save_state(store: ResultStore, name: str, model: nn.Module) -> tuple[str, s
 
 
 def load_checkpoint(
-    store: ResultStore, record: dict[str, Any], config: RunConfig, model_cfg: ModelConfig, pool: Pool
+    store: ResultStore,
+    record: dict[str, Any],
+    config: RunConfig,
+    model_cfg: ModelConfig,
+    pool: Pool,
+    objects: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """The network of a checkpoint record (``torch.load(weights_only=True)``; the file hash is verified)."""
     path = store.root / record["path"]
     if file_hash(path) != record["sha256"]:
         raise RuntimeError(f"checkpoint {path} does not match the hash in its record; rerun without --resume")
-    model = build_network(config, model_cfg, pool)
+    model = build_network(config, model_cfg, pool, objects)
     state = torch.load(path, map_location=torch.device(config.device), weights_only=True)
     model.load_state_dict(state)
     return model
 
 
 def checkpoint_keys(config: RunConfig, model_cfg: ModelConfig) -> list[str]:
-    return [cell_key(model=model_cfg.name, ckpt=i) for i in range(len(config.checkpoint.loss_fractions))]
+    return [cell_key(model=model_cfg.name, ckpt=i) for i in range(len(config.checkpoint.levels))]
 
 
 def make_checkpoints(
-    config: RunConfig, model_cfg: ModelConfig, pool: Pool, store: ResultStore
+    config: RunConfig,
+    model_cfg: ModelConfig,
+    pool: Pool,
+    store: ResultStore,
+    objects: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train with small-lr SGD and save one checkpoint file per loss level; return their records (the caller
     stores them).
@@ -139,7 +163,7 @@ def make_checkpoints(
     loss_fn = loss_function()
     data = pool_dataset(pool)
     with timed() as timer:
-        model = build_network(config, model_cfg, pool)
+        model = build_network(config, model_cfg, pool, objects)
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         optimizer = make_optimizer("sgd", model.parameters(), lr=cfg.lr)
         initial_loss, initial_acc = evaluate(model, loss_fn, data)
@@ -148,7 +172,7 @@ def make_checkpoints(
         loss, acc, diverged = initial_loss, initial_acc, False
         trajectory = [(0, initial_loss)]
         while level < len(keys):
-            target = cfg.loss_fractions[level] * initial_loss
+            target = cfg.levels[level] * initial_loss
             reached = loss <= target
             if reached or step >= cfg.max_steps or diverged:
                 path, digest = _save_state(store, keys[level], model)
@@ -158,7 +182,7 @@ def make_checkpoints(
                         "spec": model_cfg.spec,
                         "model_kwargs": model_cfg.kwargs,
                         "ckpt": level,
-                        "loss_fraction": cfg.loss_fractions[level],
+                        "loss_fraction": cfg.levels[level],
                         "target_loss": target,
                         "reached": bool(reached),
                         "loss": loss,
