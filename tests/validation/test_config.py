@@ -85,7 +85,8 @@ def _toml_of_smoke(tmp_path: Path) -> Path:
         return json.dumps(v)  # TOML accepts JSON scalars and arrays of scalars
 
     for key, v in raw.items():
-        if not isinstance(v, (dict, list)) or (isinstance(v, list) and not any(isinstance(x, dict) for x in v)):
+        scalar_list = isinstance(v, list) and not any(isinstance(x, dict) for x in v)
+        if not isinstance(v, (dict, list)) or scalar_list:
             lines.append(f"{key} = {value(v)}")
     for key, v in raw.items():
         if isinstance(v, dict) and key != "data_kwargs":
