@@ -5,7 +5,9 @@
                            Gaussian mixture), fixed batches, augmentation
 - ``networks.curvature``   ``HessianOperator``, ``GGNOperator`` (``H @ v``, ``to_scipy()``), noise statistics
 - ``networks.lanczos``     the one Krylov engine: ``lanczos``, ``top_eigenpairs``, ``slq_density``
-- ``networks.training``    training loop, divergence trials, maximal-learning-rate search
+- ``networks.training``    learning-rate schedule, optimizers, evaluation, the training loop
+- ``networks.stability``   divergence trials at one learning rate (``TrialSettings``, ``TrialRunner``)
+- ``networks.thresholds``  the maximal stable learning rate (``find_max_lr``: bisection on log η)
 - ``networks.slq_learner`` the SLQ on-the-fly learning-rate / momentum optimizer
 """
 

@@ -53,14 +53,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from networks.curvature import curvature_operator
+from networks.curvature._batches import curvature_mode
+from networks.options import LEARNER_BN_MODES, MATRICES, BNMode, Matrix
 from rmt.checks import check_choice, check_in_range, check_int, check_positive
 
 Batch = tuple[Tensor, Tensor]
 
-MATRICES = ("hessian", "ggn")
 RULES = ("sgd", "heavy_ball")
 MU_MODES = ("positive", "weight", "quantile")
-BN_MODES = ("auto", "eval", "train")
 
 
 @dataclass(frozen=True)
@@ -252,9 +253,9 @@ class SLQLearner(torch.optim.SGD):
             raise TypeError("loss_fn must be callable (e.g. nn.CrossEntropyLoss())")
         self.every = check_int(every, "every", minimum=1)
         self.lanczos_steps = check_int(lanczos_steps, "lanczos_steps", minimum=2)
-        self.matrix = check_choice(matrix, "matrix", MATRICES)
+        self.matrix: Matrix = "hessian" if check_choice(matrix, "matrix", MATRICES) == "hessian" else "ggn"
         self.rule = check_choice(rule, "rule", RULES)
-        self.bn_mode = _resolve_bn_mode(check_choice(bn_mode, "bn_mode", BN_MODES), model)
+        self.bn_mode = _resolve_bn_mode(check_choice(bn_mode, "bn_mode", LEARNER_BN_MODES), model)
         self.seed = check_int(seed, "seed", minimum=0)
         check_in_range(safety, "safety", 0.0, 2.0, low_open=True)
         self.safety = float(safety)
@@ -295,11 +296,8 @@ class SLQLearner(torch.optim.SGD):
         return [p for group in self.param_groups for p in group["params"]]
 
     def _operator(self, data: list[Batch]) -> Any:
-        from networks.curvature.ggn import GGNOperator
-        from networks.curvature.hessian import HessianOperator
-
-        cls = HessianOperator if self.matrix == "hessian" else GGNOperator
-        return cls(
+        return curvature_operator(
+            self.matrix,
             self.model,
             self.loss_fn,
             data if len(data) > 1 else data[0],
@@ -360,7 +358,7 @@ class SLQLearner(torch.optim.SGD):
 
     def _predict(self, batch: Batch, L: float, momentum: float) -> tuple[float, float, float, int]:
         """(Pσ², λ'(B), max_lr(λ'(B)), products) — the rmt prediction for the training batch size."""
-        from networks.curvature.noise import per_sample_noise
+        from networks.curvature import per_sample_noise
         from rmt.learning_rates import max_lr
         from rmt.wigner import batch_hessian_extremal
         from rmt.wishart import batch_ggn_extremal
@@ -388,7 +386,7 @@ class SLQLearner(torch.optim.SGD):
         if self.matrix == "hessian":
             top = float(batch_hessian_extremal(L, sigma2, n_params, batch_size, self.n_data))
         else:
-            outputs = int(self.model(x[:1]).shape[-1]) if x.shape[0] else 1
+            outputs = _outputs_per_sample(model, x)
             top = float(batch_ggn_extremal(L, sigma2, n_params, batch_size, outputs_per_sample=outputs))
         method = "sgd" if self.rule == "sgd" else "heavy_ball"
         bound = float(max_lr(abs(top), method=method, momentum=momentum))
@@ -443,11 +441,21 @@ def _has_norm_layers(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._NormBase) for m in model.modules())
 
 
-def _resolve_bn_mode(bn_mode: str, model: nn.Module) -> str:
+def _outputs_per_sample(model: nn.Module, x: Tensor) -> int:
+    """The model's output width on one sample of ``x``, from a forward pass in eval mode without gradient
+    (``curvature_mode``: no running statistic moves, every training flag is restored); 1 for an empty
+    ``x``."""
+    if not x.shape[0]:
+        return 1
+    with curvature_mode(model, [], "eval"), torch.no_grad():
+        return int(model(x[:1]).shape[-1])
+
+
+def _resolve_bn_mode(bn_mode: str, model: nn.Module) -> BNMode:
     """``"auto"`` → ``"train"`` for a model with normalisation layers, ``"eval"`` otherwise."""
-    if bn_mode != "auto":
-        return bn_mode
-    return "train" if _has_norm_layers(model) else "eval"
+    if bn_mode == "auto":
+        return "train" if _has_norm_layers(model) else "eval"
+    return "train" if bn_mode == "train" else "eval"
 
 
 def _calibrated_copy(model: nn.Module, params: list[Tensor], x: Tensor) -> tuple[nn.Module, list[Tensor]]:

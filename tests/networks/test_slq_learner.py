@@ -276,6 +276,34 @@ def test_curvature_work_leaves_training_state_untouched(matrix: str, bn_mode: st
         assert torch.equal(p.grad, g) and p.requires_grad
 
 
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+def test_ggn_prediction_leaves_bn_running_statistics_bit_identical(bn_mode: str) -> None:
+    """Regression: the GGN prediction once read the output width off a forward pass of the live model in
+    training mode, which updated BatchNorm's running statistics (and num_batches_tracked)."""
+    model = small_bn_net()
+    x, y = small_data(48)
+    model.train()
+    nn.CrossEntropyLoss()(model(x), y).backward()  # running statistics off their initial (0, 1)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    learner = SLQLearner(
+        model.parameters(),
+        model,
+        nn.CrossEntropyLoss(),
+        (x[:32], y[:32]),
+        matrix="ggn",
+        bn_mode=bn_mode,
+        lanczos_steps=5,
+        predicted_batch_size=8,
+        noise_samples=8,
+        noise_probes=1,
+    )
+    record = learner.refresh()
+    assert record.predicted_top_eigenvalue is not None and record.predicted_top_eigenvalue > 0
+    assert model.training and all(m.training for m in model.modules())
+    for name, value in model.named_buffers():
+        assert torch.equal(value, buffers[name]), name
+
+
 def train_steps(learner: SLQLearner, model: nn.Module, batches, start: int, stop: int) -> None:
     for k in range(start, stop):
         x, y = batches[k % len(batches)]

@@ -1,50 +1,23 @@
-"""Tests for networks.training: schedule, optimizers, evaluation, the training loop, divergence trials."""
+"""Tests for networks.training: schedule, optimizers, evaluation, the training loop."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
+from networks.options import DEFAULT_ADAM_BETAS, DEFAULT_ADAM_EPS, DEFAULT_MOMENTUM
 from networks.training import (
-    TrialResult,
-    TrialRunner,
-    divergence_trial,
     evaluate,
-    find_max_lr,
     lineage_schedule,
     make_optimizer,
+    overflow_safe_step,
     train,
 )
-
-
-@dataclass
-class _Data:
-    """Minimal ArrayDataset stand-in (the contract needs only .x, .y, .num_classes and __len__)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    num_classes: int = 3
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
-def _blobs(n: int = 240, d: int = 5, classes: int = 3, seed: int = 0) -> _Data:
-    g = torch.Generator().manual_seed(seed)
-    centers = 3.0 * torch.randn(classes, d, generator=g)
-    y = torch.arange(n) % classes
-    x = centers[y] + torch.randn(n, d, generator=g)
-    return _Data(x.float(), y.long(), classes)
-
-
-def _mlp(seed: int = 0, d: int = 5, classes: int = 3) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(d, 16), nn.Tanh(), nn.Linear(16, classes))
+from tests.networks.fixtures.trials import blobs, mlp
 
 
 # ---------------------------------------------------------------- schedule and optimizers
@@ -77,12 +50,23 @@ def test_make_optimizer_kinds() -> None:
         make_optimizer("rmsprop", params, 0.1)
     with pytest.raises(ValueError, match="momentum"):
         make_optimizer("momentum", params, 0.1, momentum=1.0)
+    with pytest.raises(ValueError, match="betas"):
+        make_optimizer("adam", params, 0.1, betas=(0.9,))
+    with pytest.raises(TypeError, match="name"):
+        make_optimizer(None, params, 0.1)  # type: ignore[arg-type]
+
+
+def test_make_optimizer_defaults_are_the_shared_option_defaults() -> None:
+    params = [nn.Parameter(torch.zeros(3))]
+    assert make_optimizer("momentum", params, 0.1).param_groups[0]["momentum"] == DEFAULT_MOMENTUM
+    adam = make_optimizer("adam", params, 0.1).param_groups[0]
+    assert adam["betas"] == DEFAULT_ADAM_BETAS and adam["eps"] == DEFAULT_ADAM_EPS
 
 
 # ---------------------------------------------------------------- evaluate
 def test_evaluate_matches_full_batch_loss_and_restores_mode() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     model.train()
     loss, acc = evaluate(model, nn.CrossEntropyLoss(), data, batch_size=7)  # uneven chunks
     with torch.no_grad():
@@ -95,8 +79,8 @@ def test_evaluate_matches_full_batch_loss_and_restores_mode() -> None:
 
 
 def test_evaluate_mse_on_labels_uses_one_hot() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     loss, _ = evaluate(model, nn.MSELoss(), data)
     with torch.no_grad():
         out = model(data.x)
@@ -106,8 +90,8 @@ def test_evaluate_mse_on_labels_uses_one_hot() -> None:
 
 # ---------------------------------------------------------------- train
 def test_train_decreases_loss_and_records() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     loss_fn = nn.CrossEntropyLoss()
     initial, _ = evaluate(model, loss_fn, data)
     opt = make_optimizer("momentum", model.parameters(), 0.05)
@@ -131,10 +115,10 @@ def test_train_decreases_loss_and_records() -> None:
 
 
 def test_train_is_deterministic_under_seed() -> None:
-    data = _blobs()
+    data = blobs()
     finals = []
     for seed in (3, 3, 4):
-        model = _mlp()
+        model = mlp()
         opt = make_optimizer("sgd", model.parameters(), 0.1)
         train(model, nn.CrossEntropyLoss(), data, optimizer=opt, batch_size=8, seed=seed, steps=40)
         finals.append(torch.nn.utils.parameters_to_vector(model.parameters()).detach())
@@ -143,8 +127,8 @@ def test_train_is_deterministic_under_seed() -> None:
 
 
 def test_train_records_divergence_instead_of_raising() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     opt = make_optimizer("sgd", model.parameters(), 1e4)
     hist = train(model, nn.MSELoss(), data, optimizer=opt, batch_size=16, seed=0, steps=200)
     assert hist.diverged
@@ -153,8 +137,8 @@ def test_train_records_divergence_instead_of_raising() -> None:
 
 
 def test_train_loss_cap_stops_run() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     opt = make_optimizer("sgd", model.parameters(), 0.05)
     hist = train(
         model, nn.CrossEntropyLoss(), data, optimizer=opt, batch_size=16, seed=0, steps=20, loss_cap=1e-3
@@ -163,8 +147,8 @@ def test_train_loss_cap_stops_run() -> None:
 
 
 def test_train_lr_schedule_sets_lr_and_none_leaves_it() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     opt = make_optimizer("sgd", model.parameters(), 0.05)
     hist = train(
         model,
@@ -187,15 +171,15 @@ def test_train_lr_schedule_sets_lr_and_none_leaves_it() -> None:
                 g["lr"] = 0.01234
             return super().step(closure)
 
-    model = _mlp()
+    model = mlp()
     opt2 = SelfTuning(model.parameters(), lr=0.5)
     hist2 = train(model, nn.CrossEntropyLoss(), data, optimizer=opt2, batch_size=16, seed=0, steps=5)
     assert hist2.final.lr == 0.01234
 
 
 def test_train_with_closure_optimizer() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     loss_fn = nn.CrossEntropyLoss()
     initial, _ = evaluate(model, loss_fn, data)
     opt = torch.optim.LBFGS(model.parameters(), lr=0.5, max_iter=5)
@@ -205,8 +189,8 @@ def test_train_with_closure_optimizer() -> None:
 
 
 def test_train_rejects_bad_arguments() -> None:
-    data = _blobs()
-    model = _mlp()
+    data = blobs()
+    model = mlp()
     opt = make_optimizer("sgd", model.parameters(), 0.05)
     with pytest.raises(ValueError, match="batch_size"):
         train(model, nn.CrossEntropyLoss(), data, optimizer=opt, batch_size=10_000, seed=0, steps=1)
@@ -216,158 +200,30 @@ def test_train_rejects_bad_arguments() -> None:
         train(model, nn.CrossEntropyLoss(), data, optimizer="sgd", batch_size=8, seed=0, steps=1)  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------- divergence trials and threshold search
-def _quadratic(n: int = 64, d: int = 4) -> tuple[nn.Module, _Data, float]:
-    """Least squares with zero residual at w*: L(w) = mean((X(w − w*))²), Hessian H = (2/N) XᵀX.
-    The model starts at w* + v_top + 0.5·v_bottom, so the top eigendirection carries much of L(w_c)."""
-    g = torch.Generator().manual_seed(0)
-    scales = torch.tensor([3.0, 1.0, 0.7, 0.3], dtype=torch.float64)
-    x = torch.randn(n, d, generator=g, dtype=torch.float64) * scales
-    w_star = torch.randn(d, 1, generator=g, dtype=torch.float64)
-    hessian = 2.0 / n * x.T @ x
-    evals, evecs = torch.linalg.eigh(hessian)
-    model = nn.Linear(d, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_((w_star + evecs[:, -1:] + 0.5 * evecs[:, :1]).T)
-    return model, _Data(x, x @ w_star, 0), float(evals[-1])
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+def test_train_records_an_overflowing_update_as_divergence(name: str) -> None:
+    """float32 cannot hold lr = 1e300: torch refuses the step size; the run records divergence instead."""
+    data = blobs()
+    model = mlp()
+    opt = make_optimizer(name, model.parameters(), 1e300)  # type: ignore[arg-type]
+    hist = train(model, nn.CrossEntropyLoss(), data, optimizer=opt, batch_size=16, seed=0, steps=20)
+    assert hist.diverged and hist.final.step == 1
+    assert hist.final.train_loss == math.inf
 
 
-@pytest.mark.parametrize("vectorise", [True, False])
-def test_full_batch_gd_threshold_is_two_over_lambda(vectorise: bool) -> None:
-    model, pool, lam = _quadratic()
-    k = 60
-    runner = TrialRunner(
-        model, nn.MSELoss(), pool, optimizer="sgd", batch_size=len(pool), steps=k, vectorise=vectorise
-    )
-    res = find_max_lr(runner, lr_low=0.01, lr_high=10.0, criterion="strict")
-    lo, hi = res.bracket
-    assert res.bracket_found and res.monotone and res.halvings >= 8 and hi / lo <= 1.05
-    # Every lr below 2/λ is stable (GD on a quadratic: each mode contracts), so hi ≥ 2/λ; above 2/λ the top
-    # mode grows like |1 − ηλ|^(2K), so any lr with (ηλ − 1)^(2K)·L_top/L ≥ 1.5 is unstable: lo < that bound.
-    assert hi >= 2.0 / lam
-    assert lo >= 2.0 / lam / 1.05
-    assert lo <= (1.0 + (1.5 / 0.5) ** (1 / (2 * k))) / lam  # L_top / L(w_c) > 0.5 for this start
+def test_overflow_safe_step_reports_overflow_and_passes_other_errors() -> None:
+    p = nn.Parameter(torch.ones(2))
+    p.grad = torch.ones(2)
+    ok, _ = overflow_safe_step(torch.optim.SGD([p], lr=1e300))
+    assert not ok
+    fine = nn.Parameter(torch.ones(2))
+    fine.grad = torch.ones(2)
+    ok, _ = overflow_safe_step(torch.optim.SGD([fine], lr=0.5))
+    assert ok and torch.equal(fine.detach(), torch.full((2,), 0.5))
 
+    class Broken(torch.optim.SGD):
+        def step(self, closure: Any = None) -> Any:
+            raise RuntimeError("shape mismatch")
 
-def test_heavy_ball_threshold_lenient() -> None:
-    """Heavy ball's asymptotic threshold is 2(1+β)/λ; the lenient criterion (final loss ≤ 2·L(w_c))
-    recovers it within the bisection resolution plus the O(1/K) transient; strict (δ = 0.5) is far lower
-    because one heavy-ball step near the threshold overshoots the top mode by (1 + 2β)."""
-    model, pool, lam = _quadratic()
-    beta = 0.9
-    runner = TrialRunner(
-        model,
-        nn.MSELoss(),
-        pool,
-        optimizer="momentum",
-        batch_size=len(pool),
-        steps=100,
-        optimizer_kwargs={"momentum": beta},
-    )
-    lenient = find_max_lr(runner, lr_low=0.01, lr_high=10.0, criterion="lenient")
-    target = 2 * (1 + beta) / lam
-    assert lenient.bracket[1] >= target * 0.97  # transient: the slow mode |r| ≈ 1 − O(1/K) not yet decayed
-    assert lenient.lr_max <= target * 1.03
-    strict = find_max_lr(runner, lr_low=0.01, lr_high=10.0, criterion="strict")
-    assert strict.lr_max < 0.8 * target
-    assert runner.num_trials < strict.num_trials + lenient.num_trials  # the runner's cache is shared
-
-
-def test_vectorised_trials_match_torch_optimizers() -> None:
-    data = _blobs(n=96)
-    model = _mlp()
-    for name, kwargs in (("sgd", {}), ("momentum", {"momentum": 0.8}), ("adam", {"betas": (0.9, 0.99)})):
-        common: dict[str, Any] = dict(
-            optimizer=name, batch_size=8, steps=6, seed=5, warmup_steps=2, optimizer_kwargs=kwargs
-        )
-        fast_runner = TrialRunner(model, nn.CrossEntropyLoss(), data, vectorise=True, **common)
-        assert fast_runner.vectorised
-        fast = fast_runner.run_many([0.01, 0.3])
-        slow = TrialRunner(model, nn.CrossEntropyLoss(), data, vectorise=False, **common).run_many(
-            [0.01, 0.3]
-        )
-        for a, b in zip(fast, slow, strict=True):
-            assert a.final_loss == pytest.approx(b.final_loss, rel=1e-4)
-            assert a.max_loss == pytest.approx(b.max_loss, rel=1e-4)
-            assert a.initial_loss == pytest.approx(b.initial_loss, rel=1e-6)
-
-
-def test_warmup_moves_nothing_and_adam_state_matters() -> None:
-    data = _blobs(n=96)
-    model = _mlp()
-    base: dict[str, Any] = dict(optimizer="adam", lr=0.05, batch_size=4, steps=3, seed=0)
-    cold = divergence_trial(model, nn.CrossEntropyLoss(), data, **base)
-    warm = divergence_trial(model, nn.CrossEntropyLoss(), data, warmup_steps=20, **base)
-    assert cold.initial_loss == warm.initial_loss
-    assert cold.final_loss != warm.final_loss
-
-
-def test_divergence_trial_never_modifies_caller_model() -> None:
-    data = _blobs(n=96)
-    model = _mlp()
-    model.train()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    for vectorise in (True, False):
-        res = divergence_trial(
-            model,
-            nn.CrossEntropyLoss(),
-            data,
-            optimizer="momentum",
-            lr=1e3,
-            batch_size=8,
-            steps=5,
-            vectorise=vectorise,
-        )
-        assert res.diverged or not res.stable_lenient
-    after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert model.training
-
-
-def test_divergence_trial_seed_controls_batches() -> None:
-    data = _blobs(n=96)
-    model = _mlp()
-    kw: dict[str, Any] = dict(optimizer="sgd", lr=0.5, batch_size=4, steps=5)
-    a = divergence_trial(model, nn.CrossEntropyLoss(), data, seed=1, **kw)
-    b = divergence_trial(model, nn.CrossEntropyLoss(), data, seed=1, **kw)
-    c = divergence_trial(model, nn.CrossEntropyLoss(), data, seed=2, **kw)
-    assert a == b and a.final_loss != c.final_loss
-
-
-def test_find_max_lr_expands_the_bracket_and_rejects_bad_input() -> None:
-    threshold = 0.37
-
-    def step_trial(lr: float) -> TrialResult:
-        ok = lr < threshold
-        return TrialResult(lr, ok, ok, not ok, 1.0, 1.0 if ok else math.inf, 1.0 if ok else math.inf, 10)
-
-    res = find_max_lr(step_trial, lr_low=1.0, lr_high=2.0)  # both unstable: expand down
-    assert res.bracket_found and res.bracket[0] < threshold <= res.bracket[1]
-    assert res.bracket[1] / res.bracket[0] <= 1.05 and res.monotone
-    res_up = find_max_lr(step_trial, lr_low=1e-4, lr_high=1e-3)  # both stable: expand up
-    assert res_up.bracket[0] < threshold <= res_up.bracket[1]
-    never = find_max_lr(step_trial, lr_low=1e3, lr_high=1e4, max_expansions=1)
-    assert not never.bracket_found and math.isnan(never.lr_max)
-    with pytest.raises(ValueError, match="criterion"):
-        find_max_lr(step_trial, lr_low=0.1, lr_high=1.0, criterion="loose")
-    with pytest.raises(ValueError, match="lr_high"):
-        find_max_lr(step_trial, lr_low=1.0, lr_high=0.5)
-
-
-def test_find_max_lr_flags_non_monotone_stability() -> None:
-    def islands(lr: float) -> TrialResult:  # stable below 0.2 and in [0.3, 0.5): the grid below 0.5 is not
-        ok = lr < 0.2 or 0.3 <= lr < 0.5
-        return TrialResult(lr, ok, ok, False, 1.0, 1.0, 1.0, 10)
-
-    res = find_max_lr(islands, lr_low=0.01, lr_high=0.25, halvings=8)
-    assert 0.2 / 1.05 <= res.lr_max < 0.2 and res.monotone
-    res2 = find_max_lr(islands, lr_low=0.305, lr_high=1.0, halvings=8)
-    assert 0.5 / 1.05 <= res2.lr_max < 0.5 and res2.monotone  # the two points just below are in the island
-
-    def hole(lr: float) -> TrialResult:  # stable below 0.3 and in [0.49, 0.5)
-        ok = lr < 0.3 or 0.49 <= lr < 0.5
-        return TrialResult(lr, ok, ok, False, 1.0, 1.0, 1.0, 10)
-
-    # ρ ends near 1.045 after 4 halvings of [0.495, 1], so lo/ρ < 0.49 falls in the unstable band
-    res3 = find_max_lr(hole, lr_low=0.495, lr_high=1.0, halvings=1)
-    assert 0.495 <= res3.lr_max < 0.5 and not res3.monotone and res3.unstable_below >= 1
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        overflow_safe_step(Broken([fine], lr=0.1))

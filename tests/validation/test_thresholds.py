@@ -3,43 +3,29 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
 
 import pytest
 import torch
 from torch import nn
 
+from networks.stability import TrialSettings
+from tests.networks.fixtures.trials import blobs, mlp, quadratic
 from validation.experiments.thresholds import measure_threshold_cell
 
 
-@dataclass
-class _Data:
-    x: torch.Tensor
-    y: torch.Tensor
-    num_classes: int = 0
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
-def _quadratic() -> tuple[nn.Linear, _Data, float]:
-    """Zero-residual least squares L(w) = mean((X(w − w*))²), H = (2/N)XᵀX, started off w* along the top
-    and bottom eigenvectors."""
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(48, 3, generator=g, dtype=torch.float64) * torch.tensor(
-        [2.0, 1.0, 0.5], dtype=torch.float64
-    )
-    w_star = torch.randn(3, 1, generator=g, dtype=torch.float64)
-    evals, evecs = torch.linalg.eigh(2.0 / 48 * x.T @ x)
-    model = nn.Linear(3, 1, bias=False).double()
-    with torch.no_grad():
-        model.weight.copy_((w_star + evecs[:, -1:] + 0.5 * evecs[:, :1]).T)
-    return model, _Data(x, x @ w_star), float(evals[-1])
-
-
 def test_cell_record_full_batch_gd() -> None:
-    model, pool, lam = _quadratic()
+    """Zero-residual least squares L(w) = mean((X(w − w*))²), H = (2/N)XᵀX, started off w* along the top and
+    bottom eigenvectors: GD is stable iff ηλ < 2."""
+    model, pool, lam = quadratic(n=48, scales=(2.0, 1.0, 0.5), seed=1)
     before = model.weight.detach().clone()
+    settings = TrialSettings(
+        steps=60,
+        warmup_steps=0,
+        lr_low=0.01,
+        lr_high=1e3,  # overflows to a non-finite loss: stored as None
+        eval_size=None,
+    )
     record = measure_threshold_cell(
         model,
         nn.MSELoss(),
@@ -47,10 +33,7 @@ def test_cell_record_full_batch_gd() -> None:
         optimizer="sgd",
         batch_size=len(pool),
         seed=3,
-        steps=60,
-        lr_low=0.01,
-        lr_high=1e3,  # overflows to a non-finite loss: stored as None
-        eval_size=None,
+        settings=settings,
         extra={"model": "quadratic", "checkpoint": 0},
     )
     json.dumps(record, allow_nan=False)  # strictly JSON-able: non-finite values became None
@@ -67,12 +50,33 @@ def test_cell_record_full_batch_gd() -> None:
     assert record["initial_loss"] > 0 and record["batch_size"] == 48 and record["seed"] == 3
     assert record["steps"] == 60 and record["delta"] == 0.5 and record["dtype"] == "float64"
     assert record["model"] == "quadratic" and record["torch_version"] == torch.__version__
+    assert record["optimizer_kwargs"] == {} and record["bn_mode"] == "eval" and record["eval_size"] == 48
     assert any(t["final_loss"] is None for t in record["trials"])  # diverged trials stored as None
 
 
+def test_cell_records_only_the_changed_optimizer_hyperparameters() -> None:
+    model, pool, _ = quadratic(n=48, scales=(2.0, 1.0, 0.5), seed=1)
+    settings = TrialSettings(steps=3, warmup_steps=0, halvings=1, momentum=0.5, criteria=("lenient",))
+    common = dict(batch_size=8, seed=0, settings=settings)
+    heavy = measure_threshold_cell(model, nn.MSELoss(), pool, optimizer="momentum", **common)  # type: ignore[arg-type]
+    adam = measure_threshold_cell(model, nn.MSELoss(), pool, optimizer="adam", **common)  # type: ignore[arg-type]
+    assert heavy["optimizer_kwargs"] == {"momentum": 0.5} and adam["optimizer_kwargs"] == {}
+    assert set(heavy["thresholds"]) == {"lenient"} and "lr_max_strict" not in heavy
+
+
+def test_float32_sequential_cell_up_to_lr_1e300_records_divergence() -> None:
+    """lr = 1e300 does not fit in float32: the trial there is a diverged record, not an exception."""
+    settings = TrialSettings(steps=4, warmup_steps=1, lr_low=1e-3, lr_high=1e300, halvings=3, vectorise=False)
+    record = measure_threshold_cell(
+        mlp(), nn.CrossEntropyLoss(), blobs(n=64), optimizer="adam", batch_size=8, seed=0, settings=settings
+    )
+    json.dumps(record, allow_nan=False)
+    assert record["dtype"] == "float32" and record["vectorised"] is False
+    top = max(record["trials"], key=lambda t: t["lr"])
+    assert top["lr"] == 1e300 and top["diverged"] and top["final_loss"] is None
+    assert all(math.isfinite(record[f"lr_max_{c}"]) for c in ("strict", "lenient"))
+
+
 def test_cell_rejects_bad_criteria() -> None:
-    model, pool, _ = _quadratic()
     with pytest.raises(ValueError, match="criteria"):
-        measure_threshold_cell(
-            model, nn.MSELoss(), pool, optimizer="sgd", batch_size=4, seed=0, criteria="strict"
-        )
+        TrialSettings(criteria="strict")  # type: ignore[arg-type]

@@ -1,21 +1,25 @@
-"""Maximal learning rate of one cell (checkpoint, optimizer, batch size, seed): VALIDATION.md §1, §3.
+"""Maximal learning rate of one cell (checkpoint, optimizer, batch size, seed): docs/validation.md §1, §3.
 
-:func:`measure_threshold_cell` runs the divergence-trial bisection (``networks.training.find_max_lr``) for the
-strict and the lenient criterion on one shared :class:`networks.training.TrialRunner`, so a trial at a given
-lr is run once and serves both searches, and returns a JSON-able record (non-finite floats become ``None``).
+:func:`measure_threshold_cell` runs the divergence-trial bisection (:func:`networks.thresholds.find_max_lr`)
+for the strict and the lenient criterion on one shared :class:`networks.stability.TrialRunner`, so a trial at
+a given lr is run once and serves both searches, and returns a JSON-able record (non-finite floats become
+``None``). All settings come in one :class:`networks.stability.TrialSettings`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from networks.training import CRITERIA, ArrayDataset, ThresholdResult, TrialRunner, find_max_lr
+from networks.options import Optimizer
+from networks.stability import TrialRunner, TrialSettings
+from networks.thresholds import find_max_lr
+from networks.training import ArrayDataset
 
 __all__ = ["measure_threshold_cell"]
 
@@ -33,16 +37,11 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _summary(result: ThresholdResult) -> dict[str, Any]:
-    return {
-        "lr_max": result.lr_max,
-        "bracket": list(result.bracket),
-        "monotone": result.monotone,
-        "bracket_found": result.bracket_found,
-        "halvings": result.halvings,
-        "unstable_below": result.unstable_below,
-        "num_trials": result.num_trials,
-    }
+def _recorded_optimizer_kwargs(optimizer: Optimizer, settings: TrialSettings) -> dict[str, Any]:
+    """The optimizer's hyper-parameters that differ from the package defaults (``networks.options``): the
+    record field ``optimizer_kwargs`` keeps its meaning from record version 1 (the overrides given)."""
+    defaults = TrialSettings().optimizer_kwargs(optimizer)
+    return {k: v for k, v in settings.optimizer_kwargs(optimizer).items() if v != defaults[k]}
 
 
 def measure_threshold_cell(
@@ -50,94 +49,59 @@ def measure_threshold_cell(
     loss_fn: Callable[..., Tensor],
     pool: ArrayDataset,
     *,
-    optimizer: str,
+    optimizer: Optimizer,
     batch_size: int,
     seed: int,
-    steps: int = 100,
-    criteria: Sequence[str] = CRITERIA,
-    lr_low: float = 1e-3,
-    lr_high: float = 10.0,
-    halvings: int = 8,
-    resolution: float = 1.05,
-    delta: float = 0.5,
-    warmup_steps: int = 0,
-    eval_every: int = 1,
-    eval_size: int | None = 256,
-    bn_mode: str = "eval",
-    optimizer_kwargs: dict[str, Any] | None = None,
-    vectorise: bool | str = "auto",
-    max_parallel: int = 8,
+    settings: TrialSettings | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Local divergence thresholds η_div(B) of one cell, from the model's current weights (not modified).
 
-    Each trial: ``steps`` = K steps at lr with fresh batches of ``batch_size`` pool samples drawn by ``seed``,
-    after ``warmup_steps`` lr-0 steps at the same B (Adam's moments, the momentum buffer); the pool loss is
-    evaluated on a fixed seed-0 subset of ``eval_size`` samples (None = whole pool) every ``eval_every``
-    steps. For each criterion in ``criteria`` ("strict": L ≤ (1 + ``delta``)·L(w_c) throughout;
-    "lenient": final L ≤ 2·L(w_c)) a log-bisection from [``lr_low``, ``lr_high``] (expanded if needed) with
-    ≥ ``halvings`` halvings to a bracket ratio ≤ ``resolution``, then the monotonicity check.
+    The cell is (``optimizer``, ``batch_size`` = B, ``seed``); everything else is ``settings``
+    (:class:`networks.stability.TrialSettings`, default ``TrialSettings()``). Each trial: K = ``steps``
+    steps at lr with fresh batches of B pool samples drawn by ``seed``, after ``warmup_steps`` lr-0 steps at
+    the same B; the pool loss is evaluated on a fixed seed-0 subset of ``eval_size`` samples (None = whole
+    pool) every ``eval_every`` steps. For each criterion in ``settings.criteria`` ("strict":
+    L ≤ (1 + δ)·L(w_c) throughout; "lenient": final L ≤ 2·L(w_c)) a log-bisection from [``lr_low``,
+    ``lr_high``] (expanded if needed) with ≥ ``halvings`` halvings to a bracket ratio ≤ ``resolution``,
+    then the monotonicity check (``networks.thresholds.find_max_lr``).
 
     Record fields: ``lr_max_<criterion>``, ``monotone_<criterion>``, ``thresholds[<criterion>]`` (lr_max,
     bracket, monotone, bracket_found, halvings, unstable_below, num_trials), ``trials`` (every trial, by lr),
-    ``initial_loss``, the settings (optimizer, optimizer_kwargs, batch_size, seed, steps, delta, warmup_steps,
-    eval_every, eval_size, pool_size, bn_mode, lr_low, lr_high, halvings, resolution, vectorised),
-    ``num_trials``, ``wall_time`` (s), ``torch_version``, ``dtype``, ``device``, ``record_version``, plus
-    ``extra`` (the caller's cell labels: model, checkpoint, ...). Non-finite floats are stored as None.
+    ``initial_loss``, the settings (optimizer, optimizer_kwargs = the hyper-parameters that differ from the
+    defaults, batch_size, seed, steps, delta, warmup_steps, eval_every, eval_size, pool_size, bn_mode,
+    lr_low, lr_high, halvings, resolution, vectorised), ``num_trials``, ``wall_time`` (s), ``torch_version``,
+    ``dtype``, ``device``, ``record_version``, plus ``extra`` (the caller's cell labels: model, checkpoint,
+    ...). Non-finite floats are stored as None.
     """
-    if isinstance(criteria, str) or not criteria or any(c not in CRITERIA for c in criteria):
-        raise ValueError(f"criteria must be a non-empty list drawn from {CRITERIA}, got {criteria!r}")
+    settings = TrialSettings() if settings is None else settings
     start = time.perf_counter()
     runner = TrialRunner(
-        model,
-        loss_fn,
-        pool,
-        optimizer=optimizer,
-        batch_size=batch_size,
-        steps=steps,
-        seed=seed,
-        delta=delta,
-        warmup_steps=warmup_steps,
-        eval_every=eval_every,
-        eval_size=eval_size,
-        bn_mode=bn_mode,
-        optimizer_kwargs=optimizer_kwargs,
-        vectorise=vectorise,
-        max_parallel=max_parallel,
+        model, loss_fn, pool, optimizer=optimizer, batch_size=batch_size, seed=seed, settings=settings
     )
-    results = {
-        criterion: find_max_lr(
-            runner,
-            lr_low=lr_low,
-            lr_high=lr_high,
-            halvings=halvings,
-            criterion=criterion,
-            resolution=resolution,
-        )
-        for criterion in criteria
-    }
+    results = {c: find_max_lr(runner, criterion=c, settings=settings) for c in settings.criteria}
     trials = [runner.cache[lr].to_dict() for lr in sorted(runner.cache)]
     param = next(iter(model.parameters()), None)
     record: dict[str, Any] = {
         "record_version": RECORD_VERSION,
         "optimizer": optimizer,
-        "optimizer_kwargs": dict(optimizer_kwargs or {}),
+        "optimizer_kwargs": _recorded_optimizer_kwargs(optimizer, settings),
         "batch_size": int(batch_size),
         "seed": int(seed),
-        "steps": int(steps),
-        "delta": float(delta),
-        "warmup_steps": int(warmup_steps),
-        "eval_every": int(eval_every),
-        "eval_size": int(runner.setup.eval_x.shape[0]),
+        "steps": settings.steps,
+        "delta": settings.delta,
+        "warmup_steps": settings.warmup_steps,
+        "eval_every": settings.eval_every,
+        "eval_size": runner.eval_size,
         "pool_size": len(pool),
-        "bn_mode": bn_mode,
-        "lr_low": float(lr_low),
-        "lr_high": float(lr_high),
-        "halvings": int(halvings),
-        "resolution": float(resolution),
+        "bn_mode": settings.bn_mode,
+        "lr_low": settings.lr_low,
+        "lr_high": settings.lr_high,
+        "halvings": settings.halvings,
+        "resolution": settings.resolution,
         "vectorised": runner.vectorised,
         "initial_loss": trials[0]["initial_loss"] if trials else math.nan,
-        "thresholds": {c: _summary(r) for c, r in results.items()},
+        "thresholds": {c: r.summary() for c, r in results.items()},
         "num_trials": runner.num_trials,
         "trials": trials,
         "wall_time": time.perf_counter() - start,
