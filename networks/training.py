@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from networks.options import DEFAULT_ADAM_BETAS, DEFAULT_ADAM_EPS, DEFAULT_MOMENTUM, OPTIMIZERS, Optimizer
+from networks.trial_settings import check_adam_betas
 from rmt.checks import check_choice, check_in_range, check_int, check_positive
 
 
@@ -124,14 +125,6 @@ def make_optimizer(
     beta1, beta2 = check_adam_betas(betas)
     eps = _positive(eps, "eps")
     return torch.optim.Adam(params, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
-
-
-def check_adam_betas(betas: Any, name: str = "betas") -> tuple[float, float]:
-    """Adam's (β1, β2): two numbers in [0, 1)."""
-    if isinstance(betas, str) or not hasattr(betas, "__len__") or len(betas) != 2:
-        raise ValueError(f"{name} must be two numbers in [0, 1), got {betas!r}")
-    b1, b2 = (float(check_in_range(b, name, 0.0, 1.0, high_open=True)) for b in betas)
-    return b1, b2
 
 
 def loss_targets(loss_fn: Callable[..., Tensor], outputs: Tensor, y: Tensor) -> Tensor:

@@ -14,7 +14,7 @@ model's parameters, buffers and mode as they found them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from validation.config import ModelConfig, RunConfig
 from validation.store import ResultStore, cell_key
@@ -179,6 +179,7 @@ def threshold_cell(
     ctx: RunContext, model_name: str, ckpt: int, optimizer: str, batch_size: int, seed_index: int
 ) -> dict[str, Any]:
     """Step 6, one (optimizer, B, seed): divergence thresholds, strict and lenient."""
+    from networks.options import Optimizer
     from validation.experiments import checkpoints as ckpt_step
     from validation.experiments.thresholds import measure_threshold_cell
     from validation.provenance import derived_seed, timed
@@ -186,23 +187,14 @@ def threshold_cell(
     config = ctx.config
     batch_seed = derived_seed(config.seed, model_name, ckpt, "threshold", optimizer, batch_size, seed_index)
     with timed() as timer:
-        cfg = config.thresholds
         rec = measure_threshold_cell(
             checkpoint_model(ctx, model_name, ckpt),
             ckpt_step.loss_function(),
             ckpt_step.pool_dataset(pool_of(ctx)),
-            optimizer=optimizer,
+            optimizer=cast(Optimizer, optimizer),
             batch_size=batch_size,
             seed=batch_seed,
-            steps=cfg.steps,
-            lr_low=cfg.lr_low,
-            lr_high=cfg.lr_high,
-            halvings=cfg.halvings,
-            delta=cfg.delta,
-            warmup_steps=cfg.warmup_steps,
-            eval_every=cfg.eval_every,
-            eval_size=cfg.eval_size,
-            bn_mode=config.bn_mode,
+            settings=config.thresholds.trial_settings(config.bn_mode),
         )
     rec["diverged_any"] = any(bool(t.get("diverged")) for t in rec["trials"])
     rec.update(

@@ -17,9 +17,10 @@ import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from networks.options import BN_MODES, OPTIMIZERS
+from networks.options import BN_MODES, OPTIMIZERS, BNMode
+from networks.trial_settings import TrialSettings
 from validation.sources import check_reference, is_reference
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet32", "gaussian-mixture")
@@ -178,22 +179,40 @@ class SweepConfig:
 class ThresholdConfig:
     """Step 6: local divergence thresholds (VALIDATION §1): K = ``steps`` steps, strict δ = ``delta``,
     bisection on log η between ``lr_low`` and ``lr_high`` with ``halvings`` halvings;
-    ``seeds`` seeds per cell."""
+    ``seeds`` seeds per cell. The trial and search fields take their defaults from
+    :class:`networks.trial_settings.TrialSettings` (defined there once); :meth:`trial_settings` hands them
+    over whole."""
 
     optimizers: tuple[str, ...] = OPTIMIZERS
     batch_sizes: tuple[int, ...] = ()
     seeds: int = 5
-    steps: int = 30
-    delta: float = 0.5
-    halvings: int = 8
-    lr_low: float = 1e-3
-    lr_high: float = 10.0
-    warmup_steps: int = 5
+    steps: int = TrialSettings.steps
+    delta: float = TrialSettings.delta
+    halvings: int = TrialSettings.halvings
+    lr_low: float = TrialSettings.lr_low
+    lr_high: float = TrialSettings.lr_high
+    warmup_steps: int = TrialSettings.warmup_steps
     checkpoints: tuple[int, ...] = (0,)
     max_batch_sizes: int = 6
-    eval_every: int = 1
-    eval_size: int | None = None
+    eval_every: int = TrialSettings.eval_every
+    eval_size: int | None = TrialSettings.eval_size
     models: tuple[str, ...] = ()
+
+    def trial_settings(self, bn_mode: str) -> TrialSettings:
+        """The :class:`networks.trial_settings.TrialSettings` of every threshold cell of the run (the
+        run's BatchNorm mode; the search and trial fields of this section; everything else its one
+        default)."""
+        return TrialSettings(
+            steps=self.steps,
+            delta=self.delta,
+            warmup_steps=self.warmup_steps,
+            eval_every=self.eval_every,
+            eval_size=self.eval_size,
+            bn_mode=cast(BNMode, bn_mode),
+            lr_low=self.lr_low,
+            lr_high=self.lr_high,
+            halvings=self.halvings,
+        )
 
     def validate(self, prefix: str) -> None:
         if not isinstance(self.optimizers, (tuple, list)):
