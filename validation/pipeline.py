@@ -25,9 +25,11 @@ import torch
 
 from validation.config import ModelConfig, RunConfig, config_from_dict
 from validation.experiments import checkpoints as ckpt_step
+from validation.experiments import lr_analysis as lr_step
+from validation.experiments import montecarlo as mc_step
 from validation.experiments import noise as noise_step
-from validation.experiments import predictions as pred_step
 from validation.experiments import spectra as spectra_step
+from validation.experiments import spectrum_scoring as pred_step
 from validation.experiments import sweep as sweep_step
 from validation.provenance import environment
 from validation.store import ResultStore, atomic_write_json, cell_key
@@ -176,7 +178,7 @@ def _curvature_steps(
         key_b = cell_key(model=name, ckpt=ckpt, B=b)
         store.get_or_compute(sweep_step.NOISE_STEP, key_b, partial(noise_cell, b), resume=resume)
     record = pred_step.compute_predictions(store, config, model=name, ckpt=ckpt, grid=grid)
-    return store.put(pred_step.STEP, key, record)
+    return store.put(pred_step.STEP, key, record.to_dict())
 
 
 def threshold_cell(
@@ -323,12 +325,12 @@ def run_pipeline(
                         env=env,
                         progress=progress,
                     )
-                    analysis = pred_step.analyse_thresholds(store, config, model=model_cfg.name, ckpt=c)
-                    store.put(pred_step.LR_STEP, cell_key(model=model_cfg.name, ckpt=c), analysis)
+                    analysis = lr_step.analyse_thresholds(store, config, model=model_cfg.name, ckpt=c)
+                    store.put(lr_step.LR_STEP, cell_key(model=model_cfg.name, ckpt=c), analysis.to_dict())
         store.get_or_compute(
-            "montecarlo",
+            mc_step.STEP,
             cell_key(seed=config.seed),
-            lambda: pred_step.monte_carlo_record(config.seed),
+            lambda: mc_step.monte_carlo_record(config.seed),
             resume=True,
         )
         for step in store.steps():

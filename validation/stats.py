@@ -4,7 +4,9 @@
 * :func:`fit_power_law` — log η = a + s log B by least squares, with a seed-level bootstrap CI on s;
   :func:`classify_exponent` — "linear" (CI ∋ 1, ∌ 0.5), "square root" (the reverse) or "undecided".
 * :func:`fit_saturating_shape` — η(B) = η_∞ / (1 + B*/B)^s for s = 1, 0.5 or free, least squares in log η;
-  :func:`aic`, :func:`leave_one_out_error`, :func:`compare_shapes` (the model-comparison table).
+  :func:`aic`, :func:`leave_one_out_error`, :func:`compare_shapes` (the model-comparison table);
+  :func:`leave_one_b_out` — the leave-one-batch-size-out error of any predictor (refitted or fixed).
+* :func:`fit_offset_power_law` — y(B) = a + b·B^(−s) in log space (the free fit of λ'(B)).
 * :func:`median_abs_log_ratio` — predictor accuracy r = log(η_pred/η_meas): median |r| with bootstrap CI and
   the fractions within 1.25× and 1.5×; :func:`paired_wilcoxon_holm` — paired Wilcoxon signed-rank tests of a
   reference predictor against baselines on the same cells, Holm-corrected (:func:`holm_correction`).
@@ -31,6 +33,7 @@ FloatArray = NDArray[np.float64]
 
 __all__ = [
     "ConfidenceInterval",
+    "OffsetPowerLawFit",
     "PowerLawFit",
     "PredictorAccuracy",
     "ShapeFit",
@@ -41,9 +44,11 @@ __all__ = [
     "compare_shapes",
     "constant_baseline",
     "fit_mccandlish_constant",
+    "fit_offset_power_law",
     "fit_power_law",
     "fit_saturating_shape",
     "holm_correction",
+    "leave_one_b_out",
     "leave_one_out_error",
     "linear_rule_baseline",
     "mccandlish_baseline",
@@ -288,23 +293,50 @@ def _fit_shape_params(log_b: FloatArray, log_eta: FloatArray, s: float | None) -
     return best
 
 
+def leave_one_b_out(
+    batch_sizes: ArrayLike,
+    values: ArrayLike,
+    predict: Callable[[FloatArray, FloatArray, float], float],
+) -> float:
+    """Leave-one-B-out mean squared log error: for each distinct B, ``predict(b_train, values_train, B)``
+    (a model fitted without the points at B — or a fixed model that ignores them) against every value at B,
+    r = log(prediction / value); the mean of r² at each B, averaged over the batch sizes (each B weighs the
+    same). Pairs with a non-finite r (NaN or non-positive value or prediction) are skipped, and a B with none
+    left drops out; NaN when no B remains."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    y = np.asarray(values, dtype=np.float64)
+    if y.shape != b.shape:
+        raise ValueError(f"values must have the shape of batch_sizes {b.shape}, got {y.shape}")
+    errors = []
+    for held in np.unique(b):
+        at = b == held
+        prediction = float(predict(b[~at], y[~at], float(held)))
+        held_values = y[at][np.isfinite(y[at]) & (y[at] > 0)]
+        if not (math.isfinite(prediction) and prediction > 0) or held_values.size == 0:
+            continue
+        r = np.log(prediction / held_values)
+        if r.size:
+            errors.append(float(np.mean(r**2)))
+    return float(np.mean(errors)) if errors else math.nan
+
+
 def leave_one_out_error(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> float:
-    """Leave-one-B-out RMS error in log η of the shape with exponent ``s`` (None = free): for each distinct
-    B, fit on the other batch sizes and predict all points at B. NaN with fewer than 3 distinct B."""
+    """Leave-one-B-out RMS error in log η of the shape with exponent ``s`` (None = free): the square root of
+    :func:`leave_one_b_out` with the shape refitted on the other batch sizes. NaN with fewer than 3 distinct
+    B."""
     b = _positive_1d(batch_sizes, "batch_sizes")
     eta = _positive_1d(lrs, "lrs")
     if eta.shape != b.shape:
         raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
-    sizes = np.unique(b)
-    if sizes.size < 3:
+    if np.unique(b).size < 3:
         return math.nan
-    log_b, log_eta = np.log(b), np.log(eta)
-    errors = []
-    for held in sizes:
-        train = b != held
-        theta, _ = _fit_shape_params(log_b[train], log_eta[train], s)
-        errors.append(_shape_residuals(theta, log_b[~train], log_eta[~train], s))
-    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+
+    def refit(b_train: FloatArray, eta_train: FloatArray, held: float) -> float:
+        theta, _ = _fit_shape_params(np.log(b_train), np.log(eta_train), s)
+        log_prediction = _shape_residuals(theta, np.log(np.array([held])), np.zeros(1), s)[0]
+        return float(np.exp(log_prediction))
+
+    return math.sqrt(leave_one_b_out(b, eta, refit))
 
 
 def fit_saturating_shape(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> ShapeFit:
@@ -352,6 +384,72 @@ def compare_shapes(
         for (name, fit), w in zip(fits, weights, strict=True)
     ]
     return sorted(rows, key=lambda r: r["aic"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# offset power law a + b·B^(−s) (the free fit of λ'(B))
+# ----------------------------------------------------------------------------------------------------
+OFFSET_EXPONENT_BOUNDS = (0.0, 3.0)
+"""Bounds of s in :func:`fit_offset_power_law`."""
+
+
+@dataclass(frozen=True)
+class OffsetPowerLawFit:
+    """y(B) = a + b·B^(−s) with a, b ≥ 0 and s in ``OFFSET_EXPONENT_BOUNDS``; NaN parameters when fewer
+    than 3 usable points were given."""
+
+    a: float
+    b: float
+    s: float
+
+    def predict(self, batch_sizes: ArrayLike) -> FloatArray:
+        return np.asarray(self.a + self.b * np.asarray(batch_sizes, dtype=np.float64) ** (-self.s))
+
+    def degenerate(self, rel_tol: float = 1e-6) -> list[str]:
+        """Why the fit does not describe a B-dependence (empty when it does): an exponent at a bound of its
+        range, a vanishing B-dependent term b, or a vanishing offset a."""
+        if not all(math.isfinite(v) for v in (self.a, self.b, self.s)):
+            return ["too few points to fit"]
+        low, high = OFFSET_EXPONENT_BOUNDS
+        reasons = []
+        if self.s <= low + rel_tol or self.s >= high - rel_tol:
+            reasons.append(f"exponent s = {self.s:.3g} at the bound of [{low:g}, {high:g}]")
+        if self.b <= rel_tol * max(self.a, 1e-300):
+            reasons.append("B-dependent term b ≈ 0 (a constant)")
+        if self.a <= rel_tol * max(self.b, 1e-300):
+            reasons.append("offset a ≈ 0 (a pure power law)")
+        return reasons
+
+    def to_dict(self) -> dict[str, float]:
+        return {"a": self.a, "b": self.b, "s": self.s}
+
+
+def fit_offset_power_law(batch_sizes: ArrayLike, values: ArrayLike) -> OffsetPowerLawFit:
+    """Least-squares fit of log y = log(a + b·B^(−s)) over a, b ≥ 0 (as log a, log b in [−50, 50]) and s in
+    [0, 3], best of three starts (s₀ = 0.5, 1, 2). Points whose value is NaN or ≤ 0 are ignored; with
+    fewer than 3 left the parameters are NaN."""
+    b = _positive_1d(batch_sizes, "batch_sizes")
+    y = np.asarray(values, dtype=np.float64)
+    if y.shape != b.shape:
+        raise ValueError(f"values must have the shape of batch_sizes {b.shape}, got {y.shape}")
+    ok = np.isfinite(y) & (y > 0)
+    b, y = b[ok], y[ok]
+    if b.size < 3:
+        return OffsetPowerLawFit(math.nan, math.nan, math.nan)
+    log_y = np.log(y)
+
+    def resid(p: FloatArray) -> FloatArray:
+        return np.asarray(np.log(np.exp(p[0]) + np.exp(p[1]) * b ** (-p[2])) - log_y)
+
+    low, high = OFFSET_EXPONENT_BOUNDS
+    best = None
+    for s0 in (0.5, 1.0, 2.0):
+        start = np.array([np.log(max(y.min(), 1e-12) / 2), np.log(max(y.max(), 1e-12)), s0])
+        fit = optimize.least_squares(resid, start, bounds=([-50, -50, low], [50, 50, high]))
+        if best is None or fit.cost < best.cost:
+            best = fit
+    assert best is not None
+    return OffsetPowerLawFit(float(np.exp(best.x[0])), float(np.exp(best.x[1])), float(best.x[2]))
 
 
 # ----------------------------------------------------------------------------------------------------
