@@ -193,7 +193,7 @@ def multiplicative(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArra
     )
 
 
-@register_spectrum_model("free_fit", "free fit a + b·B^(−s)", "0.45", "-", kind="fit", fitted_parameters=3)
+@register_spectrum_model("free_fit", "free fit a + b·B⁻ˢ", "0.45", "-", kind="fit", fitted_parameters=3)
 def free_fit(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray:
     """``validation.stats.fit_offset_power_law`` on the target's sweep cells, evaluated at ``batch_sizes``."""
     return fit_offset_power_law(inputs.batch, inputs.measured).predict(batch_sizes)

@@ -160,9 +160,7 @@ def predict_target(inputs: SpectrumInputs, grid: FloatArray, n_boot: int, seed: 
         scores=scores,
         best_model=best,
         free_fit=fit_offset_power_law(inputs.batch, inputs.measured).to_dict(),
-        measured={
-            int(b): _mean_ci(inputs.measured[inputs.batch == b], n_boot, seed + int(b)) for b in grid
-        },
+        measured={int(b): _mean_ci(inputs.measured[inputs.batch == b], n_boot, seed + int(b)) for b in grid},
     )
 
 
