@@ -10,9 +10,8 @@
 * :func:`median_abs_log_ratio` — predictor accuracy r = log(η_pred/η_meas): median |r| with bootstrap CI and
   the fractions within 1.25× and 1.5×; :func:`paired_wilcoxon_holm` — paired Wilcoxon signed-rank tests of a
   reference predictor against baselines on the same cells, Holm-corrected (:func:`holm_correction`).
-* Baselines for η_max(B): :func:`constant_baseline` (2/λ_1), :func:`linear_rule_baseline`,
-  :func:`sqrt_rule_baseline`, :func:`mccandlish_baseline` (constant from :func:`fit_mccandlish_constant`
-  on another checkpoint), :func:`batch_sharpness_baseline` (2 / batch sharpness).
+
+The baselines for η_max(B) are in ``validation.baselines``.
 """
 
 from __future__ import annotations
@@ -27,8 +26,6 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 from scipy import stats as sps
 
-from rmt.learning_rates import mccandlish_max_lr
-
 FloatArray = NDArray[np.float64]
 
 __all__ = [
@@ -38,30 +35,27 @@ __all__ = [
     "PredictorAccuracy",
     "ShapeFit",
     "aic",
-    "batch_sharpness_baseline",
     "bootstrap_ci",
     "classify_exponent",
     "compare_shapes",
-    "constant_baseline",
-    "fit_mccandlish_constant",
     "fit_offset_power_law",
     "fit_power_law",
     "fit_saturating_shape",
     "holm_correction",
     "leave_one_b_out",
     "leave_one_out_error",
-    "linear_rule_baseline",
-    "mccandlish_baseline",
     "median_abs_log_ratio",
     "paired_wilcoxon_holm",
-    "sqrt_rule_baseline",
+    "positive_vector",
 ]
 
 
 # ----------------------------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------------------------
-def _positive_1d(values: ArrayLike, name: str) -> FloatArray:
+def positive_vector(values: ArrayLike, name: str) -> FloatArray:
+    """``values`` as a non-empty 1-D float array, finite and > 0 everywhere (``ValueError`` naming ``name``
+    otherwise)."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
@@ -189,8 +183,8 @@ def fit_power_law(
     """Least-squares fit of log η = a + s log B on the points with B ≤ ``max_batch`` (VALIDATION §4: B*/2
     with B* estimated independently), and a ``confidence`` bootstrap CI on s resampling whole ``groups``
     (seeds: each seed's curve is one unit) — or single points when ``groups`` is None."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
+    b = positive_vector(batch_sizes, "batch_sizes")
+    eta = positive_vector(lrs, "lrs")
     if eta.shape != b.shape:
         raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
     labels = np.zeros(b.size) if groups is None else np.asarray(groups)
@@ -303,7 +297,7 @@ def leave_one_b_out(
     r = log(prediction / value); the mean of r² at each B, averaged over the batch sizes (each B weighs the
     same). Pairs with a non-finite r (NaN or non-positive value or prediction) are skipped, and a B with none
     left drops out; NaN when no B remains."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
+    b = positive_vector(batch_sizes, "batch_sizes")
     y = np.asarray(values, dtype=np.float64)
     if y.shape != b.shape:
         raise ValueError(f"values must have the shape of batch_sizes {b.shape}, got {y.shape}")
@@ -324,8 +318,8 @@ def leave_one_out_error(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None 
     """Leave-one-B-out RMS error in log η of the shape with exponent ``s`` (None = free): the square root of
     :func:`leave_one_b_out` with the shape refitted on the other batch sizes. NaN with fewer than 3 distinct
     B."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
+    b = positive_vector(batch_sizes, "batch_sizes")
+    eta = positive_vector(lrs, "lrs")
     if eta.shape != b.shape:
         raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
     if np.unique(b).size < 3:
@@ -342,8 +336,8 @@ def leave_one_out_error(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None 
 def fit_saturating_shape(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> ShapeFit:
     """Fit η(B) = η_∞ / (1 + B*/B)^s by least squares in log η; ``s`` = 1 (McCandlish / linear knee),
     0.5 (square-root knee) or None (free, bounded to [0, 5]). Returns AIC and leave-one-B-out error."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
+    b = positive_vector(batch_sizes, "batch_sizes")
+    eta = positive_vector(lrs, "lrs")
     if eta.shape != b.shape:
         raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
     if s is not None and not (math.isfinite(float(s)) and float(s) > 0):
@@ -428,7 +422,7 @@ def fit_offset_power_law(batch_sizes: ArrayLike, values: ArrayLike) -> OffsetPow
     """Least-squares fit of log y = log(a + b·B^(−s)) over a, b ≥ 0 (as log a, log b in [−50, 50]) and s in
     [0, 3], best of three starts (s₀ = 0.5, 1, 2). Points whose value is NaN or ≤ 0 are ignored; with
     fewer than 3 left the parameters are NaN."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
+    b = positive_vector(batch_sizes, "batch_sizes")
     y = np.asarray(values, dtype=np.float64)
     if y.shape != b.shape:
         raise ValueError(f"values must have the shape of batch_sizes {b.shape}, got {y.shape}")
@@ -480,8 +474,8 @@ def median_abs_log_ratio(
     seed: int = 0,
 ) -> PredictorAccuracy:
     """Accuracy of a predictor on matched cells (VALIDATION §4); the CI resamples cells (or ``groups``)."""
-    pred = _positive_1d(predicted, "predicted")
-    meas = _positive_1d(measured, "measured")
+    pred = positive_vector(predicted, "predicted")
+    meas = positive_vector(measured, "measured")
     if pred.shape != meas.shape:
         raise ValueError(
             f"predicted and measured must have the same shape, got {pred.shape} and {meas.shape}"
@@ -562,59 +556,3 @@ def paired_wilcoxon_holm(
             row["p_holm"] = float(p_adj)
             row["reject"] = bool(p_adj <= alpha)
     return rows
-
-
-# ----------------------------------------------------------------------------------------------------
-# baselines for η_max(B)
-# ----------------------------------------------------------------------------------------------------
-def constant_baseline(batch_sizes: ArrayLike, lambda_1: float, scale: float = 2.0) -> FloatArray:
-    """η = scale/λ_1(H) at every B (full-batch stability; scale 2 for SGD, 2(1+β) for heavy ball)."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    if not (math.isfinite(lambda_1) and lambda_1 > 0):
-        raise ValueError(f"lambda_1 must be finite and > 0, got {lambda_1}")
-    return np.full(b.shape, scale / lambda_1)
-
-
-def _rule_from_smallest(batch_sizes: ArrayLike, eta_ref: float, b_ref: float, power: float) -> FloatArray:
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    if not (math.isfinite(eta_ref) and eta_ref > 0 and math.isfinite(b_ref) and b_ref > 0):
-        raise ValueError(f"eta_ref and b_ref must be finite and > 0, got {eta_ref}, {b_ref}")
-    return np.asarray(eta_ref * (b / b_ref) ** power)
-
-
-def linear_rule_baseline(batch_sizes: ArrayLike, eta_ref: float, b_ref: float) -> FloatArray:
-    """Linear scaling from the smallest batch: η(B) = η(B_ref)·B/B_ref."""
-    return _rule_from_smallest(batch_sizes, eta_ref, b_ref, 1.0)
-
-
-def sqrt_rule_baseline(batch_sizes: ArrayLike, eta_ref: float, b_ref: float) -> FloatArray:
-    """Square-root scaling from the smallest batch: η(B) = η(B_ref)·√(B/B_ref)."""
-    return _rule_from_smallest(batch_sizes, eta_ref, b_ref, 0.5)
-
-
-def mccandlish_baseline(
-    batch_sizes: ArrayLike, lambda_1: float, b_noise: float, constant: float
-) -> FloatArray:
-    """McCandlish et al.'s form η = (c/λ_1) / (1 + B_noise/B) (``rmt.learning_rates.mccandlish_max_lr``)
-    with the constant c fitted on another checkpoint (:func:`fit_mccandlish_constant`)."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    if not (math.isfinite(lambda_1) and lambda_1 > 0 and math.isfinite(constant) and constant > 0):
-        raise ValueError(f"lambda_1 and constant must be finite and > 0, got {lambda_1}, {constant}")
-    return np.asarray(mccandlish_max_lr(b, constant / lambda_1, b_noise), dtype=np.float64)
-
-
-def fit_mccandlish_constant(batch_sizes: ArrayLike, lrs: ArrayLike, lambda_1: float, b_noise: float) -> float:
-    """The c minimising Σ (log η − log[(c/λ_1)/(1 + B_noise/B)])²: the geometric mean of
-    η·λ_1·(1 + B_noise/B) (closed form of the log-space least squares)."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
-    if eta.shape != b.shape:
-        raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
-    unit = mccandlish_baseline(b, lambda_1, b_noise, 1.0)
-    return float(np.exp(np.mean(np.log(eta / unit))))
-
-
-def batch_sharpness_baseline(batch_sharpness: ArrayLike, scale: float = 2.0) -> FloatArray:
-    """η = scale / (batch sharpness E[g_Bᵀ H_B g_B / ‖g_B‖²]) per cell."""
-    s = _positive_1d(batch_sharpness, "batch_sharpness")
-    return np.asarray(scale / s)

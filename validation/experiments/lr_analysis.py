@@ -6,7 +6,7 @@ threshold batch sizes. ``theory``: the stability constant c of the optimizer (``
 over the best spectrum model's λ'(B) (the *champion*), over the measured mean λ'(B), and the homogeneous
 additive model's closed form — for Adam over √λ' (the sqrt-curvature form). ``baseline``: c/λ_1 at every B,
 the linear and square-root rules from the smallest B, and c / batch sharpness
-(``validation.stats`` baselines). Scores: median |log(pred/measured)| and the fractions within 1.25× and 1.5×
+(``validation.baselines``). Scores: median |log(pred/measured)| and the fractions within 1.25× and 1.5×
 over the (B, seed) cells (``validation.stats.median_abs_log_ratio``); paired Wilcoxon tests of the
 champion against each baseline on the common cells, Holm-corrected; the exponent of log η_max vs log B on
 B ≤ B*/2 with a seed-bootstrap CI and the pre-registered verdict (``validation.stats.fit_power_law``,
@@ -23,6 +23,12 @@ from typing import Any
 import numpy as np
 
 from networks.options import DEFAULT_MOMENTUM
+from validation.baselines import (
+    batch_sharpness_baseline,
+    constant_baseline,
+    linear_rule_baseline,
+    sqrt_rule_baseline,
+)
 from validation.config import RunConfig
 from validation.experiments.analysis_records import (
     ExponentFit,
@@ -35,16 +41,7 @@ from validation.experiments.analysis_records import (
 from validation.experiments.registry import Kind, Predictor, Registry
 from validation.experiments.spectrum_models import FloatArray
 from validation.records import decode_float
-from validation.stats import (
-    batch_sharpness_baseline,
-    classify_exponent,
-    constant_baseline,
-    fit_power_law,
-    linear_rule_baseline,
-    median_abs_log_ratio,
-    paired_wilcoxon_holm,
-    sqrt_rule_baseline,
-)
+from validation.stats import classify_exponent, fit_power_law, median_abs_log_ratio, paired_wilcoxon_holm
 from validation.store import ResultStore, cell_key
 
 __all__ = ["CHAMPION", "LR_PREDICTORS", "LR_STEP", "LRInputs", "analyse_thresholds"]
