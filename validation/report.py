@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from networks.options import DEFAULT_ADAM_BETAS, DEFAULT_ADAM_EPS, DEFAULT_MOMENTUM
 from validation.experiments.analysis_records import (
     ExponentFit,
     LRAnalysisRecord,
@@ -109,7 +110,7 @@ def _free_fit_line(ff: dict[str, float]) -> str:
 
 def _target_section(target: str, t: TargetPrediction) -> list[str]:
     best = SPECTRUM_MODELS.label(t.best_model)
-    out = [f"λ'_max({target}_B): best model by leave-one-B-out error: **{t.best_model}** ({best}).", ""]
+    out = [f"λ'_max({target}_B): best model by leave-one-B-out error: **{t.best_model}** — {best}.", ""]
     if t.best_model in SPECTRUM_MODELS and SPECTRUM_MODELS[t.best_model].kind == "fit":
         out += ["The best curve is fitted to these measurements, so it is a reference, not a prediction.", ""]
     rows = [
@@ -472,7 +473,8 @@ def write_report(run_dir: str | Path) -> Path:
         f"{sw.get('critical_multiple')}·B*) unless listed; "
         f"bootstrap {config['bootstrap_samples']} resamples.",
         f"- Threshold trials: batch sizes {th['batch_sizes'] or 'from the sweep grid'}, optimizers "
-        f"{', '.join(th['optimizers'])} (momentum 0.9; Adam betas (0.9, 0.999), ε 1e-8), "
+        f"{', '.join(th['optimizers'])} (momentum {DEFAULT_MOMENTUM:g}; Adam betas {DEFAULT_ADAM_BETAS}, "
+        f"ε {DEFAULT_ADAM_EPS:g}), "
         f"loss evaluated every "
         f"{th['eval_every']} step(s) on a fixed seed-0 subset of {th['eval_size'] or 'all'} pool samples, "
         f"bisection to a bracket ratio ≤ {_fmt(_threshold_resolution(store))} with "
