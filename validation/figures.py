@@ -3,32 +3,49 @@ recomputing).
 
 Each figure is written as PNG and PDF into ``<run>/figures/``:
 
-* ``densities``      — SLQ density of the empirical H against batch H_B densities (B from the noise-spectrum
-cells);
-* ``lambda_vs_batch`` — λ'_max(B) of H_B and G_B: per-batch points, mean ± 95% bootstrap CI, each model's
-curve;
-* ``noise_spectrum`` — SLQ density of H_B − H against the semicircle of radius 2ν (ν² measured and predicted);
-* ``lr_vs_batch``    — measured η_max(B) (strict, per seed) against predictions and baselines, per optimizer;
-* ``montecarlo``     — Monte-Carlo top eigenvalues of spiked Wigner / Wishart matrices against rmt's formulas.
+* ``densities``       — SLQ density of the pool Hessian H against batch Hessians H_B (B of the noise-spectrum
+  cells);
+* ``lambda_vs_batch`` — λ'_max(B) of H_B and G_B: per-batch points, mean ± 95% bootstrap CI, each spectrum
+  model's curve (names and colours from ``validation.experiments.spectrum_models.SPECTRUM_MODELS``);
+* ``noise_spectrum``  — SLQ density of H_B − H against the semicircle of radius 2ν (ν² measured and
+  predicted);
+* ``lr_vs_batch``     — measured η_max(B) (strict per seed and median, lenient median) against the predictors
+  and baselines of ``validation.experiments.lr_analysis.LR_PREDICTORS``, per optimizer;
+* ``montecarlo``      — Monte-Carlo top eigenvalues of spiked Wigner / Wishart matrices against the
+  closed forms.
+
+Readable at README size: text ≥ 8 pt at a width of at most ~10 inches, batch-size axes labelled at every
+decade with the measured B marked as ticks, one legend per figure where the panels share their curves.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from validation import steps
+from validation.experiments.analysis_records import LRAnalysisRecord, PredictionRecord
+from validation.experiments.lr_analysis import LR_PREDICTORS
+from validation.experiments.montecarlo import STEP as MONTECARLO_STEP
+from validation.experiments.spectrum_models import SPECTRUM_MODELS
+from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
+from validation.records import decode_float
 from validation.store import ResultStore
 
-MODEL_STYLES = {
-    "additive_homogeneous": ("C0", "-", "additive (homogeneous)"),
-    "additive_bulk": ("C1", "--", "additive (measured bulk)"),
-    "additive_profile": ("C2", "-.", "additive (row-sum profile)"),
-    "multiplicative": ("C3", ":", "multiplicative (Bai–Yao)"),
-    "free_fit": ("0.4", "-", "free fit a + b B^-s"),
-}
+__all__ = ["FONT_SIZE", "LEGEND_SIZE", "draw_all"]
+
+FONT_SIZE = 9.0
+LEGEND_SIZE = 8.5
+"""Legend text in points (≥ 8: readable when a figure is shown at README width)."""
+DPI = 100
+MAX_COLUMNS = 3
+PANEL = (3.3, 2.9)
+"""Width and height of one panel in inches."""
+TARGET_NAMES = {"H": "Hessian H_B", "G": "Gauss–Newton G_B"}
 
 
 def _pyplot() -> Any:
@@ -37,174 +54,284 @@ def _pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    plt.rcParams.update(
+        {
+            "font.size": FONT_SIZE,
+            "axes.titlesize": FONT_SIZE,
+            "axes.labelsize": FONT_SIZE,
+            "xtick.labelsize": 8.5,
+            "ytick.labelsize": 8.5,
+            "legend.fontsize": LEGEND_SIZE,
+        }
+    )
     return plt
+
+
+def _subplots(n_panels: int, n_cols: int, extra_height: float = 0.0) -> tuple[Any, list[Any]]:
+    """A constrained-layout grid of ``n_panels`` panels in at most ``n_cols`` columns (unused axes hidden)."""
+    plt = _pyplot()
+    cols = max(1, min(n_cols, n_panels))
+    rows = math.ceil(n_panels / cols)
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(PANEL[0] * cols, PANEL[1] * rows + extra_height),
+        squeeze=False,
+        layout="constrained",
+    )
+    flat = list(axes.ravel())
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, flat[:n_panels]
 
 
 def _save(fig: Any, folder: Path, name: str) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.tight_layout()
-    fig.savefig(paths[0], dpi=90, bbox_inches="tight")
+    fig.savefig(paths[0], dpi=DPI, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     _pyplot().close(fig)
     return paths
 
 
-def _f(value: Any) -> float:
-    return float(value)
+def _number(value: float) -> str:
+    return f"{value:g}"
 
 
-def _log_axes(ax: Any) -> None:
-    """Log-log axes with plain major tick labels only (minor labels overlap on short ranges)."""
-    from matplotlib.ticker import NullFormatter
+def batch_axis(ax: Any, batch_sizes: Sequence[float]) -> None:
+    """Log x axis labelled at every decade in range, with the measured batch sizes as (labelled) ticks;
+    a B label within a factor 1.2 of a decade label or of the previous B label is left off."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
+    b = sorted({float(v) for v in batch_sizes if v > 0})
+    if not b:
+        return
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    lo, hi = b[0] / 1.3, b[-1] * 1.3
+    ax.set_xlim(lo, hi)
+    decades = [10.0**k for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)]
+    decades = [d for d in decades if lo <= d <= hi]
+    labelled: list[float] = list(decades)
+    for v in b:
+        if all(max(v, d) / min(v, d) >= 1.2 for d in labelled):
+            labelled.append(v)
+    ax.xaxis.set_major_locator(FixedLocator(sorted(labelled)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _number(v)))
+    ax.xaxis.set_minor_locator(FixedLocator([v for v in b if v not in labelled]))
     ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("batch size B")
 
 
-def _predictions(store: ResultStore) -> list[dict[str, Any]]:
-    return store.records("predictions")
+def log_value_axis(ax: Any) -> None:
+    """Log y axis with plain-number labels at every decade, and at 2× and 5× when it spans less than two
+    decades (so that at least two labels show)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    span = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    subs = (1.0, 2.0, 5.0) if span < 2 else (1.0,)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _number(v)))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _figure_legend(fig: Any, axes: Sequence[Any], n_cols: int) -> None:
+    """One legend under the panels with every distinct label of ``axes``."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    if handles:
+        fig.legend(
+            list(handles.values()), list(handles), loc="outside lower center", ncols=n_cols, frameon=False
+        )
+
+
+def _registry_order(curves: dict[str, Any]) -> dict[str, Any]:
+    """``curves`` keyed by predictor, in registration order (unregistered keys of older records last)."""
+    order = {key: i for i, key in enumerate(LR_PREDICTORS.keys())}
+    return dict(sorted(curves.items(), key=lambda kv: order.get(kv[0], len(order))))
+
+
+def _predictions(store: ResultStore) -> list[PredictionRecord]:
+    return [PredictionRecord.from_dict(r) for r in store.records(PREDICTION_STEP)]
 
 
 def draw_densities(store: ResultStore, folder: Path) -> list[Path]:
-    plt = _pyplot()
-    specs = store.records("spectra")
+    specs = store.records(steps.SPECTRA)
     if not specs:
         return []
-    fig, axes = plt.subplots(1, len(specs), figsize=(4.2 * len(specs), 3.4), squeeze=False)
-    for ax, spec in zip(axes[0], specs, strict=True):
+    fig, axes = _subplots(len(specs), MAX_COLUMNS)
+    for ax, spec in zip(axes, specs, strict=True):
         slq = spec["hessian_slq"]
-        ax.semilogy(
-            slq["grid"], np.maximum(np.asarray(slq["density"], float), 1e-8), "k-", lw=1.6, label="H (pool)"
-        )
-        for i, rec in enumerate(store.records("noise_spectrum", model=spec["model"], ckpt=spec["ckpt"])):
+        density = np.maximum(np.asarray(slq["density"], float), 1e-8)
+        ax.semilogy(slq["grid"], density, "k-", lw=1.6, label="H (pool)")
+        for i, rec in enumerate(store.records(steps.NOISE_SPECTRUM, model=spec["model"], ckpt=spec["ckpt"])):
             b = rec["batch_slq"]
-            ax.semilogy(
-                b["grid"],
-                np.maximum(np.asarray(b["density"], float), 1e-8),
-                color=f"C{i}",
-                lw=1,
-                label=f"H_B, B={rec['B']}",
-            )
-        ax.set_title(f"{spec['model']} ckpt {spec['ckpt']}")
+            batch_density = np.maximum(np.asarray(b["density"], float), 1e-8)
+            ax.semilogy(b["grid"], batch_density, color=f"C{i}", lw=1, label=f"H_B, B = {rec['B']}")
+        ax.set_title(f"{spec['model']}, checkpoint {spec['ckpt']}")
         ax.set_xlabel("eigenvalue")
-        ax.set_ylabel("SLQ density")
-        ax.legend(fontsize=7)
+        ax.set_ylabel("spectral density (SLQ)")
+        ax.legend(loc="upper right")
     return _save(fig, folder, "densities")
 
 
+def _lambda_panel(ax: Any, store: ResultStore, pred: PredictionRecord, target: str) -> None:
+    t = pred.targets[target]
+    grid = np.asarray(pred.grid, float)
+    field = "lam_max_H" if target == "H" else "lam_max_G"
+    cells = store.records(steps.SWEEP, model=pred.model, ckpt=pred.ckpt)
+    ax.plot(
+        [c["B"] for c in cells],
+        [decode_float(c[field]) for c in cells],
+        ".",
+        color="0.6",
+        ms=4,
+        label="measured, per batch",
+    )
+    means = np.array([t.measured[b].mean for b in pred.grid])
+    lo = np.array([t.measured[b].lo for b in pred.grid])
+    hi = np.array([t.measured[b].hi for b in pred.grid])
+    ax.errorbar(
+        grid, means, yerr=[means - lo, hi - means], fmt="ko", ms=4, capsize=2, label="measured mean ± 95% CI"
+    )
+    for key in SPECTRUM_MODELS.keys() + [k for k in t.curves if k not in SPECTRUM_MODELS]:
+        if key in t.curves:
+            color, style = SPECTRUM_MODELS.style(key)
+            ax.plot(
+                grid,
+                np.asarray(t.curves[key], float),
+                color=color,
+                ls=style,
+                lw=1.4,
+                label=SPECTRUM_MODELS.label(key),
+            )
+    if math.isfinite(t.critical_batch) and grid.min() / 1.3 <= t.critical_batch <= grid.max() * 1.3:
+        ax.axvline(t.critical_batch, color="0.75", lw=0.8, label="B* (homogeneous additive)")
+    batch_axis(ax, pred.grid)
+    log_value_axis(ax)
+    ax.set_ylabel(f"λ'_max({target}_B)")
+    ax.set_title(
+        f"{pred.model}, checkpoint {pred.ckpt}: {TARGET_NAMES[target]}\n"
+        f"best: {SPECTRUM_MODELS.label(t.best_model)}"
+    )
+
+
 def draw_lambda_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
-    plt = _pyplot()
     preds = _predictions(store)
     if not preds:
         return []
-    fig, axes = plt.subplots(len(preds), 2, figsize=(10, 3.6 * len(preds)), squeeze=False)
-    for row, pred in zip(axes, preds, strict=True):
-        for ax, target in zip(row, ("H", "G"), strict=True):
-            t = pred["targets"][target]
-            grid = np.asarray(pred["grid"], float)
-            field = "lam_max_H" if target == "H" else "lam_max_G"
-            for rec in store.records("sweep", model=pred["model"], ckpt=pred["ckpt"]):
-                ax.plot(rec["B"], _f(rec[field]), ".", color="0.6", ms=4)
-            means = np.array([_f(t["measured"][str(b)]["mean"]) for b in pred["grid"]])
-            lo = np.array([_f(t["measured"][str(b)]["lo"]) for b in pred["grid"]])
-            hi = np.array([_f(t["measured"][str(b)]["hi"]) for b in pred["grid"]])
-            ax.errorbar(
-                grid, means, yerr=[means - lo, hi - means], fmt="ko", ms=4, capsize=2, label="measured"
-            )
-            for name, curve in t["curves"].items():
-                color, style, label = MODEL_STYLES.get(name, ("C5", "-", name))
-                ax.plot(grid, np.asarray(curve, float), color=color, ls=style, label=label)
-            b_star = _f(t["critical_batch"])
-            if (
-                math.isfinite(b_star) and grid.min() / 2 <= b_star <= grid.max() * 2
-            ):  # B* inside the plotted range
-                ax.axvline(b_star, color="0.8", lw=0.8)
-            _log_axes(ax)
-            ax.set_xlabel("batch size B")
-            ax.set_ylabel(f"λ'_max({target}_B)")
-            ax.set_title(
-                f"{pred['model']} ckpt {pred['ckpt']}: {target}_B (best: {t['best_model']})", fontsize=9
-            )
-            ax.legend(fontsize=6)
+    fig, axes = _subplots(2 * len(preds), 2, extra_height=0.8)
+    for i, pred in enumerate(preds):
+        for j, target in enumerate(("H", "G")):
+            _lambda_panel(axes[2 * i + j], store, pred, target)
+    _figure_legend(fig, axes, 2)
     return _save(fig, folder, "lambda_vs_batch")
 
 
 def draw_noise_spectrum(store: ResultStore, folder: Path) -> list[Path]:
-    plt = _pyplot()
-    recs = store.records("noise_spectrum")
+    from rmt.wigner import semicircle_density
+
+    recs = store.records(steps.NOISE_SPECTRUM)
     if not recs:
         return []
-    fig, axes = plt.subplots(1, len(recs), figsize=(3.8 * len(recs), 3.2), squeeze=False)
-    for ax, rec in zip(axes[0], recs, strict=True):
-        from rmt.wigner import semicircle_density
-
+    predicted = {
+        (p.model, p.ckpt, item.B): item.nu2_predicted
+        for p in _predictions(store)
+        for item in p.noise_spectrum
+    }
+    fig, axes = _subplots(len(recs), MAX_COLUMNS)
+    for ax, rec in zip(axes, recs, strict=True):
         slq = rec["noise_slq"]
         grid = np.asarray(slq["grid"], float)
-        ax.plot(grid, slq["density"], "k-", lw=1.4, label="H_B − H (SLQ)")
-        nu = math.sqrt(max(_f(rec["nu2_measured"]), 0.0))
-        ax.plot(grid, semicircle_density(grid, nu), "C0--", label=f"semicircle, ν²={nu * nu:.3g} (measured)")
-        pred = next((p for p in store.records("predictions", model=rec["model"], ckpt=rec["ckpt"])), None)
-        if pred is not None:
-            for item in pred["noise_spectrum"]:
-                if int(item["B"]) == int(rec["B"]) and _f(item["nu2_predicted"]) > 0:
-                    nu_p = math.sqrt(_f(item["nu2_predicted"]))
-                    ax.plot(grid, semicircle_density(grid, nu_p), "C3:", label=f"ν²={nu_p**2:.3g} (κPσ²)")
+        ax.plot(grid, slq["density"], "k-", lw=1.4, label="SLQ of H_B − H")
+        nu2 = max(decode_float(rec["nu2_measured"]), 0.0)
+        ax.plot(
+            grid,
+            semicircle_density(grid, math.sqrt(nu2)),
+            "C0--",
+            label=f"semicircle, measured ν² = {nu2:.3g}",
+        )
+        nu2_p = predicted.get((rec["model"], int(rec["ckpt"]), int(rec["B"])), math.nan)
+        if math.isfinite(nu2_p) and nu2_p > 0:
+            ax.plot(
+                grid,
+                semicircle_density(grid, math.sqrt(nu2_p)),
+                "C3:",
+                lw=1.6,
+                label=f"semicircle, κ(B)·Pσ² = {nu2_p:.3g}",
+            )
         ax.set_yscale("log")
-        ax.set_ylim(1e-4, None)  # log scale shows the tails beyond ±2ν (low-rank per-sample noise)
-        ax.set_title(f"{rec['model']} ckpt {rec['ckpt']}, B={rec['B']}", fontsize=9)
-        ax.set_xlabel("eigenvalue")
-        ax.legend(fontsize=6)
+        ax.set_ylim(1e-4, None)  # the log scale shows the tails beyond ±2ν (low-rank per-sample noise)
+        ax.set_title(f"{rec['model']}, checkpoint {rec['ckpt']}, B = {rec['B']}")
+        ax.set_xlabel("eigenvalue of H_B − H")
+        ax.set_ylabel("spectral density")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     return _save(fig, folder, "noise_spectrum")
 
 
+def _lr_panel(ax: Any, an: LRAnalysisRecord, opt: str) -> None:
+    res = an.optimizers[opt]
+    for b, vals in res.measured_strict.items():
+        ax.plot([b] * len(vals), vals, ".", color="0.55", ms=5, label="measured, strict, per seed")
+    grid = np.asarray(res.batch_sizes, float)
+    ax.plot(grid, res.median_strict, "ko-", ms=4, label="measured, strict (median)")
+    ax.plot(grid, res.median_lenient, "k^:", ms=4, label="measured, lenient (median)")
+    shown = [v for vals in res.measured_strict.values() for v in vals if v > 0]
+    for key, curve in _registry_order(res.predictors).items():
+        color, style = LR_PREDICTORS.style(key)
+        ax.plot(grid, np.asarray(curve, float), color=color, ls=style, lw=1.3, label=LR_PREDICTORS.label(key))
+        if key not in LR_PREDICTORS or LR_PREDICTORS[key].kind != "baseline":
+            shown += [v for v in curve if math.isfinite(v) and v > 0]
+    if shown:  # baselines far outside the measured and predicted range are cut off (see the report table)
+        ax.set_ylim(min(shown) / 2, max(shown) * 2)
+    batch_axis(ax, res.batch_sizes)
+    log_value_axis(ax)
+    ax.set_ylabel("maximal stable learning rate η_max")
+    curvature = "c/√λ'" if opt == "adam" else "c/λ'"
+    ax.set_title(f"{an.model}, checkpoint {an.ckpt}: {opt} ({curvature})")
+
+
 def draw_lr_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
-    plt = _pyplot()
-    analyses = store.records("lr_analysis")
-    if not analyses:
+    analyses = [LRAnalysisRecord.from_dict(r) for r in store.records(steps.LR_ANALYSIS)]
+    panels = [(an, opt) for an in analyses for opt in an.optimizers]
+    if not panels:
         return []
-    n_opt = max(len(a["optimizers"]) for a in analyses)
-    fig, axes = plt.subplots(len(analyses), n_opt, figsize=(4.2 * n_opt, 3.5 * len(analyses)), squeeze=False)
-    for row, an in zip(axes, analyses, strict=True):
-        for ax, (opt, res) in zip(row, an["optimizers"].items(), strict=False):
-            for b, vals in res["measured_strict"].items():
-                ax.plot([int(b)] * len(vals), vals, ".", color="0.5", ms=4)
-            grid = np.asarray(res["batch_sizes"], float)
-            ax.plot(grid, res["median_strict"], "ko-", ms=4, label="measured (strict, median)")
-            ax.plot(grid, res["median_lenient"], "k^:", ms=4, label="measured (lenient)")
-            for i, (name, curve) in enumerate(res["predictors"].items()):
-                style = "--" if name.startswith("baseline") else "-"
-                ax.plot(grid, np.asarray(curve, float), color=f"C{i % 10}", ls=style, lw=1, label=name)
-            _log_axes(ax)
-            ax.set_xlabel("batch size B")
-            ax.set_ylabel("η_max")
-            ax.set_title(f"{an['model']} ckpt {an['ckpt']}: {opt}", fontsize=9)
-            ax.legend(fontsize=5)
+    fig, axes = _subplots(len(panels), MAX_COLUMNS, extra_height=0.9)
+    for ax, (an, opt) in zip(axes, panels, strict=True):
+        _lr_panel(ax, an, opt)
+    _figure_legend(fig, axes, 3)
     return _save(fig, folder, "lr_vs_batch")
 
 
 def draw_montecarlo(store: ResultStore, folder: Path) -> list[Path]:
-    plt = _pyplot()
-    recs = [r for r in store.records("montecarlo") if r.get("available")]
+    recs = [r for r in store.records(MONTECARLO_STEP) if r.get("available")]
     if not recs:
         return []
     rec = recs[0]
-    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.3))
+    fig, axes = _subplots(2, 2, extra_height=0.4)
     for ax, part, xlabel in (
-        (axes[0], "wigner", "spike θ (ν = 1)"),
+        (axes[0], "wigner", "spike θ (noise scale ν = 1)"),
         (axes[1], "wishart", "spike ℓ (σ² = 1)"),
     ):
         d = rec[part]
         x = np.asarray(d["spikes"], float)
         ax.plot(x, d["theory"], "k-", label="theory")
         ax.errorbar(
-            x, d["mc_mean"], yerr=d["mc_sd"], fmt="C3o", ms=4, capsize=2, label=f"Monte Carlo (P={d['P']})"
+            x,
+            d["mc_mean"],
+            yerr=d["mc_sd"],
+            fmt="C3o",
+            ms=4,
+            capsize=2,
+            label=f"Monte Carlo mean ± 1 sd (P = {d['P']}, {d['reps']} draws)",
         )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("top eigenvalue")
-        ax.set_title(d["title"], fontsize=9)
-        ax.legend(fontsize=7)
+        ax.set_title(d["title"])
+    _figure_legend(fig, axes, 2)
     return _save(fig, folder, "montecarlo")
 
 

@@ -26,16 +26,18 @@ from validation.cells import RunContext
 from validation.config import RunConfig, config_from_dict
 from validation.execution import Cell, CellExecutor, limit_threads, resolve_workers
 from validation.experiments import checkpoints as ckpt_step
+from validation.experiments import lr_analysis as lr_step
+from validation.experiments import montecarlo as mc_step
 from validation.experiments import noise as noise_step
-from validation.experiments import predictions as pred_step
 from validation.experiments import spectra as spectra_step
+from validation.experiments import spectrum_scoring as pred_step
 from validation.experiments import sweep as sweep_step
+from validation.experiments import thresholds as threshold_step
 from validation.provenance import environment
 from validation.store import ResultStore, atomic_write_json, cell_key
 
 T = TypeVar("T")
 
-THRESHOLD_STEP = "thresholds"
 
 
 @dataclass
@@ -189,7 +191,7 @@ def _threshold_cells(ctx: RunContext, name: str, ckpt: int, sizes: list[int]) ->
     cfg = ctx.config.thresholds
     return [
         Cell(
-            THRESHOLD_STEP,
+            threshold_step.STEP,
             cell_key(model=name, ckpt=ckpt, opt=o, B=b, seed=s),
             cells_mod.threshold_cell,
             (ctx, name, ckpt, o, b, s),
@@ -265,7 +267,7 @@ def run_pipeline(
         preds: dict[tuple[str, int], dict[str, Any]] = {}
         for (name, c), grid in grids.items():
             record = pred_step.compute_predictions(store, config, model=name, ckpt=c, grid=grid)
-            preds[(name, c)] = store.put(pred_step.STEP, cell_key(model=name, ckpt=c), record)
+            preds[(name, c)] = store.put(pred_step.STEP, cell_key(model=name, ckpt=c), record.to_dict())
         targets = _threshold_targets(config, usable)
         threshold_cells = [
             cell
@@ -276,12 +278,12 @@ def run_pipeline(
         ]
         stage(threshold_cells, "thresholds")
         for name, c in targets:
-            analysis = pred_step.analyse_thresholds(store, config, model=name, ckpt=c)
-            store.put(pred_step.LR_STEP, cell_key(model=name, ckpt=c), analysis)
+            analysis = lr_step.analyse_thresholds(store, config, model=name, ckpt=c)
+            store.put(lr_step.LR_STEP, cell_key(model=name, ckpt=c), analysis.to_dict())
         store.get_or_compute(
-            "montecarlo",
+            mc_step.STEP,
             cell_key(seed=config.seed),
-            lambda: pred_step.monte_carlo_record(config.seed),
+            lambda: mc_step.monte_carlo_record(config.seed),
             resume=True,
         )
         for step in store.steps():

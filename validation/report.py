@@ -11,6 +11,20 @@ import math
 from pathlib import Path
 from typing import Any
 
+from networks.options import DEFAULT_ADAM_BETAS, DEFAULT_ADAM_EPS, DEFAULT_MOMENTUM
+from validation import steps
+from validation.experiments.analysis_records import (
+    ExponentFit,
+    LRAnalysisRecord,
+    MedianCI,
+    OptimizerAnalysis,
+    PredictionRecord,
+    TargetPrediction,
+)
+from validation.experiments.lr_analysis import LR_PREDICTORS, LR_STEP
+from validation.experiments.spectrum_models import SPECTRUM_MODELS
+from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
+from validation.stats import OffsetPowerLawFit
 from validation.store import ResultStore, atomic_write_text
 
 
@@ -24,29 +38,37 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return f"{v:.{digits}g}"
 
 
+def _predictions(store: ResultStore) -> list[PredictionRecord]:
+    return [PredictionRecord.from_dict(r) for r in store.records(PREDICTION_STEP)]
+
+
+def _analyses(store: ResultStore) -> list[LRAnalysisRecord]:
+    return [LRAnalysisRecord.from_dict(r) for r in store.records(LR_STEP)]
+
+
 def summary_rows(run_dir: str | Path) -> list[dict[str, Any]]:
     """One row per (model, checkpoint): curvature, noise, B*, best spectrum model, SGD/Adam exponents."""
     store = ResultStore(run_dir)
     rows = []
-    lr = {(a["model"], a["ckpt"]): a for a in store.records("lr_analysis")}
-    for pred in store.records("predictions"):
-        h = pred["targets"]["H"]
+    lr = {(a.model, a.ckpt): a for a in _analyses(store)}
+    for pred in _predictions(store):
+        h = pred.targets["H"]
         row: dict[str, Any] = {
-            "model": pred["model"],
-            "ckpt": pred["ckpt"],
-            "P": pred["n_params"],
-            "lambda1_H": h["lambda_1"],
-            "P_sigma2": h["p_sigma2"],
-            "B_star": pred["critical_batch"],
-            "best_H": h["best_model"],
-            "best_G": pred["targets"]["G"]["best_model"],
-            "med_abs_log_ratio_best": h["scores"][h["best_model"]]["overall"]["median"],
+            "model": pred.model,
+            "ckpt": pred.ckpt,
+            "P": pred.n_params,
+            "lambda1_H": h.lambda_1,
+            "P_sigma2": h.p_sigma2,
+            "B_star": pred.critical_batch,
+            "best_H": h.best_model,
+            "best_G": pred.targets["G"].best_model,
+            "med_abs_log_ratio_best": h.scores[h.best_model].overall.median,
         }
-        an = lr.get((pred["model"], pred["ckpt"]))
+        an = lr.get((pred.model, pred.ckpt))
         for opt in ("sgd", "momentum", "adam"):
-            if an and opt in an["optimizers"]:
-                e = an["optimizers"][opt]["exponent_strict"]
-                row[f"exp_{opt}"] = f"{_fmt(e['exponent'])} [{_fmt(e['lo'])}, {_fmt(e['hi'])}]"
+            if an and opt in an.optimizers:
+                e = an.optimizers[opt].exponent_strict
+                row[f"exp_{opt}"] = f"{_fmt(e.exponent)} [{_fmt(e.lo)}, {_fmt(e.hi)}]"
         rows.append(row)
     return rows
 
@@ -63,130 +85,216 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _spectrum_section(pred: dict[str, Any]) -> list[str]:
-    out = [f"### {pred['model']}, checkpoint {pred['ckpt']}", ""]
+def _markdown_table(header: list[str], rows: list[list[str]], indent: str = "") -> list[str]:
+    """A markdown table without the columns that are empty in every row."""
+    keep = (
+        [i for i in range(len(header)) if any(row[i] for row in rows)] if rows else list(range(len(header)))
+    )
+    out = [indent + "| " + " | ".join(header[i] for i in keep) + " |", indent + "|" + "---|" * len(keep)]
+    out += [indent + "| " + " | ".join(row[i] for i in keep) + " |" for row in rows]
+    return out
+
+
+def _median_cell(m: MedianCI, with_ci: bool = False) -> str:
+    if m.n == 0:
+        return ""
+    ci = f" [{_fmt(m.lo)}, {_fmt(m.hi)}]" if with_ci else ""
+    return f"{_fmt(m.median)}{ci} (n={m.n})"
+
+
+def _free_fit_line(ff: dict[str, float]) -> str:
+    fit = OffsetPowerLawFit(ff["a"], ff["b"], ff["s"])
+    text = f"Free fit λ'(B) = {_fmt(fit.a)} + {_fmt(fit.b)}·B^(−{_fmt(fit.s)})."
+    flags = fit.degenerate()
+    return text + (f" **Degenerate fit**: {'; '.join(flags)}." if flags else "")
+
+
+def _target_section(target: str, t: TargetPrediction) -> list[str]:
+    best = SPECTRUM_MODELS.label(t.best_model)
+    out = [f"λ'_max({target}_B): best model by leave-one-B-out error: **{t.best_model}** — {best}.", ""]
+    if t.best_model in SPECTRUM_MODELS and SPECTRUM_MODELS[t.best_model].kind == "fit":
+        out += ["The best curve is fitted to these measurements, so it is a reference, not a prediction.", ""]
+    rows = [
+        [
+            SPECTRUM_MODELS.label(name),
+            _median_cell(sc.overall, with_ci=True),
+            _median_cell(sc.edge),
+            _median_cell(sc.outlier),
+            _fmt(sc.aic),
+            _fmt(sc.loo_b),
+        ]
+        for name, sc in t.scores.items()
+    ]
+    header = [
+        "model",
+        "median abs log ratio [95% CI]",
+        "edge (B < B*)",
+        "outlier (B > B*)",
+        "AIC",
+        "LOO-B MSE",
+    ]
+    out += _markdown_table(header, rows)
+    return [*out, "", _free_fit_line(t.free_fit), ""]
+
+
+def _spectrum_section(pred: PredictionRecord) -> list[str]:
+    h, g = pred.targets["H"], pred.targets["G"]
+    out = [f"### {pred.model}, checkpoint {pred.ckpt}", ""]
     out.append(
-        f"P = {pred['n_params']}, N = {pred['n_data']}, λ_1(H) = {_fmt(pred['targets']['H']['lambda_1'])}, "
-        f"λ_min(H) = {_fmt(pred['lambda_min'])}, λ_1(G) = {_fmt(pred['targets']['G']['lambda_1'])}, "
-        f"Pσ²(H) = {_fmt(pred['targets']['H']['p_sigma2'])} (row-sum CV {_fmt(pred['row_sum_cv'])}), "
-        f"B* (homogeneous additive) = {_fmt(pred['critical_batch'])}; batch sizes {pred['grid']}."
+        f"P = {pred.n_params}, N = {pred.n_data}, λ_1(H) = {_fmt(h.lambda_1)}, "
+        f"λ_min(H) = {_fmt(pred.lambda_min)}, λ_1(G) = {_fmt(g.lambda_1)}, "
+        f"Pσ²(H) = {_fmt(h.p_sigma2)} (row-sum CV {_fmt(pred.row_sum_cv)}), "
+        f"B* (homogeneous additive) = {_fmt(pred.critical_batch)}; batch sizes {list(pred.grid)}."
     )
     out.append("")
     for target in ("H", "G"):
-        t = pred["targets"][target]
-        out.append(f"λ'_max({target}_B): best model by leave-one-B-out error: **{t['best_model']}**.")
-        out.append("")
-        out.append("| model | median abs log ratio [95% CI] | edge | outlier | AIC | LOO-B MSE |")
-        out.append("|---|---|---|---|---|---|")
-        for name, sc in t["scores"].items():
-            o, e, u = sc["overall"], sc["edge"], sc["outlier"]
-            out.append(
-                f"| {name} | {_fmt(o['median'])} [{_fmt(o['lo'])}, {_fmt(o['hi'])}] (n={o['n']}) | "
-                f"{_fmt(e['median'])} (n={e['n']}) | {_fmt(u['median'])} (n={u['n']}) | {_fmt(sc['aic'])} | "
-                f"{_fmt(sc['loo_b'])} |"
-            )
-        ff = t["free_fit"]
-        out.append("")
-        out.append(f"Free fit λ'(B) = {_fmt(ff['a'])} + {_fmt(ff['b'])}·B^(−{_fmt(ff['s'])}).")
-        out.append("")
-    for item in pred["noise_spectrum"]:
-        ratio = item["nu2_measured"] / item["nu2_predicted"] if item["nu2_predicted"] else math.nan
+        out += _target_section(target, pred.targets[target])
+    for item in pred.noise_spectrum:
+        ratio = item.nu2_measured / item.nu2_predicted if item.nu2_predicted else math.nan
         out.append(
-            f"- Noise operator H_B − H at B = {item['B']}: measured ν² = tr((H_B−H)²)/P = "
-            f"{_fmt(item['nu2_measured'])}, predicted κ(B)Pσ² = {_fmt(item['nu2_predicted'])} "
+            f"- Noise operator H_B − H at B = {item.B}: measured ν² = tr((H_B−H)²)/P = "
+            f"{_fmt(item.nu2_measured)}, predicted κ(B)Pσ² = {_fmt(item.nu2_predicted)} "
             f"(ratio {_fmt(ratio)})."
         )
     out.append("")
     return out
 
 
-def _lr_section(an: dict[str, Any]) -> list[str]:
-    out = [f"### {an['model']}, checkpoint {an['ckpt']} (B* = {_fmt(an['critical_batch'])})", ""]
-    for opt, res in an["optimizers"].items():
-        es, el = res["exponent_strict"], res["exponent_lenient"]
+TARGET_EXPONENT = {"linear": 1.0, "square root": 0.5}
+
+
+def exponent_reading(fit: ExponentFit) -> str:
+    """What the exponent's 95% CI says about the shape of η_max(B), in words that agree with the
+    pre-registered verdict (``validation.stats.classify_exponent``): "linear", "square root", "neither …"
+    (the CI excludes 1 and 0.5), "undecided …" (it contains both, or is unbounded), or "no fit"."""
+    if not math.isfinite(fit.exponent):
+        return "no fit (too few stable cells)"
+    if not (math.isfinite(fit.lo) and math.isfinite(fit.hi)):
+        return "undecided (unbounded CI: resamples with a single batch size)"
+    has_one, has_half = fit.lo <= 1.0 <= fit.hi, fit.lo <= 0.5 <= fit.hi
+    if has_one and not has_half:
+        return "linear"
+    if has_half and not has_one:
+        return "square root"
+    if has_one and has_half:
+        return "undecided (the CI contains both 1 and 0.5)"
+    return "neither linear nor square root (the CI excludes 1 and 0.5)"
+
+
+def claim_outcome(fit: ExponentFit, target: str) -> str:
+    """HELD when the CI supports ``target`` only; NOT HELD when it excludes the target exponent; UNDECIDED
+    otherwise (contains both exponents, unbounded, or no fit) — derived from the CI alone, so it cannot
+    contradict :func:`exponent_reading`."""
+    reading = exponent_reading(fit)
+    if reading == target:
+        return "HELD"
+    value = TARGET_EXPONENT[target]
+    if math.isfinite(fit.lo) and math.isfinite(fit.hi) and not fit.lo <= value <= fit.hi:
+        return f"NOT HELD (the 95% CI excludes {_fmt(value)})"
+    return "UNDECIDED"
+
+
+def _exponent_flags(fit: ExponentFit) -> str:
+    flags = []
+    if fit.n_seeds is not None and fit.n_seeds < 2:
+        flags.append("one seed: the CI resamples single points")
+    if math.isfinite(fit.exponent) and not (math.isfinite(fit.lo) and math.isfinite(fit.hi)):
+        flags.append("degenerate bootstrap")
+    return f" **Degenerate fit**: {'; '.join(flags)}." if flags else ""
+
+
+def _lr_rows(res: OptimizerAnalysis) -> list[list[str]]:
+    order = {key: i for i, key in enumerate(LR_PREDICTORS.keys())}
+    rows = []
+    for name in sorted(res.scores, key=lambda k: order.get(k, len(order))):
+        sc, test = res.scores[name], res.paired_wilcoxon_holm.get(name)
+        kind = LR_PREDICTORS[name].kind if name in LR_PREDICTORS else ""
+        label = LR_PREDICTORS.label(name) + (" (champion)" if name == res.champion else "")
+        p = _fmt(test.p_holm) if test else ""
+        rows.append(
+            [label, kind, _fmt(sc.median_abs_log_ratio), _fmt(sc.within_1_25), _fmt(sc.within_1_5), p]
+        )
+    return rows
+
+
+def _lr_section(an: LRAnalysisRecord) -> list[str]:
+    out = [f"### {an.model}, checkpoint {an.ckpt} (B* = {_fmt(an.critical_batch)})", ""]
+    for opt, res in an.optimizers.items():
+        es, el = res.exponent_strict, res.exponent_lenient
         out.append(
-            f"- **{opt}**: exponent d log η_max / d log B (strict, {es['fit_range']}) = "
-            f"{_fmt(es['exponent'])} "
-            f"[{_fmt(es['lo'])}, {_fmt(es['hi'])}] → **{es['verdict']}**; lenient {_fmt(el['exponent'])} "
-            f"[{_fmt(el['lo'])}, {_fmt(el['hi'])}] → {el['verdict']}. Median lenient/strict ratio "
-            f"{_fmt(res['lenient_over_strict'])}; cells with a diverged trial: {res['diverged_cells']}."
+            f"- **{opt}**: exponent d log η_max / d log B (strict, {es.fit_range}) = {_fmt(es.exponent)} "
+            f"[{_fmt(es.lo)}, {_fmt(es.hi)}] → **{exponent_reading(es)}**;{_exponent_flags(es)} lenient "
+            f"{_fmt(el.exponent)} [{_fmt(el.lo)}, {_fmt(el.hi)}] → {exponent_reading(el)}. Median "
+            f"lenient/strict ratio {_fmt(res.lenient_over_strict)}; cells with a diverged trial: "
+            f"{res.diverged_cells}."
         )
         out.append("")
-        out.append("  | predictor | median abs log ratio | within 1.25× | within 1.5× | Holm p vs champion |")
-        out.append("  |---|---|---|---|---|")
-        for name, sc in res["scores"].items():
-            p = res["paired_wilcoxon_holm"].get(name, {}).get("p_holm", "")
-            out.append(
-                f"  | {name}{' (champion)' if name == res['champion'] else ''} | "
-                f"{_fmt(sc['median_abs_log_ratio'])} | {_fmt(sc['within_1.25'])} | "
-                f"{_fmt(sc['within_1.5'])} | "
-                f"{_fmt(p)} |"
-            )
+        header = [
+            "predictor",
+            "kind",
+            "median abs log ratio",
+            "within 1.25×",
+            "within 1.5×",
+            "Holm p vs champion",
+        ]
+        out += _markdown_table(header, _lr_rows(res), indent="  ")
+        if not res.paired_wilcoxon_holm:
+            out.append("")
+            out.append("  Paired tests not run: fewer than 5 cells where every predictor is defined.")
         out.append("")
+    return out
+
+
+def _spectrum_claim(pred: PredictionRecord) -> str:
+    h = pred.targets["H"]
+    theory = [m for m in h.scores if m not in SPECTRUM_MODELS or SPECTRUM_MODELS[m].kind == "theory"]
+    theory_best = min(theory, key=lambda m: math.inf if math.isnan(h.scores[m].loo_b) else h.scores[m].loo_b)
+    median = h.scores[theory_best].overall.median
+    factor = math.exp(median) if math.isfinite(median) else math.nan
+    best = SPECTRUM_MODELS.label(h.best_model)
+    return (
+        f"- {pred.model} ckpt {pred.ckpt}: λ'_max(H_B) is best explained by **{best}**; the best "
+        f"parameter-free model is {SPECTRUM_MODELS.label(theory_best)} (median abs log ratio "
+        f"{_fmt(median)}, i.e. within a factor {_fmt(factor)})."
+    )
+
+
+CLAIMS = (("sgd", "linear"), ("adam", "square root"), ("momentum", "linear"))
+"""The pre-registered learning-rate claims: optimizer → predicted shape of η_max(B) below B*."""
+
+
+def _lr_claims(an: LRAnalysisRecord) -> list[str]:
+    out = []
+    for opt, target in CLAIMS:
+        if opt not in an.optimizers:
+            continue
+        res = an.optimizers[opt]
+        es = res.exponent_strict
+        out.append(
+            f"- {an.model} ckpt {an.ckpt}: '{target} scaling for {opt}' {claim_outcome(es, target)}: "
+            f"strict exponent {_fmt(es.exponent)} [{_fmt(es.lo)}, {_fmt(es.hi)}], which reads as "
+            f"{exponent_reading(es)} (fit on {es.fit_range})."
+        )
+        if es.fit_on_all_b:
+            out.append(
+                f"  - Caveat: fewer than two measured batch sizes lie below B*/2 (B* = "
+                f"{_fmt(an.critical_batch)}, smallest B = {min(res.batch_sizes)}), so the fit uses "
+                "every B, most of them where the theory predicts a saturated (B-independent) threshold; "
+                "this run does not resolve the sub-critical window in which linear vs square-root "
+                "scaling is predicted, and the outcome is not a test of it."
+            )
     return out
 
 
 def _claims(store: ResultStore) -> list[str]:
-    out = []
-    for pred in store.records("predictions"):
-        best = pred["targets"]["H"]["best_model"]
-        theory_best = min(
-            (m for m in pred["targets"]["H"]["scores"] if m != "free_fit"),
-            key=lambda m: pred["targets"]["H"]["scores"][m]["loo_b"],
-        )
-        sc = pred["targets"]["H"]["scores"][theory_best]["overall"]
-        out.append(
-            f"- {pred['model']} ckpt {pred['ckpt']}: λ'_max(H_B) is best explained by **{best}**; the best "
-            f"parameter-free model is {theory_best} (median abs log ratio {_fmt(sc['median'])}, "
-            f"i.e. within a "
-            f"factor {_fmt(math.exp(sc['median']) if math.isfinite(sc['median']) else math.nan)})."
-        )
-    for an in store.records("lr_analysis"):
-        for opt, target in (("sgd", "linear"), ("adam", "square root"), ("momentum", "linear")):
-            if opt not in an["optimizers"]:
-                continue
-            es = an["optimizers"][opt]["exponent_strict"]
-            out.append(
-                f"- {an['model']} ckpt {an['ckpt']}: '{target} scaling for {opt}' "
-                f"{_claim_outcome(es, target)}: strict exponent {_fmt(es['exponent'])} "
-                f"[{_fmt(es['lo'])}, {_fmt(es['hi'])}] (verdict rule: {es['verdict']}; "
-                f"fit on {es['fit_range']})."
-            )
-            if str(es.get("fit_range", "")).startswith("all B"):
-                out.append(
-                    f"  - Caveat: the independently estimated B* = "
-                    f"{_fmt(an['critical_batch'])} lies below the "
-                    f"smallest batch size, so every measured B is in the regime where the theory predicts a "
-                    f"saturated (B-independent) threshold; this run does not resolve the sub-critical window "
-                    f"in which linear vs square-root scaling is predicted, "
-                    f"and the verdict is not a test of it."
-                )
+    out = [_spectrum_claim(pred) for pred in _predictions(store)]
+    for an in _analyses(store):
+        out += _lr_claims(an)
     return out
 
 
-TARGET_EXPONENT = {"linear": 1.0, "square root": 0.5}
-
-
-def _claim_outcome(fit: dict[str, Any], target: str) -> str:
-    """HELD when the pre-registered verdict equals ``target``; REJECTED when the 95% CI excludes the target
-    exponent; otherwise NOT DECIDED (the CI is too wide, or contains both 1 and 0.5)."""
-    if fit.get("verdict") == target:
-        return "HELD"
-    lo, hi = fit.get("lo"), fit.get("hi")
-    value = TARGET_EXPONENT[target]
-    if (
-        isinstance(lo, int | float)
-        and isinstance(hi, int | float)
-        and math.isfinite(lo)
-        and math.isfinite(hi)
-    ):
-        if not lo <= value <= hi:
-            return "REJECTED (95% CI excludes " + _fmt(value) + ")"
-    return "NOT DECIDED"
-
-
 def _threshold_resolution(store: ResultStore) -> float:
-    cells = store.records("thresholds")
+    cells = store.records(steps.THRESHOLDS)
     return float(cells[0].get("resolution", math.nan)) if cells else math.nan
 
 
@@ -219,7 +327,7 @@ def _convergence_section(store: ResultStore) -> list[str]:
     """Solver diagnostics from the records: Lanczos residuals, SLQ size, noise standard errors, sweep
     convergence, threshold bracket/monotonicity."""
     out = ["## Solver diagnostics (from the records)", ""]
-    for rec in store.records("spectra"):
+    for rec in store.records(steps.SPECTRA):
         lam1 = abs(float(rec["hessian_top"]["eigenvalues"][0]))
         lam1_g = abs(float(rec["ggn_top"]["eigenvalues"][0]))
         out.append(
@@ -229,7 +337,7 @@ def _convergence_section(store: ResultStore) -> list[str]:
             f"{_eigen_line('top-k of G', rec['ggn_top'], lam1_g)}. SLQ: {rec['hessian_slq']['num_products']} "
             f"products per matrix."
         )
-    for rec in store.records("noise"):
+    for rec in store.records(steps.NOISE):
         h, g = rec["hessian"], rec["ggn"]
         out.append(
             f"- {rec['model']} ckpt {rec['ckpt']} noise ({h['num_samples']} samples × {h['num_probes']} "
@@ -237,7 +345,7 @@ def _convergence_section(store: ResultStore) -> list[str]:
             f"{_fmt(g['p_sigma2'])} ± {_fmt(g['stderr'], 2)} (standard errors)."
         )
     groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for rec in store.records("sweep"):
+    for rec in store.records(steps.SWEEP):
         groups.setdefault((rec["model"], int(rec["ckpt"])), []).append(rec)
     for (model, ckpt), recs in sorted(groups.items()):
         res = {
@@ -252,7 +360,7 @@ def _convergence_section(store: ResultStore) -> list[str]:
             f"per cell; largest residual / λ'_max(H_B): λ'_max(H_B) {_fmt(res['max_H'], 2)}, λ'_min(H_B) "
             f"{_fmt(res['min_H'], 2)}, λ'_max(G_B) {_fmt(res['max_G'], 2)}."
         )
-    cells = store.records("thresholds")
+    cells = store.records(steps.THRESHOLDS)
     if cells:
         for crit in ("strict", "lenient"):
             th = [c["thresholds"][crit] for c in cells if crit in c.get("thresholds", {})]
@@ -306,7 +414,7 @@ def _limitations(config: dict[str, Any], store: ResultStore) -> list[str]:
         "instabilities that develop after K steps are not seen, and the strict criterion is applied to the "
         "subset's loss, not the whole pool's."
     )
-    spectra = store.records("spectra")
+    spectra = store.records(steps.SPECTRA)
     unconverged = sum(1 for r in spectra for c in r["hessian_top"]["converged"] if not c)
     if unconverged:
         out.append(
@@ -333,17 +441,17 @@ def write_report(run_dir: str | Path) -> Path:
     lines += ["## Claims", "", *(_claims(store) or ["- no analysis records"]), ""]
     lines += ["## Summary", "", "```", format_table(summary_rows(store.root)), "```", ""]
     lines += ["## Checkpoints", ""]
-    for c in store.records("checkpoints"):
+    for c in store.records(steps.CHECKPOINTS):
         lines.append(
             f"- {c['model']} ckpt {c['ckpt']}: pool loss {_fmt(c['loss'])} (target {_fmt(c['target_loss'])}, "
             f"reached: {c['reached']}) after {c['steps']} SGD steps at lr {c['train_lr']}, accuracy "
             f"{_fmt(c['accuracy'])}, P = {c['n_params']}, diverged: {c['diverged']}."
         )
     lines += ["", "## Batch-size sweep: predictions vs measurement", ""]
-    for pred in store.records("predictions"):
+    for pred in _predictions(store):
         lines += _spectrum_section(pred)
     lines += ["## Maximal learning rate vs B", ""]
-    analyses = store.records("lr_analysis")
+    analyses = _analyses(store)
     for an in analyses:
         lines += _lr_section(an)
     if not analyses:
@@ -366,7 +474,8 @@ def write_report(run_dir: str | Path) -> Path:
         f"{sw.get('critical_multiple')}·B*) unless listed; "
         f"bootstrap {config['bootstrap_samples']} resamples.",
         f"- Threshold trials: batch sizes {th['batch_sizes'] or 'from the sweep grid'}, optimizers "
-        f"{', '.join(th['optimizers'])} (momentum 0.9; Adam betas (0.9, 0.999), ε 1e-8), "
+        f"{', '.join(th['optimizers'])} (momentum {DEFAULT_MOMENTUM:g}; Adam betas {DEFAULT_ADAM_BETAS}, "
+        f"ε {DEFAULT_ADAM_EPS:g}), "
         f"loss evaluated every "
         f"{th['eval_every']} step(s) on a fixed seed-0 subset of {th['eval_size'] or 'all'} pool samples, "
         f"bisection to a bracket ratio ≤ {_fmt(_threshold_resolution(store))} with "
@@ -386,7 +495,7 @@ def write_report(run_dir: str | Path) -> Path:
         "- McCandlish baseline with c fitted on another checkpoint: not computed (thresholds at one "
         "checkpoint).",
     ]
-    env = next((r.get("provenance") for r in store.records("spectra")), None)
+    env = next((r.get("provenance") for r in store.records(steps.SPECTRA)), None)
     if env:
         lines.append(f"- Versions: {env.get('versions')}; git commit {env.get('git_commit')}.")
     lines += [""]

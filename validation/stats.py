@@ -4,13 +4,14 @@
 * :func:`fit_power_law` — log η = a + s log B by least squares, with a seed-level bootstrap CI on s;
   :func:`classify_exponent` — "linear" (CI ∋ 1, ∌ 0.5), "square root" (the reverse) or "undecided".
 * :func:`fit_saturating_shape` — η(B) = η_∞ / (1 + B*/B)^s for s = 1, 0.5 or free, least squares in log η;
-  :func:`aic`, :func:`leave_one_out_error`, :func:`compare_shapes` (the model-comparison table).
+  :func:`aic`, :func:`leave_one_out_error`, :func:`compare_shapes` (the model-comparison table);
+  :func:`leave_one_b_out` — the leave-one-batch-size-out error of any predictor (refitted or fixed).
+* :func:`fit_offset_power_law` — y(B) = a + b·B^(−s) in log space (the free fit of λ'(B)).
 * :func:`median_abs_log_ratio` — predictor accuracy r = log(η_pred/η_meas): median |r| with bootstrap CI and
   the fractions within 1.25× and 1.5×; :func:`paired_wilcoxon_holm` — paired Wilcoxon signed-rank tests of a
   reference predictor against baselines on the same cells, Holm-corrected (:func:`holm_correction`).
-* Baselines for η_max(B): :func:`constant_baseline` (2/λ_1), :func:`linear_rule_baseline`,
-  :func:`sqrt_rule_baseline`, :func:`mccandlish_baseline` (constant from :func:`fit_mccandlish_constant`
-  on another checkpoint), :func:`batch_sharpness_baseline` (2 / batch sharpness).
+
+The baselines for η_max(B) are in ``validation.baselines``.
 """
 
 from __future__ import annotations
@@ -25,38 +26,36 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 from scipy import stats as sps
 
-from rmt.learning_rates import mccandlish_max_lr
-
 FloatArray = NDArray[np.float64]
 
 __all__ = [
     "ConfidenceInterval",
+    "OffsetPowerLawFit",
     "PowerLawFit",
     "PredictorAccuracy",
     "ShapeFit",
     "aic",
-    "batch_sharpness_baseline",
     "bootstrap_ci",
     "classify_exponent",
     "compare_shapes",
-    "constant_baseline",
-    "fit_mccandlish_constant",
+    "fit_offset_power_law",
     "fit_power_law",
     "fit_saturating_shape",
     "holm_correction",
+    "leave_one_b_out",
     "leave_one_out_error",
-    "linear_rule_baseline",
-    "mccandlish_baseline",
     "median_abs_log_ratio",
     "paired_wilcoxon_holm",
-    "sqrt_rule_baseline",
+    "positive_vector",
 ]
 
 
 # ----------------------------------------------------------------------------------------------------
 # argument checks
 # ----------------------------------------------------------------------------------------------------
-def _positive_1d(values: ArrayLike, name: str) -> FloatArray:
+def positive_vector(values: ArrayLike, name: str) -> FloatArray:
+    """``values`` as a non-empty 1-D float array, finite and > 0 everywhere (``ValueError`` naming ``name``
+    otherwise)."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"{name} must be a non-empty 1-D array, got shape {arr.shape}")
@@ -184,8 +183,8 @@ def fit_power_law(
     """Least-squares fit of log η = a + s log B on the points with B ≤ ``max_batch`` (VALIDATION §4: B*/2
     with B* estimated independently), and a ``confidence`` bootstrap CI on s resampling whole ``groups``
     (seeds: each seed's curve is one unit) — or single points when ``groups`` is None."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
+    b = positive_vector(batch_sizes, "batch_sizes")
+    eta = positive_vector(lrs, "lrs")
     if eta.shape != b.shape:
         raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
     labels = np.zeros(b.size) if groups is None else np.asarray(groups)
@@ -288,30 +287,57 @@ def _fit_shape_params(log_b: FloatArray, log_eta: FloatArray, s: float | None) -
     return best
 
 
+def leave_one_b_out(
+    batch_sizes: ArrayLike,
+    values: ArrayLike,
+    predict: Callable[[FloatArray, FloatArray, float], float],
+) -> float:
+    """Leave-one-B-out mean squared log error: for each distinct B, ``predict(b_train, values_train, B)``
+    (a model fitted without the points at B — or a fixed model that ignores them) against every value at B,
+    r = log(prediction / value); the mean of r² at each B, averaged over the batch sizes (each B weighs the
+    same). Pairs with a non-finite r (NaN or non-positive value or prediction) are skipped, and a B with none
+    left drops out; NaN when no B remains."""
+    b = positive_vector(batch_sizes, "batch_sizes")
+    y = np.asarray(values, dtype=np.float64)
+    if y.shape != b.shape:
+        raise ValueError(f"values must have the shape of batch_sizes {b.shape}, got {y.shape}")
+    errors = []
+    for held in np.unique(b):
+        at = b == held
+        prediction = float(predict(b[~at], y[~at], float(held)))
+        held_values = y[at][np.isfinite(y[at]) & (y[at] > 0)]
+        if not (math.isfinite(prediction) and prediction > 0) or held_values.size == 0:
+            continue
+        r = np.log(prediction / held_values)
+        if r.size:
+            errors.append(float(np.mean(r**2)))
+    return float(np.mean(errors)) if errors else math.nan
+
+
 def leave_one_out_error(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> float:
-    """Leave-one-B-out RMS error in log η of the shape with exponent ``s`` (None = free): for each distinct
-    B, fit on the other batch sizes and predict all points at B. NaN with fewer than 3 distinct B."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
+    """Leave-one-B-out RMS error in log η of the shape with exponent ``s`` (None = free): the square root of
+    :func:`leave_one_b_out` with the shape refitted on the other batch sizes. NaN with fewer than 3 distinct
+    B."""
+    b = positive_vector(batch_sizes, "batch_sizes")
+    eta = positive_vector(lrs, "lrs")
     if eta.shape != b.shape:
         raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
-    sizes = np.unique(b)
-    if sizes.size < 3:
+    if np.unique(b).size < 3:
         return math.nan
-    log_b, log_eta = np.log(b), np.log(eta)
-    errors = []
-    for held in sizes:
-        train = b != held
-        theta, _ = _fit_shape_params(log_b[train], log_eta[train], s)
-        errors.append(_shape_residuals(theta, log_b[~train], log_eta[~train], s))
-    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+
+    def refit(b_train: FloatArray, eta_train: FloatArray, held: float) -> float:
+        theta, _ = _fit_shape_params(np.log(b_train), np.log(eta_train), s)
+        log_prediction = _shape_residuals(theta, np.log(np.array([held])), np.zeros(1), s)[0]
+        return float(np.exp(log_prediction))
+
+    return math.sqrt(leave_one_b_out(b, eta, refit))
 
 
 def fit_saturating_shape(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> ShapeFit:
     """Fit η(B) = η_∞ / (1 + B*/B)^s by least squares in log η; ``s`` = 1 (McCandlish / linear knee),
     0.5 (square-root knee) or None (free, bounded to [0, 5]). Returns AIC and leave-one-B-out error."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
+    b = positive_vector(batch_sizes, "batch_sizes")
+    eta = positive_vector(lrs, "lrs")
     if eta.shape != b.shape:
         raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
     if s is not None and not (math.isfinite(float(s)) and float(s) > 0):
@@ -355,6 +381,72 @@ def compare_shapes(
 
 
 # ----------------------------------------------------------------------------------------------------
+# offset power law a + b·B^(−s) (the free fit of λ'(B))
+# ----------------------------------------------------------------------------------------------------
+OFFSET_EXPONENT_BOUNDS = (0.0, 3.0)
+"""Bounds of s in :func:`fit_offset_power_law`."""
+
+
+@dataclass(frozen=True)
+class OffsetPowerLawFit:
+    """y(B) = a + b·B^(−s) with a, b ≥ 0 and s in ``OFFSET_EXPONENT_BOUNDS``; NaN parameters when fewer
+    than 3 usable points were given."""
+
+    a: float
+    b: float
+    s: float
+
+    def predict(self, batch_sizes: ArrayLike) -> FloatArray:
+        return np.asarray(self.a + self.b * np.asarray(batch_sizes, dtype=np.float64) ** (-self.s))
+
+    def degenerate(self, rel_tol: float = 1e-6) -> list[str]:
+        """Why the fit does not describe a B-dependence (empty when it does): an exponent at a bound of its
+        range, a vanishing B-dependent term b, or a vanishing offset a."""
+        if not all(math.isfinite(v) for v in (self.a, self.b, self.s)):
+            return ["too few points to fit"]
+        low, high = OFFSET_EXPONENT_BOUNDS
+        reasons = []
+        if self.s <= low + rel_tol or self.s >= high - rel_tol:
+            reasons.append(f"exponent s = {self.s:.3g} at the bound of [{low:g}, {high:g}]")
+        if self.b <= rel_tol * max(self.a, 1e-300):
+            reasons.append("B-dependent term b ≈ 0 (a constant)")
+        if self.a <= rel_tol * max(self.b, 1e-300):
+            reasons.append("offset a ≈ 0 (a pure power law)")
+        return reasons
+
+    def to_dict(self) -> dict[str, float]:
+        return {"a": self.a, "b": self.b, "s": self.s}
+
+
+def fit_offset_power_law(batch_sizes: ArrayLike, values: ArrayLike) -> OffsetPowerLawFit:
+    """Least-squares fit of log y = log(a + b·B^(−s)) over a, b ≥ 0 (as log a, log b in [−50, 50]) and s in
+    [0, 3], best of three starts (s₀ = 0.5, 1, 2). Points whose value is NaN or ≤ 0 are ignored; with
+    fewer than 3 left the parameters are NaN."""
+    b = positive_vector(batch_sizes, "batch_sizes")
+    y = np.asarray(values, dtype=np.float64)
+    if y.shape != b.shape:
+        raise ValueError(f"values must have the shape of batch_sizes {b.shape}, got {y.shape}")
+    ok = np.isfinite(y) & (y > 0)
+    b, y = b[ok], y[ok]
+    if b.size < 3:
+        return OffsetPowerLawFit(math.nan, math.nan, math.nan)
+    log_y = np.log(y)
+
+    def resid(p: FloatArray) -> FloatArray:
+        return np.asarray(np.log(np.exp(p[0]) + np.exp(p[1]) * b ** (-p[2])) - log_y)
+
+    low, high = OFFSET_EXPONENT_BOUNDS
+    best = None
+    for s0 in (0.5, 1.0, 2.0):
+        start = np.array([np.log(max(y.min(), 1e-12) / 2), np.log(max(y.max(), 1e-12)), s0])
+        fit = optimize.least_squares(resid, start, bounds=([-50, -50, low], [50, 50, high]))
+        if best is None or fit.cost < best.cost:
+            best = fit
+    assert best is not None
+    return OffsetPowerLawFit(float(np.exp(best.x[0])), float(np.exp(best.x[1])), float(best.x[2]))
+
+
+# ----------------------------------------------------------------------------------------------------
 # predictor accuracy and paired tests
 # ----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -382,8 +474,8 @@ def median_abs_log_ratio(
     seed: int = 0,
 ) -> PredictorAccuracy:
     """Accuracy of a predictor on matched cells (VALIDATION §4); the CI resamples cells (or ``groups``)."""
-    pred = _positive_1d(predicted, "predicted")
-    meas = _positive_1d(measured, "measured")
+    pred = positive_vector(predicted, "predicted")
+    meas = positive_vector(measured, "measured")
     if pred.shape != meas.shape:
         raise ValueError(
             f"predicted and measured must have the same shape, got {pred.shape} and {meas.shape}"
@@ -464,59 +556,3 @@ def paired_wilcoxon_holm(
             row["p_holm"] = float(p_adj)
             row["reject"] = bool(p_adj <= alpha)
     return rows
-
-
-# ----------------------------------------------------------------------------------------------------
-# baselines for η_max(B)
-# ----------------------------------------------------------------------------------------------------
-def constant_baseline(batch_sizes: ArrayLike, lambda_1: float, scale: float = 2.0) -> FloatArray:
-    """η = scale/λ_1(H) at every B (full-batch stability; scale 2 for SGD, 2(1+β) for heavy ball)."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    if not (math.isfinite(lambda_1) and lambda_1 > 0):
-        raise ValueError(f"lambda_1 must be finite and > 0, got {lambda_1}")
-    return np.full(b.shape, scale / lambda_1)
-
-
-def _rule_from_smallest(batch_sizes: ArrayLike, eta_ref: float, b_ref: float, power: float) -> FloatArray:
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    if not (math.isfinite(eta_ref) and eta_ref > 0 and math.isfinite(b_ref) and b_ref > 0):
-        raise ValueError(f"eta_ref and b_ref must be finite and > 0, got {eta_ref}, {b_ref}")
-    return np.asarray(eta_ref * (b / b_ref) ** power)
-
-
-def linear_rule_baseline(batch_sizes: ArrayLike, eta_ref: float, b_ref: float) -> FloatArray:
-    """Linear scaling from the smallest batch: η(B) = η(B_ref)·B/B_ref."""
-    return _rule_from_smallest(batch_sizes, eta_ref, b_ref, 1.0)
-
-
-def sqrt_rule_baseline(batch_sizes: ArrayLike, eta_ref: float, b_ref: float) -> FloatArray:
-    """Square-root scaling from the smallest batch: η(B) = η(B_ref)·√(B/B_ref)."""
-    return _rule_from_smallest(batch_sizes, eta_ref, b_ref, 0.5)
-
-
-def mccandlish_baseline(
-    batch_sizes: ArrayLike, lambda_1: float, b_noise: float, constant: float
-) -> FloatArray:
-    """McCandlish et al.'s form η = (c/λ_1) / (1 + B_noise/B) (``rmt.learning_rates.mccandlish_max_lr``)
-    with the constant c fitted on another checkpoint (:func:`fit_mccandlish_constant`)."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    if not (math.isfinite(lambda_1) and lambda_1 > 0 and math.isfinite(constant) and constant > 0):
-        raise ValueError(f"lambda_1 and constant must be finite and > 0, got {lambda_1}, {constant}")
-    return np.asarray(mccandlish_max_lr(b, constant / lambda_1, b_noise), dtype=np.float64)
-
-
-def fit_mccandlish_constant(batch_sizes: ArrayLike, lrs: ArrayLike, lambda_1: float, b_noise: float) -> float:
-    """The c minimising Σ (log η − log[(c/λ_1)/(1 + B_noise/B)])²: the geometric mean of
-    η·λ_1·(1 + B_noise/B) (closed form of the log-space least squares)."""
-    b = _positive_1d(batch_sizes, "batch_sizes")
-    eta = _positive_1d(lrs, "lrs")
-    if eta.shape != b.shape:
-        raise ValueError(f"lrs must have the shape of batch_sizes {b.shape}, got {eta.shape}")
-    unit = mccandlish_baseline(b, lambda_1, b_noise, 1.0)
-    return float(np.exp(np.mean(np.log(eta / unit))))
-
-
-def batch_sharpness_baseline(batch_sharpness: ArrayLike, scale: float = 2.0) -> FloatArray:
-    """η = scale / (batch sharpness E[g_Bᵀ H_B g_B / ‖g_B‖²]) per cell."""
-    s = _positive_1d(batch_sharpness, "batch_sharpness")
-    return np.asarray(scale / s)

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from validation.cli import main
+from validation.experiments.lr_analysis import CHAMPION, LR_PREDICTORS
+from validation.experiments.spectrum_models import SPECTRUM_MODELS
+from validation.store import ResultStore
 
 from .test_resume import tiny_config
 
@@ -30,6 +33,18 @@ def test_figures_and_report_redraw_without_recomputing(
     assert main(["run", "--config", str(tiny_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
     report = (out / "report.md").read_text()
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert pngs == sorted(
+        f"{n}.png" for n in ("densities", "lambda_vs_batch", "lr_vs_batch", "montecarlo", "noise_spectrum")
+    )
+    # readable tables and claims: no empty "nan (n=0)" cells, no outcome beside a contradicting verdict
+    assert "nan (n=0)" not in report and "verdict rule" not in report and "REJECTED" not in report
+    store = ResultStore(out)
+    for an in store.records("lr_analysis"):  # predictors are stored under their registry keys
+        for res in an["optimizers"].values():
+            assert set(res["predictors"]) == set(LR_PREDICTORS.keys())
+            assert res["champion"] == CHAMPION
+    for pred in store.records("predictions"):
+        assert set(pred["targets"]["H"]["curves"]) == set(SPECTRUM_MODELS.keys())
     records = _digest(out / "records")
     shutil.rmtree(out / "figures")
     (out / "report.md").unlink()

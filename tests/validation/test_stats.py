@@ -8,23 +8,27 @@ import numpy as np
 import pytest
 
 from rmt.learning_rates import mccandlish_max_lr
+from validation.baselines import (
+    batch_sharpness_baseline,
+    constant_baseline,
+    fit_mccandlish_constant,
+    linear_rule_baseline,
+    mccandlish_baseline,
+    sqrt_rule_baseline,
+)
 from validation.stats import (
     ConfidenceInterval,
-    batch_sharpness_baseline,
     bootstrap_ci,
     classify_exponent,
     compare_shapes,
-    constant_baseline,
-    fit_mccandlish_constant,
+    fit_offset_power_law,
     fit_power_law,
     fit_saturating_shape,
     holm_correction,
+    leave_one_b_out,
     leave_one_out_error,
-    linear_rule_baseline,
-    mccandlish_baseline,
     median_abs_log_ratio,
     paired_wilcoxon_holm,
-    sqrt_rule_baseline,
 )
 
 B_GRID = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256, 512], dtype=float)
@@ -156,3 +160,56 @@ def test_baselines() -> None:
     eta = mccandlish_baseline(b, lambda_1=5.0, b_noise=10.0, constant=1.7)
     assert fit_mccandlish_constant(b, eta, lambda_1=5.0, b_noise=10.0) == pytest.approx(1.7)
     np.testing.assert_allclose(eta, 1.7 / 5.0 / (1 + 10.0 / b))
+
+
+def test_leave_one_b_out_fixed_and_refitted_predictors() -> None:
+    b = np.repeat([2.0, 4.0, 8.0], [1, 2, 3])  # unequal cells per B: each B weighs the same
+    y = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0])
+
+    def fixed(_b: np.ndarray, _y: np.ndarray, held: float) -> float:
+        return 2.0 if held == 8.0 else 1.0
+
+    assert leave_one_b_out(b, y, fixed) == 0.0
+    # off by a factor e at B = 4 only: that B's MSE is 1, the mean over the 3 B is 1/3
+    off = {2.0: 1.0, 4.0: math.e, 8.0: 2.0}
+    assert leave_one_b_out(b, y, lambda _b, _y, h: off[h]) == pytest.approx(1 / 3)
+    # a predictor undefined (NaN or <= 0) at a B drops that B; nothing left gives NaN
+    assert leave_one_b_out(b, y, lambda _b, _y, h: math.nan if h == 2.0 else fixed(_b, _y, h)) == 0.0
+    assert math.isnan(leave_one_b_out(b, y, lambda *_: -1.0))
+
+    def refit_mean(b_train: np.ndarray, y_train: np.ndarray, _held: float) -> float:
+        return float(np.exp(np.mean(np.log(y_train))))
+
+    # refitting sees only the other batch sizes: held B = 8 is predicted from four 1's → log error log 2
+    expected = np.mean(
+        [np.mean(np.log(np.exp(np.mean(np.log(y[b != h]))) / y[b == h]) ** 2) for h in (2.0, 4.0, 8.0)]
+    )
+    assert leave_one_b_out(b, y, refit_mean) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="values"):
+        leave_one_b_out(b, y[:3], fixed)
+
+
+@pytest.mark.parametrize(("a", "b", "s"), [(1.2, 4.0, 0.9), (0.5, 10.0, 1.5), (3.0, 1.0, 0.5)])
+def test_offset_power_law_recovers_exact_curves(a: float, b: float, s: float) -> None:
+    batch = np.repeat(B_GRID[:7], 2)
+    fit = fit_offset_power_law(batch, a + b * batch**-s)
+    assert (fit.a, fit.b, fit.s) == pytest.approx((a, b, s), rel=1e-4)
+    np.testing.assert_allclose(fit.predict([3.0]), a + b * 3.0**-s, rtol=1e-5)
+    assert fit.degenerate() == []
+    assert fit.to_dict() == {"a": fit.a, "b": fit.b, "s": fit.s}
+
+
+def test_offset_power_law_ignores_bad_points_and_flags_degenerate_fits() -> None:
+    batch = B_GRID[:6]
+    y = 1.0 + 2.0 / batch
+    noisy = y.copy()
+    noisy[[1, 4]] = [np.nan, -1.0]  # ignored
+    fit = fit_offset_power_law(batch, noisy)
+    assert (fit.a, fit.b, fit.s) == pytest.approx((1.0, 2.0, 1.0), rel=1e-4)
+    few = fit_offset_power_law(batch[:3], [1.0, np.nan, 0.0])
+    assert math.isnan(few.a) and few.degenerate() == ["too few points to fit"]
+    flat = fit_offset_power_law(batch, np.full(6, 2.0))  # no B-dependence at all
+    assert flat.predict(batch) == pytest.approx(np.full(6, 2.0), rel=1e-6)
+    assert flat.degenerate(), flat
+    steep = fit_offset_power_law(batch, 1.0 + 50.0 * batch**-6.0)  # steeper than the bound s <= 3
+    assert any("bound" in reason for reason in steep.degenerate())

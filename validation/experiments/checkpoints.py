@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from validation import steps
 from validation.config import ModelConfig, RunConfig
 from validation.provenance import derived_seed, file_hash, indices_hash, timed
 from validation.sources import build_user_model, is_reference, load_user_data
 from validation.store import ResultStore, atomic_write_bytes, cell_key
 
-STEP = "checkpoints"
+STEP = steps.CHECKPOINTS
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

@@ -28,8 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from validation import steps
+
 CONFIG_NAMES = ("smoke", "default", "paper-cifar100")
-STEP = "learner"
+STEP = steps.LEARNER
 SLQ_ARMS = ("slq-sgd", "slq-heavy-ball")
 FIXED_ARM = "fixed-slq-lr"
 

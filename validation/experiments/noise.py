@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from validation import steps
 from validation.config import RunConfig
 from validation.experiments.checkpoints import Pool
 from validation.provenance import derived_seed, timed
 from validation.store import ResultStore
 
-STEP = "noise"
+STEP = steps.NOISE
 MATRICES = ("hessian", "ggn")
 
 

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from validation import steps
 from validation.config import RunConfig
 from validation.experiments.checkpoints import Pool
 from validation.provenance import derived_seed, indices_hash, timed
 
-STEP = "sweep"
-NOISE_STEP = "noise_spectrum"
+STEP = steps.SWEEP
+NOISE_STEP = steps.NOISE_SPECTRUM
 
 
 def batch_size_grid(config: RunConfig, critical_batch: float, n_data: int) -> list[int]:

@@ -20,8 +20,11 @@ from networks.options import Optimizer
 from networks.stability import TrialRunner, TrialSettings
 from networks.thresholds import find_max_lr
 from networks.training import ArrayDataset
+from validation import steps
 
-__all__ = ["measure_threshold_cell"]
+__all__ = ["STEP", "measure_threshold_cell"]
+
+STEP = steps.THRESHOLDS
 
 RECORD_VERSION = 1
 

@@ -1,0 +1,328 @@
+"""Step 6 analysis: the measured maximal learning rate η_max(B) per optimizer against its predictors and
+baselines (docs/validation.md §4). Reads only stored records (thresholds, sweep, the step-5 record).
+
+Predictors are registered once in :data:`LR_PREDICTORS`; each maps an :class:`LRInputs` to η_max at the
+threshold batch sizes. ``theory``: the stability constant c of the optimizer (``rmt.learning_rates.max_lr``)
+over the best spectrum model's λ'(B) (the *champion*), over the measured mean λ'(B), and the homogeneous
+additive model's closed form — for Adam over √λ' (the sqrt-curvature form). ``baseline``: c/λ_1 at every B,
+the linear and square-root rules from the smallest B, and c / batch sharpness
+(``validation.baselines``). Scores: median |log(pred/measured)| and the fractions within 1.25× and 1.5×
+over the (B, seed) cells (``validation.stats.median_abs_log_ratio``); paired Wilcoxon tests of the
+champion against each baseline on the common cells, Holm-corrected; the exponent of log η_max vs log B on
+B ≤ B*/2 with a seed-bootstrap CI and the pre-registered verdict (``validation.stats.fit_power_law``,
+``classify_exponent``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from networks.options import DEFAULT_MOMENTUM
+from validation import steps
+from validation.baselines import (
+    batch_sharpness_baseline,
+    constant_baseline,
+    linear_rule_baseline,
+    sqrt_rule_baseline,
+)
+from validation.config import RunConfig
+from validation.experiments.analysis_records import (
+    ExponentFit,
+    LRAnalysisRecord,
+    LRScore,
+    OptimizerAnalysis,
+    PairedTest,
+    PredictionRecord,
+)
+from validation.experiments.registry import Kind, Predictor, Registry
+from validation.experiments.spectrum_models import FloatArray
+from validation.records import decode_float
+from validation.stats import classify_exponent, fit_power_law, median_abs_log_ratio, paired_wilcoxon_holm
+from validation.store import ResultStore, cell_key
+
+__all__ = ["CHAMPION", "LR_PREDICTORS", "LR_STEP", "LRInputs", "analyse_thresholds"]
+
+LR_STEP = steps.LR_ANALYSIS
+THEORY_METHODS = {"sgd": ("sgd", 0.0), "momentum": ("heavy_ball", DEFAULT_MOMENTUM), "adam": ("adam", 0.0)}
+"""Optimizer → (``rmt.learning_rates`` method, momentum β) of its stability constant."""
+
+LR_PREDICTORS = Registry("learning-rate predictors")
+CHAMPION = "rmt_best_model"
+"""The predictor the paired tests compare against every baseline."""
+
+
+@dataclass(frozen=True)
+class LRInputs:
+    """What an η_max predictor may use, at the threshold batch sizes ``batch_sizes`` of one optimizer."""
+
+    optimizer: str
+    batch_sizes: FloatArray
+    constant: float
+    lambda_1: float
+    sigma2: float
+    n_params: int
+    n_data: int
+    lam_measured: FloatArray
+    lam_best: FloatArray
+    batch_sharpness: FloatArray
+    median_strict: FloatArray
+
+    @property
+    def adam(self) -> bool:
+        return self.optimizer == "adam"
+
+    def over_curvature(self, lam: FloatArray) -> FloatArray:
+        """c/λ, or c/√λ for Adam; NaN where λ ≤ 0."""
+        lam = np.where(np.asarray(lam, float) > 0, lam, np.nan)
+        return np.asarray(self.constant / (np.sqrt(lam) if self.adam else lam), dtype=float)
+
+
+LRFunction = Callable[[LRInputs], FloatArray]
+
+
+def _register(
+    key: str, label: str, kind: Kind, color: str, ls: str = "-"
+) -> Callable[[LRFunction], LRFunction]:
+    def add(function: LRFunction) -> LRFunction:
+        LR_PREDICTORS.register(Predictor(key, label, kind, function, color, ls))
+        return function
+
+    return add
+
+
+def _where_positive(values: FloatArray, function: Callable[[FloatArray], FloatArray]) -> FloatArray:
+    """``function`` of the positive finite entries of ``values``, NaN elsewhere."""
+    values = np.asarray(values, float)
+    out = np.full(values.shape, np.nan)
+    ok = np.isfinite(values) & (values > 0)
+    if ok.any():
+        out[ok] = function(values[ok])
+    return out
+
+
+@_register(CHAMPION, "c / λ'(B), best RMT model", "theory", "C4")
+def best_model_predictor(inputs: LRInputs) -> FloatArray:
+    """The stability constant over the best spectrum model's λ'(B) (√λ' for Adam)."""
+    return inputs.over_curvature(inputs.lam_best)
+
+
+@_register("measured_curvature", "c / λ'(B), measured", "theory", "C5")
+def measured_curvature_predictor(inputs: LRInputs) -> FloatArray:
+    """The stability constant over the sweep's mean λ'_max(H_B) (√ for Adam)."""
+    return inputs.over_curvature(inputs.lam_measured)
+
+
+@_register("additive_homogeneous", "additive, homogeneous noise (closed form)", "theory", "C0")
+def additive_homogeneous_predictor(inputs: LRInputs) -> FloatArray:
+    """``rmt.learning_rates.max_lr_vs_batch`` (Adam: ``adam_max_lr_vs_batch``, sqrt-curvature form) of the
+    homogeneous additive model."""
+    from rmt.learning_rates import adam_max_lr_vs_batch, max_lr_vs_batch
+
+    b, lam, s2, p, n = inputs.batch_sizes, inputs.lambda_1, inputs.sigma2, inputs.n_params, inputs.n_data
+    if inputs.adam:
+        out = adam_max_lr_vs_batch(b, lam, s2, p, model="additive", form="sqrt_curvature", n_data=n)
+    else:
+        method, momentum = THEORY_METHODS[inputs.optimizer]
+        out = max_lr_vs_batch(b, lam, s2, p, model="additive", method=method, momentum=momentum, n_data=n)
+    return np.asarray(out, dtype=float)
+
+
+@_register("constant", "constant c / λ_1 (full batch)", "baseline", "C7", "--")
+def constant_predictor(inputs: LRInputs) -> FloatArray:
+    """``validation.stats.constant_baseline`` with the optimizer's constant."""
+    if not (math.isfinite(inputs.lambda_1) and inputs.lambda_1 > 0):
+        return np.full(inputs.batch_sizes.shape, np.nan)
+    return constant_baseline(inputs.batch_sizes, inputs.lambda_1, scale=inputs.constant)
+
+
+def _rule(inputs: LRInputs, rule: Callable[[FloatArray, float, float], FloatArray]) -> FloatArray:
+    eta_ref, b_ref = float(inputs.median_strict[0]), float(inputs.batch_sizes[0])
+    if not (math.isfinite(eta_ref) and eta_ref > 0):
+        return np.full(inputs.batch_sizes.shape, np.nan)
+    return rule(inputs.batch_sizes, eta_ref, b_ref)
+
+
+@_register("linear_rule", "linear rule from the smallest B", "baseline", "C8", "--")
+def linear_rule_predictor(inputs: LRInputs) -> FloatArray:
+    """``validation.stats.linear_rule_baseline`` from the median strict η_max at the smallest B."""
+    return _rule(inputs, linear_rule_baseline)
+
+
+@_register("sqrt_rule", "square-root rule from the smallest B", "baseline", "C9", "--")
+def sqrt_rule_predictor(inputs: LRInputs) -> FloatArray:
+    """``validation.stats.sqrt_rule_baseline`` from the median strict η_max at the smallest B."""
+    return _rule(inputs, sqrt_rule_baseline)
+
+
+@_register("batch_sharpness", "c / batch sharpness", "baseline", "C6", "--")
+def batch_sharpness_predictor(inputs: LRInputs) -> FloatArray:
+    """``validation.stats.batch_sharpness_baseline`` of the sweep's mean batch sharpness per B (NaN where it
+    is not positive)."""
+    return _where_positive(
+        inputs.batch_sharpness, lambda s: batch_sharpness_baseline(s, scale=inputs.constant)
+    )
+
+
+# ------------------------------------------------------------------------------------------ analysis
+def fit_exponent(
+    batch: FloatArray, per_seed: FloatArray, max_batch: float, n_boot: int, seed: int
+) -> ExponentFit:
+    """Exponent s of log η = a + s log B on B ≤ ``max_batch`` with a seed-level bootstrap 95% CI
+    (``validation.stats.fit_power_law`` with the seeds as groups, ``classify_exponent`` for the verdict).
+
+    ``per_seed`` is (n_B, n_seeds), NaN where no stable rate was found. When fewer than two batch sizes lie at
+    or below ``max_batch`` the fit uses every B and says so (``fit_on_all_b``)."""
+    bb, seeds = np.meshgrid(batch, np.arange(per_seed.shape[1]), indexing="ij")
+    ok = np.isfinite(per_seed) & (per_seed > 0)
+    b, eta, groups = bb[ok], per_seed[ok], seeds[ok]
+    limit: float | None = max_batch if math.isfinite(max_batch) else None
+    fit_range = f"B <= {max_batch:.3g} (B*/2)"
+    if limit is None or np.unique(b[b <= limit]).size < 2:
+        limit, fit_range = None, "all B (fewer than two batch sizes below B*/2)"
+    if np.unique(b).size < 2:
+        nan = math.nan
+        return ExponentFit(nan, nan, nan, "undecided", "too few stable cells")
+    fit = fit_power_law(b, eta, groups, max_batch=limit, n_resamples=n_boot, seed=seed)
+    return ExponentFit(
+        exponent=fit.exponent,
+        lo=fit.ci.low,
+        hi=fit.ci.high,
+        verdict=classify_exponent(fit),
+        fit_range=fit_range,
+        fit_on_all_b=limit is None,
+        n_points=fit.n_points,
+        n_seeds=fit.n_groups,
+    )
+
+
+def _score(curve: FloatArray, strict: FloatArray, n_boot: int, seed: int) -> tuple[LRScore, FloatArray]:
+    """Score of one predictor's curve (per B) against the strict thresholds (B × seed); also |r| per cell
+    (NaN where undefined) for the paired tests."""
+    pred = np.broadcast_to(np.asarray(curve, float)[:, None], strict.shape).ravel()
+    meas = strict.ravel()
+    ok = np.isfinite(pred) & np.isfinite(meas) & (pred > 0) & (meas > 0)
+    abs_r = np.full(meas.shape, np.nan)
+    if not ok.any():
+        return LRScore(math.nan, math.nan, math.nan), abs_r
+    abs_r[ok] = np.abs(np.log(pred[ok] / meas[ok]))
+    acc = median_abs_log_ratio(pred[ok], meas[ok], n_resamples=n_boot, seed=seed)
+    return LRScore(acc.median_abs.estimate, acc.within_1_25, acc.within_1_5), abs_r
+
+
+def _paired_tests(abs_r: dict[str, FloatArray]) -> dict[str, PairedTest]:
+    """Champion vs each baseline on the cells where every predictor is defined (at least 5)."""
+    common = np.all(np.isfinite(np.vstack(list(abs_r.values()))), axis=0)
+    if common.sum() < 5:
+        return {}
+    compared = {
+        k: v[common] for k, v in abs_r.items() if k == CHAMPION or LR_PREDICTORS[k].kind == "baseline"
+    }
+    return {
+        row["method"]: PairedTest(row["p_value"], row["p_holm"], row["n_cells"], row["median_difference"])
+        for row in paired_wilcoxon_holm(compared, CHAMPION, alternative="less")
+    }
+
+
+def _threshold_matrix(
+    recs: list[dict[str, Any]], field: str, sizes: list[int], seeds: list[int]
+) -> FloatArray:
+    out = np.full((len(sizes), len(seeds)), np.nan)
+    for r in recs:
+        out[sizes.index(int(r["B"])), seeds.index(int(r["seed"]))] = decode_float(r[field])
+    return out
+
+
+def _nanmedian_rows(values: FloatArray) -> FloatArray:
+    """Median of the finite entries of each row (NaN for a row without any)."""
+    return np.array([np.median(r[np.isfinite(r)]) if np.isfinite(r).any() else np.nan for r in values])
+
+
+def _finite_rows(values: FloatArray, sizes: list[int]) -> dict[int, tuple[float, ...]]:
+    return {s: tuple(values[i][np.isfinite(values[i])].tolist()) for i, s in enumerate(sizes)}
+
+
+def analyse_optimizer(
+    opt: str,
+    recs: list[dict[str, Any]],
+    pred: PredictionRecord,
+    sweep: list[dict[str, Any]],
+    config: RunConfig,
+) -> OptimizerAnalysis:
+    """Step 6 for one optimizer's threshold records."""
+    from rmt.learning_rates import max_lr
+
+    th = pred.targets["H"]
+    sizes = sorted({int(r["B"]) for r in recs})
+    seeds = sorted({int(r["seed"]) for r in recs})
+    strict = _threshold_matrix(recs, "lr_max_strict", sizes, seeds)
+    lenient = _threshold_matrix(recs, "lr_max_lenient", sizes, seeds)
+    b = np.asarray(sizes, dtype=float)
+    method, momentum = THEORY_METHODS[opt]
+    best_curve = dict(zip(pred.grid, th.curves[th.best_model], strict=True))
+    sharp = [[float(r["batch_sharpness"]) for r in sweep if int(r["B"]) == s] for s in sizes]
+    med = _nanmedian_rows(strict)
+    inputs = LRInputs(
+        optimizer=opt,
+        batch_sizes=b,
+        constant=float(max_lr(1.0, method=method, momentum=momentum)),
+        lambda_1=th.lambda_1,
+        sigma2=th.p_sigma2 / pred.n_params,
+        n_params=pred.n_params,
+        n_data=pred.n_data,
+        lam_measured=np.array([th.measured[s].mean if s in th.measured else math.nan for s in sizes]),
+        lam_best=np.array([best_curve.get(s, math.nan) for s in sizes]),
+        batch_sharpness=np.array([float(np.mean(v)) if v else math.nan for v in sharp]),
+        median_strict=med,
+    )
+    predictors = {p.key: np.asarray(p.function(inputs), dtype=float) for p in LR_PREDICTORS}
+    scored = {k: _score(v, strict, config.bootstrap_samples, config.seed) for k, v in predictors.items()}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (lenient / strict).ravel()
+    ratio = ratio[np.isfinite(ratio)]
+    b_half = pred.critical_batch / 2
+    return OptimizerAnalysis(
+        batch_sizes=tuple(sizes),
+        seeds=tuple(seeds),
+        measured_strict=_finite_rows(strict, sizes),
+        measured_lenient=_finite_rows(lenient, sizes),
+        median_strict=tuple(med.tolist()),
+        median_lenient=tuple(_nanmedian_rows(lenient).tolist()),
+        lenient_over_strict=float(np.median(ratio)) if ratio.size else math.nan,
+        predictors={k: tuple(v.tolist()) for k, v in predictors.items()},
+        scores={k: s for k, (s, _) in scored.items()},
+        champion=CHAMPION,
+        paired_wilcoxon_holm=_paired_tests({k: r for k, (_, r) in scored.items()}),
+        exponent_strict=fit_exponent(b, strict, b_half, config.bootstrap_samples, config.seed),
+        exponent_lenient=fit_exponent(b, lenient, b_half, config.bootstrap_samples, config.seed + 1),
+        diverged_cells=int(sum(bool(r.get("diverged_any")) for r in recs)),
+    )
+
+
+def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckpt: int) -> LRAnalysisRecord:
+    """Measured η_max(B) per optimizer against predictions and baselines (reads stored records only)."""
+    from validation.experiments.spectrum_scoring import STEP
+
+    pred = PredictionRecord.from_dict(store.get(STEP, cell_key(model=model, ckpt=ckpt)))
+    sweep = store.records(steps.SWEEP, model=model, ckpt=ckpt)
+    optimizers = {}
+    for opt in config.thresholds.optimizers:
+        recs = store.records(steps.THRESHOLDS, model=model, ckpt=ckpt, optimizer=opt)
+        if recs:
+            optimizers[opt] = analyse_optimizer(opt, recs, pred, sweep, config)
+    return LRAnalysisRecord(
+        model=model,
+        ckpt=ckpt,
+        critical_batch=pred.critical_batch,
+        best_spectrum_model=pred.targets["H"].best_model,
+        criteria={
+            "steps": config.thresholds.steps,
+            "delta": config.thresholds.delta,
+            "halvings": config.thresholds.halvings,
+        },
+        optimizers=optimizers,
+    )

@@ -1,0 +1,209 @@
+"""The random-matrix models of λ'_max(B), the top eigenvalue of the batch curvature H_B (or G_B): one
+function per model, registered once in :data:`SPECTRUM_MODELS` (docs/theory.md §1–§3).
+
+With the noise estimated independently (step 3), N = pool size, and σ² = Pσ²/P:
+
+* ``additive_homogeneous`` — spiked Wigner, ``rmt.wigner.batch_hessian_extremal(λ_1, σ², P, B, N)``;
+* ``additive_bulk`` — the spike over the measured bulk μ (SLQ nodes of the matrix without its outliers),
+  ``rmt.bulk.bulk_spike_outlier(λ_1, ν(B), μ)``;
+* ``additive_profile`` (H only) — the rank-one variance profile S̃ = κ(B)·r rᵀ/Σr with the measured row sums
+  r (it has exactly those row sums) and the empirical top eigenvector as the spike vector,
+  ``rmt.profile.wigner_type_outliers``. The profile is coarse-grained to :data:`PROFILE_BLOCKS` blocks of
+  the sorted r, geometric towards the largest row sums (a ``BlockProfile``: a dense P×P profile does not fit
+  in memory; on a P = 612 MLP the outliers agree with the exact rank-one solution to 0.3%);
+* ``multiplicative`` — Bai–Yao, ``rmt.bulk.wishart_bulk_spike_outlier(λ_1(G), q, μ_G)`` with the SLQ bulk of
+  G and q = P/(B·C_eff) (C_eff = ``ggn_outputs_per_sample`` or classes − 1, the rank of the softmax output
+  Hessian); the same curve for both targets;
+* ``free_fit`` — λ'(B) = a + b·B^(−s) fitted to the scored measurement (``validation.stats.
+  fit_offset_power_law``): the reference for how well any smooth 3-parameter curve does.
+
+A model function takes the :class:`SpectrumInputs` of one target and the batch sizes and returns λ'_max at
+each, or ``None`` where the model does not apply to the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from validation.experiments.registry import Predictor, Registry
+from validation.stats import fit_offset_power_law
+
+__all__ = ["PROFILE_BLOCKS", "SPECTRUM_MODELS", "SpectrumInputs", "register_spectrum_model"]
+
+FloatArray = NDArray[np.float64]
+PROFILE_BLOCKS = 12
+
+SPECTRUM_MODELS = Registry("spectrum models")
+"""The random-matrix models of λ'_max(B) (plus the free fit); function(inputs, batch_sizes) → array | None."""
+
+
+@dataclass(frozen=True)
+class SpectrumInputs:
+    """Everything a model of one target's λ'_max(B) may use, from steps 2–4 of one checkpoint.
+
+    ``lam``/``p_sigma2``/``atoms``/``weights`` are the target's (H or G) top eigenvalue, noise Pσ² and bulk
+    μ; ``ggn_lam``/``ggn_atoms``/``ggn_weights`` the GGN's (for the multiplicative model);
+    ``row_sums``/``vector`` the H noise row sums and top eigenvector (``None`` for G); ``batch``/``measured``
+    the sweep cells of the target (for fitted models)."""
+
+    lam: float
+    p_sigma2: float
+    n_params: int
+    n_data: int
+    atoms: FloatArray
+    weights: FloatArray
+    ggn_lam: float
+    ggn_atoms: FloatArray
+    ggn_weights: FloatArray
+    c_eff: int
+    row_sums: FloatArray | None
+    vector: FloatArray | None
+    batch: FloatArray
+    measured: FloatArray
+
+    @property
+    def sigma2(self) -> float:
+        return self.p_sigma2 / self.n_params
+
+    def without_batch(self, held: float) -> SpectrumInputs:
+        """The same inputs with the sweep cells at batch size ``held`` removed (leave-one-B-out)."""
+        keep = self.batch != held
+        return replace(self, batch=self.batch[keep], measured=self.measured[keep])
+
+
+ModelFunction = Callable[[SpectrumInputs, FloatArray], FloatArray | None]
+F = TypeVar("F", bound=ModelFunction)
+
+
+def register_spectrum_model(
+    key: str,
+    label: str,
+    color: str,
+    linestyle: str = "-",
+    *,
+    kind: str = "theory",
+    fitted_parameters: int = 0,
+) -> Callable[[F], F]:
+    """Decorator: register ``function(inputs, batch_sizes)`` as the spectrum model ``key``."""
+
+    def add(function: F) -> F:
+        SPECTRUM_MODELS.register(
+            Predictor(
+                key=key,
+                label=label,
+                kind=kind,  # type: ignore[arg-type]  # checked by Predictor
+                function=function,
+                color=color,
+                linestyle=linestyle,
+                fitted_parameters=fitted_parameters,
+            )
+        )
+        return function
+
+    return add
+
+
+@register_spectrum_model("additive_homogeneous", "additive, homogeneous noise (spiked Wigner)", "C0")
+def additive_homogeneous(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray:
+    """``rmt.wigner.batch_hessian_extremal(λ_1, σ², P, B, N)``: the outlier λ + ν²/λ above B*, the edge 2ν
+    below (docs/theory.md §1a)."""
+    from rmt.wigner import batch_hessian_extremal
+
+    out = batch_hessian_extremal(inputs.lam, inputs.sigma2, inputs.n_params, batch_sizes, inputs.n_data)
+    return np.atleast_1d(np.asarray(out, dtype=float))
+
+
+def noise_scales(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray:
+    """ν(B) = √(κ(B)·Pσ²) of the homogeneous additive noise (``rmt.wigner.noise_scale``)."""
+    from rmt.wigner import noise_scale
+
+    nu = noise_scale(inputs.sigma2, inputs.n_params, batch_sizes, inputs.n_data)
+    return np.atleast_1d(np.asarray(nu, dtype=float))
+
+
+@register_spectrum_model("additive_bulk", "additive, measured bulk", "C1", "--")
+def additive_bulk(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray:
+    """``rmt.bulk.bulk_spike_outlier(λ_1, ν(B), μ)``: the spike over the free convolution of the measured
+    bulk μ with a semicircle of radius 2ν(B) (docs/theory.md §2)."""
+    from rmt.bulk import bulk_spike_outlier
+
+    nu = noise_scales(inputs, batch_sizes)
+    lam, atoms, weights = inputs.lam, inputs.atoms, inputs.weights
+    return np.array([float(bulk_spike_outlier(lam, float(v), atoms, weights)) for v in nu])
+
+
+def profile_outlier(row_sums: FloatArray, vector: FloatArray, theta: float, kappa: float) -> float:
+    """Top outlier for the rank-one profile S̃ = κ r rᵀ/Σr, coarse-grained to at most
+    :data:`PROFILE_BLOCKS` blocks of the sorted r (block j ends at P(1 − 2^−j): geometric towards the
+    largest row sums, whose heavy tail decides the outlier). θ itself when Σr ≤ 0 or κ ≤ 0."""
+    from rmt.profile import BlockProfile, wigner_type_outliers
+
+    r = np.clip(np.asarray(row_sums, dtype=float), 0.0, None)
+    total = r.sum()
+    if total <= 0 or kappa <= 0:
+        return theta
+    g = np.sqrt(kappa / total) * r
+    phi = np.asarray(vector, dtype=float)
+    phi = phi / np.linalg.norm(phi)
+    order = np.argsort(r, kind="stable")
+    k = min(PROFILE_BLOCKS, r.size)
+    bounds = np.unique(
+        np.concatenate([[0], r.size - np.floor(r.size * 0.5 ** np.arange(k)), [r.size]]).astype(int)
+    )
+    k = bounds.size - 1
+    sizes = np.diff(bounds).astype(float)
+    g_sorted = g[order]
+    g_block = np.array([g_sorted[bounds[i] : bounds[i + 1]].mean() for i in range(k)])
+    profile = BlockProfile(np.outer(g_block, g_block), sizes)
+    return float(wigner_type_outliers(profile, np.array([theta]), phi[order].reshape(-1, 1))[0])
+
+
+@register_spectrum_model("additive_profile", "additive, measured row-sum profile", "C2", "-.")
+def additive_profile(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray | None:
+    """The Wigner-type outlier of the rank-one row-sum profile at κ(B) (docs/theory.md §3); H only."""
+    from rmt.wigner import kappa
+
+    if inputs.row_sums is None or inputs.vector is None:
+        return None
+    kap = np.atleast_1d(kappa(batch_sizes, inputs.n_data))
+    return np.array([profile_outlier(inputs.row_sums, inputs.vector, inputs.lam, float(k)) for k in kap])
+
+
+@register_spectrum_model("multiplicative", "multiplicative (Bai–Yao, GGN bulk)", "C3", ":")
+def multiplicative(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray:
+    """``rmt.bulk.wishart_bulk_spike_outlier(λ_1(G), q, μ_G)`` with q = P/(B·C_eff) (docs/theory.md §1b)."""
+    from rmt.bulk import wishart_bulk_spike_outlier
+
+    atoms = np.clip(inputs.ggn_atoms, 0.0, None)
+    lam = max(inputs.ggn_lam, 0.0)
+    return np.array(
+        [
+            float(
+                wishart_bulk_spike_outlier(
+                    lam, inputs.n_params / (float(b) * inputs.c_eff), atoms, inputs.ggn_weights
+                )
+            )
+            for b in batch_sizes
+        ]
+    )
+
+
+@register_spectrum_model("free_fit", "free fit a + b·B⁻ˢ", "0.45", "-", kind="fit", fitted_parameters=3)
+def free_fit(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray:
+    """``validation.stats.fit_offset_power_law`` on the target's sweep cells, evaluated at ``batch_sizes``."""
+    return fit_offset_power_law(inputs.batch, inputs.measured).predict(batch_sizes)
+
+
+def model_curves(inputs: SpectrumInputs, batch_sizes: FloatArray) -> dict[str, FloatArray]:
+    """Every registered model that applies to the target, evaluated at ``batch_sizes`` (registry order)."""
+    curves: dict[str, FloatArray] = {}
+    for model in SPECTRUM_MODELS:
+        curve = model.function(inputs, batch_sizes)
+        if curve is not None:
+            curves[model.key] = np.asarray(curve, dtype=float)
+    return curves

@@ -1,0 +1,264 @@
+"""Step 5: every registered spectrum model (``validation.experiments.spectrum_models``) scored against the
+batch-size sweep, for the top eigenvalue of H_B and of G_B (the models of G use the GGN's noise).
+
+Reads only stored records (steps 2–4). Scores per model, with r = log(pred/measured) per sweep cell
+(``validation.stats``): the median |r| with a bootstrap CI overall and per regime (``edge`` below B*,
+``outlier`` above; ``rmt.learning_rates.batch_regime`` of the homogeneous additive model), AIC of the
+Gaussian log residuals with k = fitted parameters + 1 (the variance), and the leave-one-B-out mean squared
+log error (``validation.stats.leave_one_b_out``; a fitted model is refitted without each B). The best model
+has the smallest leave-one-B-out error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from validation import steps
+from validation.config import RunConfig
+from validation.experiments.analysis_records import (
+    MeanCI,
+    MedianCI,
+    ModelScore,
+    NoiseSpectrumItem,
+    PredictionRecord,
+    TargetPrediction,
+)
+from validation.experiments.spectrum_models import (
+    PROFILE_BLOCKS,
+    SPECTRUM_MODELS,
+    FloatArray,
+    SpectrumInputs,
+    additive_homogeneous,
+    model_curves,
+)
+from validation.stats import aic, bootstrap_ci, fit_offset_power_law, leave_one_b_out, median_abs_log_ratio
+from validation.store import ResultStore, cell_key
+
+__all__ = ["STEP", "compute_predictions", "critical_batch", "estimated_critical_batch", "score_model"]
+
+STEP = steps.PREDICTIONS
+BULK_RULE = "SLQ nodes below the smallest computed top-k eigenvalue, renormalised"
+
+
+def critical_batch(lam: float, p_sigma2: float, n_params: int, n_data: int) -> float:
+    """B* of the homogeneous additive model, ν(B*) = λ (``rmt.wigner.critical_batch_size``, docs/theory.md
+    §1a); ``inf`` when λ ≤ 0 or Pσ² ≤ 0 (no separated spike)."""
+    from rmt.wigner import critical_batch_size
+
+    if not (lam > 0 and p_sigma2 > 0):
+        return math.inf
+    return float(critical_batch_size(lam, p_sigma2 / n_params, n_params, n_data))
+
+
+def estimated_critical_batch(spectra: dict[str, Any], noise: dict[str, Any], n_data: int) -> float:
+    """B* of H from the records of steps 2 (λ_1(H), P) and 3 (Pσ²) only."""
+    lam = float(spectra["hessian_top"]["eigenvalues"][0])
+    return critical_batch(lam, float(noise["hessian"]["p_sigma2"]), int(spectra["n_params"]), n_data)
+
+
+def _positive_pairs(pred: FloatArray, meas: FloatArray) -> np.ndarray:
+    """Cells where r = log(pred/measured) is a log ratio of two positive finite values."""
+    return np.isfinite(pred) & np.isfinite(meas) & (pred > 0) & (meas > 0)
+
+
+def _median_ci(pred: FloatArray, meas: FloatArray, n_boot: int, seed: int) -> MedianCI:
+    ok = _positive_pairs(pred, meas)
+    if not ok.any():
+        return MedianCI.empty()
+    acc = median_abs_log_ratio(pred[ok], meas[ok], n_resamples=n_boot, seed=seed)
+    return MedianCI(acc.median_abs.estimate, acc.median_abs.low, acc.median_abs.high, acc.n_cells)
+
+
+def score_model(
+    batch: FloatArray,
+    measured: FloatArray,
+    predicted: FloatArray,
+    regimes: FloatArray | np.ndarray,
+    *,
+    aic_parameters: int,
+    loo_b: float,
+    n_boot: int,
+    seed: int,
+) -> ModelScore:
+    """Scores of one model's ``predicted`` values (aligned with the sweep cells ``batch``/``measured``;
+    ``regimes`` = "edge"/"outlier" per cell) — see the module docstring."""
+    ok = _positive_pairs(predicted, measured)
+    r = np.log(predicted[ok] / measured[ok])
+    n = int(r.size)
+    overall = _median_ci(predicted, measured, n_boot, seed)
+    per_regime = {
+        name: _median_ci(predicted[regimes == name], measured[regimes == name], n_boot, seed + 1)
+        for name in ("edge", "outlier")
+    }
+    within = float(np.mean(np.abs(r) <= math.log(1.25) + 1e-12)) if n else math.nan
+    return ModelScore(
+        overall=overall,
+        edge=per_regime["edge"],
+        outlier=per_regime["outlier"],
+        aic=aic(float(np.sum(r**2)), n, aic_parameters) if n else math.nan,
+        mean_log_ratio=float(np.mean(r)) if n else math.nan,
+        within_1_25=within,
+        loo_b=loo_b,
+    )
+
+
+def _mean_ci(values: FloatArray, n_boot: int, seed: int) -> MeanCI:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return MeanCI(math.nan, math.nan, math.nan, ())
+    ci = bootstrap_ci(v, np.mean, n_resamples=n_boot, seed=seed)
+    return MeanCI(ci.estimate, ci.low, ci.high, tuple(float(x) for x in v))
+
+
+def _loo_error(key: str, inputs: SpectrumInputs, curve: dict[int, float]) -> float:
+    """Leave-one-B-out error of model ``key``: a fitted model is refitted without each B, a theory model's
+    curve does not depend on the sweep."""
+    model = SPECTRUM_MODELS[key]
+
+    def predict(_b: FloatArray, _y: FloatArray, held: float) -> float:
+        if model.kind == "fit":
+            return float(model.function(inputs.without_batch(held), np.array([held]))[0])
+        return curve.get(int(held), math.nan)
+
+    return leave_one_b_out(inputs.batch, inputs.measured, predict)
+
+
+def predict_target(inputs: SpectrumInputs, grid: FloatArray, n_boot: int, seed: int) -> TargetPrediction:
+    """Every model's curve on ``grid`` and its scores against the target's sweep cells."""
+    from rmt.learning_rates import batch_regime
+
+    curves = model_curves(inputs, grid)
+    regime_of = np.atleast_1d(
+        batch_regime(grid, inputs.lam, inputs.sigma2, inputs.n_params, model="additive", n_data=inputs.n_data)
+    )
+    regime = {int(b): str(g) for b, g in zip(grid, regime_of, strict=True)}
+    cell_regimes = np.array([regime[int(b)] for b in inputs.batch])
+    scores: dict[str, ModelScore] = {}
+    for i, (key, curve) in enumerate(curves.items()):
+        by_b = {int(b): float(v) for b, v in zip(grid, curve, strict=True)}
+        predicted = np.array([by_b.get(int(b), math.nan) for b in inputs.batch])
+        scores[key] = score_model(
+            inputs.batch,
+            inputs.measured,
+            predicted,
+            cell_regimes,
+            aic_parameters=SPECTRUM_MODELS[key].fitted_parameters + 1,
+            loo_b=_loo_error(key, inputs, by_b),
+            n_boot=n_boot,
+            seed=seed + 17 * i,
+        )
+    best = min(scores, key=lambda m: math.inf if math.isnan(scores[m].loo_b) else scores[m].loo_b)
+    return TargetPrediction(
+        lambda_1=inputs.lam,
+        p_sigma2=inputs.p_sigma2,
+        critical_batch=critical_batch(inputs.lam, inputs.p_sigma2, inputs.n_params, inputs.n_data),
+        regime=regime,
+        curves={k: tuple(float(v) for v in c) for k, c in curves.items()},
+        scores=scores,
+        best_model=best,
+        free_fit=fit_offset_power_law(inputs.batch, inputs.measured).to_dict(),
+        measured={int(b): _mean_ci(inputs.measured[inputs.batch == b], n_boot, seed + int(b)) for b in grid},
+    )
+
+
+def _sweep_cells(store: ResultStore, model: str, ckpt: int, field: str) -> tuple[FloatArray, FloatArray]:
+    recs = store.records(steps.SWEEP, model=model, ckpt=ckpt)
+    b = np.array([r["B"] for r in recs], dtype=float)
+    v = np.array([float(r[field]) for r in recs], dtype=float)
+    return b, v
+
+
+def _num_classes(store: ResultStore, model: str) -> int:
+    recs = store.records(steps.CHECKPOINTS, model=model)
+    if not recs:
+        raise KeyError(f"no checkpoint records for model {model!r} in {store.root}")
+    return int(recs[0]["num_classes"])
+
+
+def _target_inputs(
+    store: ResultStore, config: RunConfig, *, model: str, ckpt: int
+) -> tuple[dict[str, SpectrumInputs], dict[str, Any], dict[str, Any]]:
+    """The :class:`SpectrumInputs` of H and G from the stored records of one checkpoint."""
+    from validation.experiments.spectra import bulk_measure
+
+    key = cell_key(model=model, ckpt=ckpt)
+    spectra, noise = store.get(steps.SPECTRA, key), store.get(steps.NOISE, key)
+    p, n_data = int(spectra["n_params"]), int(spectra["pool_size"])
+    c_eff = config.ggn_outputs_per_sample or max(_num_classes(store, model) - 1, 1)
+    top_h = [float(v) for v in spectra["hessian_top"]["eigenvalues"]]
+    top_g = [float(v) for v in spectra["ggn_top"]["eigenvalues"]]
+    g_atoms, g_weights = bulk_measure(spectra["ggn_slq"], top_g)
+    vectors = store.load_array(spectra["hessian_vectors"])
+    inputs = {}
+    for target, field, top, slq, matrix in (
+        ("H", "lam_max_H", top_h, spectra["hessian_slq"], "hessian"),
+        ("G", "lam_max_G", top_g, spectra["ggn_slq"], "ggn"),
+    ):
+        atoms, weights = bulk_measure(slq, top)
+        batch, measured = _sweep_cells(store, model, ckpt, field)
+        inputs[target] = SpectrumInputs(
+            lam=top[0],
+            p_sigma2=float(noise[matrix]["p_sigma2"]),
+            n_params=p,
+            n_data=n_data,
+            atoms=atoms,
+            weights=weights,
+            ggn_lam=top_g[0],
+            ggn_atoms=g_atoms,
+            ggn_weights=g_weights,
+            c_eff=c_eff,
+            row_sums=store.load_array(noise["hessian"]["row_sums"]) if target == "H" else None,
+            vector=vectors[:, 0] if target == "H" else None,
+            batch=batch,
+            measured=measured,
+        )
+    return inputs, spectra, noise
+
+
+def compute_predictions(
+    store: ResultStore, config: RunConfig, *, model: str, ckpt: int, grid: list[int]
+) -> PredictionRecord:
+    """Predictions of every model on the grid and their scores against the sweep (one record)."""
+    from rmt.wigner import kappa
+
+    inputs, spectra, noise = _target_inputs(store, config, model=model, ckpt=ckpt)
+    h = inputs["H"]
+    b_grid = np.asarray(grid, dtype=float)
+    n_boot, seed = config.bootstrap_samples, config.seed
+    targets = {name: predict_target(inp, b_grid, n_boot, seed) for name, inp in inputs.items()}
+    lam_min = float(spectra["hessian_min"]["eigenvalues"][0])
+    batch_min, meas_min = _sweep_cells(store, model, ckpt, "lam_min_H")
+    noise_spec = tuple(
+        NoiseSpectrumItem(
+            B=int(rec["B"]),
+            nu2_measured=float(rec["nu2_measured"]),
+            nu2_predicted=float(kappa(int(rec["B"]), h.n_data)) * h.p_sigma2,
+        )
+        for rec in store.records(steps.NOISE_SPECTRUM, model=model, ckpt=ckpt)
+    )
+    return PredictionRecord(
+        model=model,
+        ckpt=ckpt,
+        n_params=h.n_params,
+        n_data=h.n_data,
+        num_classes=_num_classes(store, model),
+        c_eff=h.c_eff,
+        grid=tuple(int(b) for b in grid),
+        critical_batch=estimated_critical_batch(spectra, noise, h.n_data),
+        lambda_min=lam_min,
+        row_sum_cv=float(noise["hessian"]["row_sum_cv"]),
+        targets=targets,
+        lam_min_predicted=tuple(additive_homogeneous(_with_lam(h, lam_min), b_grid).tolist()),
+        lam_min_measured={int(b): _mean_ci(meas_min[batch_min == b], n_boot, seed) for b in b_grid},
+        noise_spectrum=noise_spec,
+        profile_blocks=PROFILE_BLOCKS,
+        bulk_rule=BULK_RULE,
+    )
+
+
+def _with_lam(inputs: SpectrumInputs, lam: float) -> SpectrumInputs:
+    return replace(inputs, lam=lam)

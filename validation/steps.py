@@ -1,0 +1,27 @@
+"""The names of the pipeline's steps, defined once: each is a folder ``records/<name>/`` of the run store and
+the ``step`` of its records. Torch-free, so the report and figures can import it cheaply."""
+
+from __future__ import annotations
+
+from typing import Final
+
+CHECKPOINTS: Final = "checkpoints"
+"""Step 1: pre-trained checkpoints (one record per model and loss level)."""
+SPECTRA: Final = "spectra"
+"""Step 2: top-k of H and G, λ_min(H), SLQ densities (one record per checkpoint)."""
+NOISE: Final = "noise"
+"""Step 3: per-sample noise statistics (one record per checkpoint)."""
+SWEEP: Final = "sweep"
+"""Step 4: extremal eigenvalues of H_B and G_B (one record per checkpoint, B and batch)."""
+NOISE_SPECTRUM: Final = "noise_spectrum"
+"""Step 4: SLQ of the noise operator H_B − H (one record per checkpoint and B)."""
+PREDICTIONS: Final = "predictions"
+"""Step 5: the random-matrix models scored against the sweep (one record per checkpoint)."""
+THRESHOLDS: Final = "thresholds"
+"""Step 6: divergence thresholds (one record per checkpoint, optimizer, B and seed)."""
+LR_ANALYSIS: Final = "lr_analysis"
+"""Step 6: learning-rate exponents and predictor comparison (one record per checkpoint)."""
+MONTECARLO: Final = "montecarlo"
+"""The theory layer's predictions against its exact samplers (one record per run)."""
+LEARNER: Final = "learner"
+"""``batchrmt learner``: one record per (arm, seed)."""
