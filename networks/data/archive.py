@@ -114,17 +114,18 @@ def _check_member(source: Path, member: tarfile.TarInfo, total: int) -> None:
 
 
 def _read_member(source: Path, archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    handle = archive.extractfile(member)
+    handle: Any = archive.extractfile(member)
     if handle is None:  # pragma: no cover - regular files always have a handle
         raise DatasetFormatError(f"{source}: member {member.name!r} has no data")
-    data = bytearray()
-    while len(data) < member.size:
-        chunk = handle.read(min(CHUNK, member.size - len(data)))
-        if not chunk:
+    data = bytearray(member.size)  # size checked against MAX_FILE_BYTES by _check_member
+    view, got = memoryview(data), 0
+    while got < member.size:
+        n = handle.readinto(view[got : got + CHUNK])
+        if not n:
             raise DatasetFormatError(
-                f"{source}: member {member.name!r} is truncated ({len(data)} of {member.size} bytes)"
+                f"{source}: member {member.name!r} is truncated ({got} of {member.size} bytes)"
             )
-        data += chunk
+        got += n
     return bytes(data)
 
 

@@ -110,10 +110,14 @@ def _parse_batch(label: str, raw: bytes, label_key: bytes, num_classes: int) -> 
         raise DatasetFormatError(f"{label}: b'data' must be a uint8 array of shape (N, 3072), got {shape}")
     if labels is None:
         raise DatasetFormatError(f"{label}: missing key {label_key!r}")
-    try:
-        y = np.asarray(labels)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise DatasetFormatError(f"{label}: {label_key!r} is not a list of integer labels ({exc})") from exc
+    # a list of Python ints (checked before numpy sees it: a list of N references to one long list would
+    # otherwise become an N × len array) or a 1-D integer array
+    if isinstance(labels, (list, tuple)) and all(type(v) is int for v in labels):
+        y = np.asarray(labels) if labels else np.zeros(0, np.int64)
+    elif isinstance(labels, np.ndarray):
+        y = labels
+    else:
+        raise DatasetFormatError(f"{label}: {label_key!r} must be a list of integer labels")
     if y.ndim != 1 or y.shape[0] != data.shape[0] or not np.issubdtype(y.dtype, np.integer):
         raise DatasetFormatError(
             f"{label}: {label_key!r} must hold {data.shape[0]} integer labels, got {y.shape}"

@@ -168,39 +168,97 @@ class RestrictedUnpickler(pickle.Unpickler):
         )
 
 
+def _argument_table() -> dict[int, tuple[str, int, int]]:
+    """opcode byte -> (name, argument kind, size): kind 0 none, 1 fixed ``size`` bytes, 2 ``size`` lines,
+    3 a little-endian length of ``size`` bytes then that many bytes (4: the same, signed)."""
+    table: dict[int, tuple[str, int, int]] = {}
+    for op in pickletools.opcodes:
+        arg, code = op.arg, op.code.encode("latin-1")[0]
+        if arg is None:
+            table[code] = (op.name, 0, 0)
+        elif arg.n > 0:
+            table[code] = (op.name, 1, arg.n)
+        elif arg.n == pickletools.UP_TO_NEWLINE:
+            table[code] = (op.name, 2, 2 if arg.name.endswith("_pair") else 1)
+        else:
+            size = {
+                pickletools.TAKEN_FROM_ARGUMENT1: 1,
+                pickletools.TAKEN_FROM_ARGUMENT4: 4,
+                pickletools.TAKEN_FROM_ARGUMENT4U: 4,
+                pickletools.TAKEN_FROM_ARGUMENT8U: 8,
+            }[arg.n]
+            table[code] = (op.name, 4 if arg.n == pickletools.TAKEN_FROM_ARGUMENT4 else 3, size)
+    return table
+
+
+_ARGUMENTS = _argument_table()
+
+
 def scan_opcodes(data: bytes, source: str = "<bytes>") -> int:
-    """Check every opcode of ``data`` without building anything; returns the number of opcodes.
+    """Walk every opcode of ``data`` (arguments skipped by their declared lengths, nothing is built) up to
+    STOP; returns the number of opcodes.
 
     Raises:
         UnsafePickleError naming ``source`` for a refused opcode (:data:`REFUSED_OPCODES`) or a memo index
-        beyond the memo written so far; DatasetFormatError for a truncated or garbled opcode stream.
+        beyond the memo written so far; DatasetFormatError for an unknown opcode, an argument or frame longer
+        than the bytes left, or a missing STOP.
     """
-    memo_size, count = 0, 0
-    try:
-        for opcode, arg, pos in pickletools.genops(data):
-            count += 1
-            name = opcode.name
-            if name in REFUSED_OPCODES:
+    end, pos, count, memo_size = len(data), 0, 0, 0
+    while True:
+        if pos >= end:
+            raise DatasetFormatError(f"{source}: not a readable CIFAR pickle (truncated: no STOP opcode)")
+        start, code = pos, data[pos]
+        entry = _ARGUMENTS.get(code)
+        if entry is None:
+            raise DatasetFormatError(
+                f"{source}: not a readable CIFAR pickle (unknown opcode {code:#04x} at byte {pos})"
+            )
+        name, kind, size = entry
+        pos += 1
+        count += 1
+        if name in REFUSED_OPCODES:
+            raise UnsafePickleError(
+                f"{source}: pickle opcode {name} at byte {start} is not allowed in a CIFAR data file"
+            )
+        arg_start = pos
+        if kind == 1:
+            pos += size
+        elif kind == 2:
+            for _ in range(size):
+                newline = data.find(b"\n", pos)
+                pos = end + 1 if newline < 0 else newline + 1
+        elif kind >= 3:
+            length = int.from_bytes(data[pos : pos + size], "little", signed=kind == 4)
+            if length < 0:
+                raise DatasetFormatError(f"{source}: negative argument length {length} at byte {start}")
+            pos += size + length
+        if pos > end:
+            raise DatasetFormatError(
+                f"{source}: not a readable CIFAR pickle ({name} at byte {start} runs past the end of the "
+                "file)"
+            )
+        if name == "STOP":
+            return count
+        if name in MEMO_WRITES:
+            raw = data[arg_start:pos]
+            if name == "PUT":
+                digits = raw.strip()
+                if not digits.isdigit() or len(digits) > 18:
+                    raise DatasetFormatError(f"{source}: PUT at byte {start} has no short decimal index")
+                index = int(digits)
+            else:
+                index = int.from_bytes(raw, "little")
+            if index > memo_size:
                 raise UnsafePickleError(
-                    f"{source}: pickle opcode {name} at byte {pos} is not allowed in a CIFAR data file"
+                    f"{source}: memo index {index} at byte {start} skips past the {memo_size} entries written"
                 )
-            if name in MEMO_WRITES:
-                if not isinstance(arg, int) or not 0 <= arg <= memo_size:
-                    raise UnsafePickleError(
-                        f"{source}: memo index {arg} at byte {pos} skips past the {memo_size} entries written"
-                    )
-                memo_size += arg == memo_size
-            elif name == "MEMOIZE":
-                memo_size += 1
-            elif name == "FRAME" and isinstance(arg, int) and arg > len(data) - (pos or 0):
-                raise DatasetFormatError(
-                    f"{source}: pickle frame of {arg} bytes at byte {pos} exceeds the file"
-                )
-    except DatasetFormatError:
-        raise
-    except Exception as exc:  # pickletools raises ValueError for truncated arguments and unknown opcodes
-        raise DatasetFormatError(f"{source}: not a readable CIFAR pickle ({exc})") from exc
-    return count
+            memo_size += index == memo_size
+        elif name == "MEMOIZE":
+            memo_size += 1
+        elif name == "FRAME" and int.from_bytes(data[arg_start:pos], "little") > end - pos:
+            raise DatasetFormatError(
+                f"{source}: pickle frame at byte {start} is longer than the rest of the file"
+            )
 
 
 def restricted_loads(data: bytes, source: str = "<bytes>") -> Any:
