@@ -158,6 +158,8 @@ def read_tar_members(source: Path, wanted: Iterable[str]) -> dict[str, bytes]:
                     key = member.name.removeprefix("./")
                     if key in names and member.isfile():
                         found[key] = _read_member(source, archive, member)
+                while capped.read(CHUNK):  # the padding after the last member, then the gzip/bz2/xz
+                    pass  # trailer: a CRC mismatch or a truncated stream raises here
     except DatasetFormatError:
         raise
     except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, ValueError) as exc:

@@ -2,7 +2,8 @@
 
 Images are opened with Pillow restricted to :data:`IMAGE_FORMATS` (no plugin that calls an external program,
 such as EPS → Ghostscript). Opening reads only the header; an image of more than ``MAX_IMAGE_PIXELS``
-(width × height) is refused before any pixel is decoded, and Pillow's decompression-bomb warning and error,
+(width × height) is refused before any pixel is decoded; a PNG's chunk CRCs are all verified (Pillow's
+``verify``) before its pixels are decoded; and Pillow's decompression-bomb warning and error,
 truncated data and every decoder error become a :class:`~networks.data.errors.DatasetFormatError`
 (a ``ValueError``) naming the file.
 """
@@ -65,6 +66,8 @@ def open_image(
                         f"limit of {MAX_IMAGE_PIXELS} (decompression bomb?)"
                     )
                 try:
+                    if image.format == "PNG":  # every chunk's CRC, and the chunks up to IEND, first
+                        _verify_png(source)
                     image.load()
                 except Exception as exc:  # truncated data, zlib errors, decompression bombs in chunks
                     raise DatasetFormatError(
@@ -73,6 +76,12 @@ def open_image(
                 yield image
     finally:
         handle.close()
+
+
+def _verify_png(source: str | Path | bytes) -> None:
+    """Pillow's ``verify`` on a fresh handle: raises on a CRC mismatch or a truncated chunk anywhere."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=["PNG"]) as check:
+        check.verify()
 
 
 def _pixels(image: Image.Image, label: str) -> np.ndarray:

@@ -138,7 +138,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     def _reconstruct(self, subtype: Any, shape: Any, typecode: Any) -> GuardedArray:
         if subtype is not NDARRAY_MARKER:
             raise UnsafePickleError(
-                f"{self.source}: _reconstruct may only build numpy.ndarray, got {subtype!r}"
+                f"{self.source}: _reconstruct may only build numpy.ndarray, got another class or object"
             )
         if not isinstance(shape, tuple) or not all(type(s) is int for s in shape):
             raise DatasetFormatError(f"{self.source}: _reconstruct shape must be a tuple of integers")
