@@ -291,3 +291,21 @@ def test_png_refusals_cover_bit_depth_and_other_formats(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(buffer, format="BMP")
     refused(lambda: decode_png(buffer.getvalue(), "bmp-bytes"), "bmp-bytes")
+
+
+# -------------------------------------------------------------------------------------------------- npz
+def test_npz_object_arrays_are_refused_and_fortran_order_is_read(tmp_path: Path) -> None:
+    from networks.data import load_imagenet32, read_npz_arrays
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "val_data.npz"
+    hostile = np.array([code_execution_payloads(marker)["GLOBAL os.system"]], dtype=object)
+    np.savez(path, data=hostile, labels=np.array([1]))  # an object array is stored as a pickle
+    error = refused(lambda: load_imagenet32(path), path)
+    assert "object arrays" in str(error) and not marker.exists()
+    fortran = np.asfortranarray(np.arange(24, dtype=np.int32).reshape(4, 6))
+    np.savez(path, data=fortran, labels=np.arange(4))
+    arrays = read_npz_arrays(path, ["data", "labels"])
+    assert np.array_equal(arrays["data"], fortran) and np.array_equal(arrays["labels"], np.arange(4))
+    error = refused(lambda: read_npz_arrays(path, ["mean"]), path)
+    assert "has no array 'mean'" in str(error)
