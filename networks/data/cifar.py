@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +9,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .archive import read_tar_members
 from .dataset import ArrayDataset
-from .errors import DatasetFormatError, DatasetNotFoundError, UnsafePickleError, default_data_root
+from .errors import DatasetFormatError, DatasetNotFoundError, default_data_root
+from .limits import read_regular_file
 from .safe_pickle import restricted_loads
 from .transforms import images_to_tensor
 
@@ -70,29 +70,18 @@ def _locate(name: str, root: str | Path | None) -> Path:
 
 
 def _read_members(source: Path, layout: CifarLayout, files: tuple[str, ...]) -> list[tuple[str, bytes]]:
-    """(display name, raw bytes) of ``files`` from a folder or the archive (read in memory, not extracted)."""
+    """(display name, raw bytes) of ``files`` from a folder or the archive (read in memory, never extracted;
+    sizes bounded by ``networks.data.limits``)."""
     if source.is_dir():
         out = []
         for f in files:
             path = source / f
             if not path.is_file():
                 raise DatasetFormatError(f"{path}: missing file of the {layout.folder} release")
-            out.append((str(path), path.read_bytes()))
+            out.append((str(path), read_regular_file(path)))
         return out
     wanted = {f"{layout.folder}/{f}": f for f in files}
-    found: dict[str, bytes] = {}
-    try:
-        with tarfile.open(source, "r:*") as archive:
-            for member in archive:
-                key = member.name.removeprefix("./")
-                if key in wanted and member.isfile():
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        found[key] = handle.read()
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        raise DatasetFormatError(
-            f"{source}: cannot read the CIFAR archive ({exc}); truncated or corrupt"
-        ) from exc
+    found = read_tar_members(source, wanted)
     missing = sorted(set(wanted) - set(found))
     if missing:
         raise DatasetFormatError(f"{source}: archive lacks {', '.join(missing)}")
@@ -107,14 +96,7 @@ def _get(batch: dict[Any, Any], key: bytes) -> Any:
 
 def _parse_batch(label: str, raw: bytes, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images (N, 3, 32, 32), int64 labels (N,)) of one pickled batch, with shape and range checks."""
-    try:
-        batch = restricted_loads(raw)
-    except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{label}: {exc}") from None
-    except Exception as exc:  # truncated / garbled pickles raise many types
-        raise DatasetFormatError(
-            f"{label}: not a readable CIFAR pickle ({type(exc).__name__}: {exc})"
-        ) from exc
+    batch = restricted_loads(raw, label)  # refusals are ValueErrors naming ``label``
     if not isinstance(batch, dict):
         raise DatasetFormatError(f"{label}: expected a pickled dict, got {type(batch).__name__}")
     data, labels = _get(batch, b"data"), _get(batch, label_key)
@@ -128,7 +110,14 @@ def _parse_batch(label: str, raw: bytes, label_key: bytes, num_classes: int) -> 
         raise DatasetFormatError(f"{label}: b'data' must be a uint8 array of shape (N, 3072), got {shape}")
     if labels is None:
         raise DatasetFormatError(f"{label}: missing key {label_key!r}")
-    y = np.asarray(labels)
+    # a list of Python ints (checked before numpy sees it: a list of N references to one long list would
+    # otherwise become an N × len array) or a 1-D integer array
+    if isinstance(labels, (list, tuple)) and all(type(v) is int for v in labels):
+        y = np.asarray(labels) if labels else np.zeros(0, np.int64)
+    elif isinstance(labels, np.ndarray):
+        y = labels
+    else:
+        raise DatasetFormatError(f"{label}: {label_key!r} must be a list of integer labels")
     if y.ndim != 1 or y.shape[0] != data.shape[0] or not np.issubdtype(y.dtype, np.integer):
         raise DatasetFormatError(
             f"{label}: {label_key!r} must hold {data.shape[0]} integer labels, got {y.shape}"
@@ -152,7 +141,8 @@ def load_cifar(
     Args:
         name: "cifar10" or "cifar100".
         root: the release folder (cifar-10-batches-py / cifar-100-python), its parent, or the official .tar.gz
-            (read in memory, never extracted); default ``$BATCHRMT_DATA`` or ~/.cache/batchrmt/data.
+            (read in memory, never extracted; see ``networks.data.archive``); default ``$BATCHRMT_DATA`` or
+            ~/.cache/batchrmt/data.
         train: training split (50 000 images) or test split (10 000).
         normalize: (x/255 − mean_c)/std_c with the training-set constants of ``CHANNEL_STATS``.
         label: CIFAR-100 only: "fine" (100 classes) or "coarse" (20 superclasses).

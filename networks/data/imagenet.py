@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .dataset import ArrayDataset
 from .errors import DatasetFormatError, DatasetNotFoundError, default_data_root
-from .png import read_png
+from .npz import read_npz_arrays
+from .png import open_image
 from .transforms import images_to_tensor
 
 IMAGENET32_SIDE = 32
@@ -43,17 +43,8 @@ def _imagenet32_files(root: str | Path | None, train: bool) -> list[Path]:
 
 
 def _read_npz_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "data" not in archive or "labels" not in archive:
-                raise DatasetFormatError(
-                    f"{path}: an ImageNet32 .npz needs arrays 'data' and 'labels', has {archive.files}"
-                )
-            data, labels = archive["data"], archive["labels"]
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        if isinstance(exc, (DatasetFormatError, FileNotFoundError)):
-            raise
-        raise DatasetFormatError(f"{path}: not a readable .npz file ({exc}); truncated or corrupt") from exc
+    arrays = read_npz_arrays(path, ("data", "labels"))  # bounded, no pickles: see networks.data.npz
+    data, labels = arrays["data"], arrays["labels"]
     side2 = IMAGENET32_SIDE * IMAGENET32_SIDE
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * side2:
         raise DatasetFormatError(
@@ -78,7 +69,8 @@ def load_imagenet32(
     max_samples: int | None = None,
 ) -> ArrayDataset:
     """ImageNet32 (1000 classes, 3×32×32) from the official .npz batches (``data`` uint8 (N, 3072),
-    channel-major like CIFAR; ``labels`` 1-based, returned 0-based). Read with ``allow_pickle=False``.
+    channel-major like CIFAR; ``labels`` 1-based, returned 0-based). Read without pickles and with sizes
+    checked before allocation (:func:`~networks.data.npz.read_npz_arrays`).
 
     Args:
         root: one .npz file, or a folder with train_data_batch_*.npz / val_data.npz (or the
@@ -106,38 +98,15 @@ def load_imagenet32(
     return ArrayDataset(x, torch.from_numpy(y_all), 1000, f"imagenet32-{'train' if train else 'test'}")
 
 
-def _pillow() -> Any:
-    try:
-        from PIL import Image
-    except ImportError:
-        return None
-    return Image
-
-
 def _decode_image(path: Path, image_size: int) -> np.ndarray:
     """uint8 (3, S, S): RGB, shorter side resized to S (Pillow, bilinear) then centre-cropped; greyscale is
-    replicated, alpha dropped. Without Pillow only PNGs already S×S can be read."""
-    image_module = _pillow()
-    if image_module is None:
-        if path.suffix.lower() != ".png":
-            raise ImportError(
-                f"{path}: reading {path.suffix} images needs Pillow: `pip install Pillow` "
-                "(or `pip install batchrmt[images]`); only PNG files are decoded without it"
-            )
-        pixels = read_png(path)
-        if pixels.shape[:2] != (image_size, image_size):
-            raise ImportError(
-                f"{path}: is {pixels.shape[1]}×{pixels.shape[0]}, resizing to {image_size}×{image_size} "
-                "needs Pillow: `pip install Pillow` (or `pip install batchrmt[images]`)"
-            )
-        if pixels.shape[2] in (1, 2):
-            pixels = np.repeat(pixels[:, :, :1], 3, axis=2)
-        return np.ascontiguousarray(pixels[:, :, :3].transpose(2, 0, 1))
-    with image_module.open(path) as img:
+    replicated, alpha dropped. Decoded by :func:`~networks.data.png.open_image` (pixel limit, errors name the
+    file)."""
+    with open_image(path) as img:
         img = img.convert("RGB")
         scale = image_size / min(img.size)
         size = (max(image_size, round(img.size[0] * scale)), max(image_size, round(img.size[1] * scale)))
-        img = img.resize(size, image_module.Resampling.BILINEAR)
+        img = img.resize(size, Image.Resampling.BILINEAR)
         left, top = (size[0] - image_size) // 2, (size[1] - image_size) // 2
         img = img.crop((left, top, left + image_size, top + image_size))
         return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1).copy()
@@ -152,8 +121,9 @@ def load_imagenet_folder(
     """Images in class subfolders (``root/<class>/<image>``, torchvision ImageFolder layout) as (N, 3, S, S).
 
     If ``root`` has ``train/`` and ``val/`` subfolders, ``train`` picks one. Classes are the sorted subfolder
-    names (label = position). Non-PNG formats and resizing need Pillow (an ``ImportError`` says how to install
-    it). Normalised with the ImageNet channel constants.
+    names (label = position). Images are decoded with Pillow (PNG, JPEG, BMP, GIF, TIFF, WebP; at most
+    ``MAX_IMAGE_PIXELS`` pixels each, see ``networks.data.limits``). Normalised with the ImageNet channel
+    constants.
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")

@@ -36,7 +36,7 @@ def _load_idx_pair(name: str, root: str | Path | None, train: bool, normalize: b
     prefix = "train" if train else "t10k"
     images_path = _find(base, f"{prefix}-images-idx3-ubyte", name)
     labels_path = _find(base, f"{prefix}-labels-idx1-ubyte", name)
-    images = read_idx(images_path, expected_magic=IMAGES_MAGIC)
+    images = read_idx(images_path, expected_magic=IMAGES_MAGIC, item_shape=(28, 28))
     labels = read_idx(labels_path, expected_magic=LABELS_MAGIC)
     if images.dtype != np.uint8 or labels.dtype != np.uint8:
         raise DatasetFormatError(f"{images_path}, {labels_path}: expected uint8 IDX data")

@@ -1,99 +1,125 @@
-"""Minimal PNG decoder (zlib + numpy): 8-bit greyscale / RGB / RGBA, non-interlaced, filter types 0–4."""
+"""Image decoding through Pillow with a pixel limit, and PNG files as uint8 arrays.
+
+Images are opened with Pillow restricted to :data:`IMAGE_FORMATS` (no plugin that calls an external program,
+such as EPS → Ghostscript). Opening reads only the header; an image of more than ``MAX_IMAGE_PIXELS``
+(width × height) is refused before any pixel is decoded; a PNG's chunk CRCs are all verified (Pillow's
+``verify``) before its pixels are decoded; and Pillow's decompression-bomb warning and error,
+truncated data and every decoder error become a :class:`~networks.data.errors.DatasetFormatError`
+(a ``ValueError``) naming the file.
+"""
 
 from __future__ import annotations
 
-import struct
-import zlib
+import io
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
+from PIL import Image
+
+from .errors import DatasetFormatError
+from .limits import MAX_FILE_BYTES, MAX_IMAGE_PIXELS, regular_file_size
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CHANNELS_BY_COLOR_TYPE = {0: 1, 2: 3, 4: 2, 6: 4}  # grey, RGB, grey+alpha, RGBA
+IMAGE_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")
+"""Pillow formats the loaders decode (the extensions of ``networks.data.imagenet.IMAGE_EXTENSIONS``)."""
+CHANNELS_BY_MODE = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
-def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Paeth predictor (PNG spec §9.4) on int16 arrays: the neighbour among a, b, c closest to a + b − c."""
-    p = a + b - c
-    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
-    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+@contextmanager
+def open_image(
+    source: str | Path | bytes, formats: Sequence[str] = IMAGE_FORMATS, *, name: str | None = None
+) -> Iterator[Image.Image]:
+    """A Pillow image whose pixels are loaded and within ``MAX_IMAGE_PIXELS``; closed on exit.
+
+    ``source`` is a file path or the file's bytes (``name`` labels bytes in messages).
+
+    Raises:
+        DatasetFormatError naming the file: not one of ``formats``, more than ``MAX_IMAGE_PIXELS`` pixels
+        (or a Pillow decompression bomb), truncated or corrupt data. FileNotFoundError when the path is
+        absent.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
+    if isinstance(source, bytes):
+        handle: IO[bytes] = io.BytesIO(source)
+    else:
+        regular_file_size(Path(source), MAX_FILE_BYTES)
+        handle = open(source, "rb")  # noqa: SIM115 - closed below
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                image = Image.open(handle, formats=list(formats))
+            except Exception as exc:  # UnidentifiedImageError, DecompressionBombError, SyntaxError, ...
+                raise DatasetFormatError(
+                    f"{label}: not a readable {'/'.join(formats)} image ({type(exc).__name__}: {exc}); "
+                    "corrupt, truncated or of another format"
+                ) from exc
+            with image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DatasetFormatError(
+                        f"{label}: image declares {width}×{height} = {width * height} pixels, above the "
+                        f"limit of {MAX_IMAGE_PIXELS} (decompression bomb?)"
+                    )
+                try:
+                    if image.format == "PNG":  # every chunk's CRC, and the chunks up to IEND, first
+                        _verify_png(source)
+                    image.load()
+                except Exception as exc:  # truncated data, zlib errors, decompression bombs in chunks
+                    raise DatasetFormatError(
+                        f"{label}: corrupt or truncated {image.format} image ({type(exc).__name__}: {exc})"
+                    ) from exc
+                yield image
+    finally:
+        handle.close()
+
+
+def _verify_png(source: str | Path | bytes) -> None:
+    """Pillow's ``verify`` on a fresh handle: raises on a CRC mismatch or a truncated chunk anywhere."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source, formats=["PNG"]) as check:
+        check.verify()
+
+
+def _pixels(image: Image.Image, label: str) -> np.ndarray:
+    """uint8 (H, W, C) pixels: C = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA; palette and 1-bit images are
+    expanded (palette → RGB, or RGBA with transparency); other modes (16-bit, CMYK, float) are refused."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode == "PA":
+        image = image.convert("RGBA")
+    if image.mode not in CHANNELS_BY_MODE:
+        raise DatasetFormatError(
+            f"{label}: unsupported image mode {image.mode!r}; only 8-bit grey, grey+alpha, RGB, RGBA and "
+            "palette images are read"
+        )
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels.reshape(image.size[1], image.size[0], CHANNELS_BY_MODE[image.mode]).copy()
 
 
 def decode_png(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Pixels of an 8-bit, non-interlaced PNG as uint8 (H, W, C), C = 1, 3, 2 or 4 by colour type.
-
-    Scanline filters (type byte per row): 0 none, 1 sub (left), 2 up, 3 average ⌊(left + up)/2⌋, 4 Paeth.
-    "Up" is vectorised over the row; sub / average / Paeth recurse along it in bytes-per-pixel steps.
+    """Pixels of a PNG file's bytes as uint8 (H, W, C), C = 1, 2, 3 or 4 (grey, grey+alpha, RGB, RGBA).
 
     Raises:
-        ValueError naming ``source``: bad signature, CRC mismatch, unsupported bit depth / colour type /
-        interlace, missing chunks, wrong decompressed size or an unknown filter type.
+        DatasetFormatError (a ValueError) naming ``source``: bad signature, corrupt or truncated data (Pillow
+        checks chunk CRCs and zlib streams), more than ``MAX_IMAGE_PIXELS`` pixels, an unsupported mode.
     """
     if not data.startswith(PNG_SIGNATURE):
-        raise ValueError(f"{source}: not a PNG file (bad signature)")
-    pos, header, idat = len(PNG_SIGNATURE), None, []
-    while pos + 8 <= len(data):
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        kind = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        crc = data[pos + 8 + length : pos + 12 + length]
-        if len(body) != length or len(crc) != 4:
-            raise ValueError(f"{source}: truncated PNG chunk {kind!r}")
-        if zlib.crc32(kind + body) != struct.unpack(">I", crc)[0]:
-            raise ValueError(f"{source}: CRC mismatch in PNG chunk {kind!r}")
-        if kind == b"IHDR":
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            break
-        pos += 12 + length
-    if header is None or not idat:
-        raise ValueError(f"{source}: PNG lacks an IHDR or IDAT chunk")
-    width, height, depth, color_type, _, _, interlace = header
-    if depth != 8 or color_type not in CHANNELS_BY_COLOR_TYPE or interlace != 0:
-        raise ValueError(
-            f"{source}: unsupported PNG (bit depth {depth}, colour type {color_type}, "
-            f"interlace {interlace}); only 8-bit non-interlaced grey/RGB/grey-alpha/RGBA is supported"
-        )
-    channels = CHANNELS_BY_COLOR_TYPE[color_type]
-    stride = width * channels
-    raw = np.frombuffer(zlib.decompress(b"".join(idat)), dtype=np.uint8)
-    if raw.size != height * (stride + 1):
-        raise ValueError(
-            f"{source}: decompressed PNG data has {raw.size} bytes, expected {height * (stride + 1)}"
-        )
-    rows = raw.reshape(height, stride + 1)
-    out = np.zeros((height, stride), dtype=np.int16)
-    previous = np.zeros(stride, dtype=np.int16)
-    for i in range(height):
-        filter_type, line = int(rows[i, 0]), rows[i, 1:].astype(np.int16)
-        if filter_type == 0:
-            current = line
-        elif filter_type == 2:
-            current = (line + previous) & 0xFF
-        elif filter_type in (1, 3, 4):
-            current = np.zeros(stride, dtype=np.int16)
-            zeros = np.zeros(channels, dtype=np.int16)
-            for start in range(0, stride, channels):
-                sl = slice(start, start + channels)
-                left = current[start - channels : start] if start else zeros
-                up = previous[sl]
-                up_left = previous[start - channels : start] if start else zeros
-                if filter_type == 1:
-                    predictor = left
-                elif filter_type == 3:
-                    predictor = (left + up) // 2
-                else:
-                    predictor = _paeth(left, up, up_left)
-                current[sl] = (line[sl] + predictor) & 0xFF
-        else:
-            raise ValueError(f"{source}: unknown PNG filter type {filter_type} in row {i}")
-        out[i] = current
-        previous = current
-    return out.astype(np.uint8).reshape(height, width, channels)
+        raise DatasetFormatError(f"{source}: not a PNG file (bad signature)")
+    with open_image(data, ("PNG",), name=source) as image:
+        return _pixels(image, source)
 
 
 def read_png(path: str | Path) -> np.ndarray:
-    """:func:`decode_png` of the file at ``path``."""
-    return decode_png(Path(path).read_bytes(), str(path))
+    """:func:`decode_png` of the file at ``path`` (streamed by Pillow; the file size is bounded first)."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        if handle.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+            raise DatasetFormatError(f"{path}: not a PNG file (bad signature)")
+    with open_image(path, ("PNG",)) as image:
+        return _pixels(image, str(path))

@@ -35,7 +35,6 @@ from networks.data import (
     read_idx,
     read_png,
 )
-from networks.data import imagenet as imagenet_module
 from networks.models import build_model
 from tests.networks.fixtures.formats import (
     dumps_py2,
@@ -269,12 +268,7 @@ def _image_folder(root: Path) -> dict[str, list[np.ndarray]]:
     return written
 
 
-@pytest.mark.parametrize("pillow", [True, False])
-def test_imagenet_folder_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pillow: bool) -> None:
-    if pillow:
-        pytest.importorskip("PIL", reason="Pillow not installed")
-    else:
-        monkeypatch.setattr(imagenet_module, "_pillow", lambda: None)
+def test_imagenet_folder_loader(tmp_path: Path) -> None:
     written = _image_folder(tmp_path / "train")
     data = load_imagenet_folder(tmp_path, train=True, normalize=False)
     assert data.num_classes == 3 and data.x.shape == (6, 3, 32, 32)
@@ -285,18 +279,16 @@ def test_imagenet_folder_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert np.array_equal(got[5], written["cat"][1][:, :, :3].transpose(2, 0, 1))  # alpha dropped
 
 
-def test_imagenet_folder_without_pillow_explains_how_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(imagenet_module, "_pillow", lambda: None)
+def test_imagenet_folder_resizes_and_refuses_unreadable_images(tmp_path: Path) -> None:
     (tmp_path / "dog").mkdir()
+    flat = np.full((8, 16, 3), 77, np.uint8)  # constant image: bilinear resize keeps the value exactly
+    (tmp_path / "dog" / "b.png").write_bytes(encode_png(flat, [0]))
+    data = load_imagenet_folder(tmp_path, normalize=False, image_size=4)
+    assert data.x.shape == (1, 3, 4, 4) and np.all(unnormalised_bytes(data.x) == 77)
     (tmp_path / "dog" / "a.jpg").write_bytes(b"\xff\xd8\xff")
-    with pytest.raises(ImportError, match="pip install Pillow"):
+    with pytest.raises(DatasetFormatError, match="not a readable") as info:
         load_imagenet_folder(tmp_path)
-    (tmp_path / "dog" / "a.jpg").unlink()
-    (tmp_path / "dog" / "b.png").write_bytes(encode_png(np.zeros((8, 8, 3), np.uint8), [0]))
-    with pytest.raises(ImportError, match="resizing to 32×32 needs Pillow"):
-        load_imagenet_folder(tmp_path)
+    assert str(tmp_path / "dog" / "a.jpg") in str(info.value)
     with pytest.raises(DatasetNotFoundError, match="class subfolders"):
         load_imagenet_folder(tmp_path / "dog")
 
@@ -311,8 +303,9 @@ def test_png_decoder_inverts_every_filter_type(channels: int) -> None:
         assert np.array_equal(decode_png(encode_png(pixels, filters)), pixels)
 
 
-def test_png_decoder_agrees_with_pillow(tmp_path: Path) -> None:
-    image_module = pytest.importorskip("PIL.Image", reason="Pillow not installed (cross-check only)")
+def test_png_reader_reads_pillow_written_files(tmp_path: Path) -> None:
+    from PIL import Image as image_module
+
     rng = np.random.default_rng(5)
     ramp = np.add.outer(np.arange(20), np.arange(30))[:, :, None] * [3, 5, 7]
     pixels = ((ramp + rng.integers(0, 9, (20, 30, 3))) % 256).astype(np.uint8)
@@ -326,9 +319,12 @@ def test_png_decoder_rejects_corruption() -> None:
     with pytest.raises(ValueError, match="bad signature"):
         decode_png(b"GIF89a" + good[6:], "x.png")
     broken = bytearray(good)
-    broken[20] ^= 0xFF  # inside IHDR
-    with pytest.raises(ValueError, match="CRC mismatch"):
+    broken[20] ^= 0xFF  # inside IHDR: the chunk CRC no longer matches
+    with pytest.raises(ValueError, match="not a readable PNG image") as info:
         decode_png(bytes(broken), "x.png")
+    assert "x.png" in str(info.value)
+    with pytest.raises(DatasetFormatError, match="corrupt or truncated PNG"):
+        decode_png(good[:-20], "x.png")  # IDAT cut short
 
 
 # ------------------------------------------------------------------ real images shipped in the foolbox wheel
