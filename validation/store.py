@@ -203,10 +203,12 @@ def _refuse_constant(token: str) -> Any:
     raise ValueError(f"bare {token} token (the store writes non-finite numbers as strings)")
 
 
-def read_json_file(path: Path, hint: str, *, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+def read_json_file(path: Path, hint: str, *, max_bytes: int | None = None) -> Any:
     """The JSON value in ``path``, read within the size and nesting bounds and without NaN/Infinity tokens;
-    any failure is a :class:`CorruptRecordError` naming the file, the reason and ``hint``."""
+    any failure is a :class:`CorruptRecordError` naming the file, the reason and ``hint``. ``max_bytes``
+    defaults to ``MAX_RECORD_BYTES``."""
     path = Path(path)
+    max_bytes = MAX_RECORD_BYTES if max_bytes is None else max_bytes
     try:
         size = path.stat().st_size
         if size > max_bytes:
