@@ -447,7 +447,8 @@ class ResultStore:
         aside = path.with_name(path.name + ".corrupt")
         os.replace(path, aside)
         self.repaired.append(path)
-        log.warning("%s: %s; moved to %s and recomputing the cell", path, exc.reason, aside.name)
+        what = exc.reason if exc.path == path else f"references {exc.path}, which {exc.reason}"
+        log.warning("%s: %s; moved to %s and recomputing the cell", path, what, aside.name)
 
     def _verify_references(self, record: Mapping[str, Any], path: Path) -> None:
         """Check the files ``record`` points to: arrays (``arrays/<name>.npy``, by their side file) and a

@@ -64,8 +64,10 @@ def continue_command(args: argparse.Namespace) -> str | None:
         if value is not None:
             words += [option, str(value)]
     words.append("--resume")
-    if args.allow_mixed_settings:
-        words.append("--allow-mixed-settings")
+    for flag, on in (("--allow-mixed-settings", args.allow_mixed_settings), ("--quiet", args.quiet),
+                     ("--no-figures", args.no_figures)):  # fmt: skip
+        if on:
+            words.append(flag)
     return shell_command(words)
 
 
