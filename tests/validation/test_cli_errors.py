@@ -209,6 +209,7 @@ def test_help_and_predict_do_not_import_torch() -> None:
                     main(argv)
                 except SystemExit as exc:
                     assert exc.code == 0
+        assert "scipy" not in sys.modules  # --help does not even import the theory layer
         with contextlib.redirect_stdout(io.StringIO()):
             assert main(["predict", "--json"]) == 0
         assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("torch"))
