@@ -56,20 +56,58 @@ def git_commit() -> str | None:
     return f"{sha}+dirty" if dirty else sha
 
 
-def environment() -> dict[str, Any]:
-    """The run-level provenance: versions, git commit, platform, thread count."""
+SETTINGS_FIELDS = ("torch_threads", "cpu_capability", "batchrmt", "torch")
+"""The fields of :func:`settings_fingerprint`: what changes a chaotic training trajectory's floating-point
+results (thread count, SIMD instruction set) or the code that produced a record (package versions)."""
+
+
+def _torch_runtime() -> dict[str, Any]:
+    """Thread counts and the CPU capability torch dispatches to (``None`` entries without torch)."""
     try:
         import torch
-
-        threads = int(torch.get_num_threads())
     except ImportError:  # pragma: no cover - torch is a dependency
-        threads = -1
+        return {"torch_threads": None, "torch_interop_threads": None, "cpu_capability": None}
+    try:
+        capability: str | None = str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch < 2.1
+        capability = None
+    return {
+        "torch_threads": int(torch.get_num_threads()),
+        "torch_interop_threads": int(torch.get_num_interop_threads()),
+        "cpu_capability": capability,
+    }
+
+
+def environment() -> dict[str, Any]:
+    """The run-level provenance: package versions, git commit, platform, torch's intra-op and inter-op
+    thread counts, the CPU capability torch dispatches to (``torch.backends.cpu.get_cpu_capability()``) and
+    the environment variables that set them (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``,
+    ``ATEN_CPU_CAPABILITY``)."""
+    runtime = _torch_runtime()
     return {
         "versions": package_versions(),
         "git_commit": git_commit(),
         "platform": platform.platform(),
-        "torch_threads": threads,
+        "machine": platform.machine(),
+        **runtime,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "mkl_num_threads": os.environ.get("MKL_NUM_THREADS"),
+        "aten_cpu_capability": os.environ.get("ATEN_CPU_CAPABILITY"),
+    }
+
+
+def settings_fingerprint() -> dict[str, Any]:
+    """The settings under which two records of one run are comparable (``SETTINGS_FIELDS``): torch's
+    intra-op thread count, its CPU capability, and the batchrmt and torch versions. A run folder keeps the
+    fingerprint of the process that made its records; ``--resume`` refuses to mix records made under a
+    different one (``validation.store.MixedSettingsError``)."""
+    runtime = _torch_runtime()
+    versions = package_versions()
+    return {
+        "torch_threads": runtime["torch_threads"],
+        "cpu_capability": runtime["cpu_capability"],
+        "batchrmt": versions["batchrmt"],
+        "torch": versions["torch"],
     }
 
 

@@ -141,3 +141,10 @@ def test_unknown_choice_is_rejected_by_the_parser(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["predict", "--model", "linear"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_method_choices_are_the_theory_layers() -> None:
+    from rmt.learning_rates import MOMENTUM_METHODS
+    from validation.commands.predict import METHOD_CHOICES
+
+    assert METHOD_CHOICES == (*MOMENTUM_METHODS, "adam")

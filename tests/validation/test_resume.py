@@ -1,4 +1,5 @@
-"""A run killed (SIGKILL) mid-sweep and resumed produces the records of an uninterrupted run."""
+"""A run killed (SIGKILL) mid-sweep and resumed at once (the killed process still a zombie) produces the
+records of an uninterrupted run; so does a resume that finds a corrupt record and a truncated array."""
 
 from __future__ import annotations
 
@@ -53,6 +54,11 @@ def run_cli(config: Path, out: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
+def _state(pid: int) -> str:
+    """The process state letter from /proc (``Z``: a zombie, killed but not reaped)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def comparable(out: Path) -> dict[str, dict]:
     """Every record, minus timing and host fields (and the provenance block, identical by construction)."""
     store = ResultStore(out)
@@ -79,16 +85,34 @@ def test_sigkill_mid_sweep_then_resume_equals_uninterrupted(tmp_path: Path) -> N
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed mid-sweep"
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # not reaped yet: the killed run is a zombie while the next one starts (its lock is already released)
+    deadline = time.monotonic() + 10
+    while _state(proc.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.005)
     done_before = len(list(sweep_dir.glob("*.json")))
     assert 3 <= done_before < n_sweep
     assert not (killed / "records" / "thresholds").exists()
 
-    # without --resume the half-written folder is refused; with it, the run completes
-    refused = run_cli(config, killed)
-    assert refused.wait(60) != 0 and b"--resume" in refused.stderr.read()  # type: ignore[union-attr]
     resumed = run_cli(config, killed, "--resume")
     assert resumed.wait(120) == 0, resumed.stderr.read()  # type: ignore[union-attr]
+    proc.wait()
+    # without --resume the folder is refused, in one line that says what to do
+    refused = run_cli(config, killed)
+    assert refused.wait(60) != 0
+    err = refused.stderr.read().decode()  # type: ignore[union-attr]
+    assert "--resume" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+    # a corrupt record and a truncated array: named on stderr, recomputed by --resume
+    bad_record = sorted(sweep_dir.glob("*.json"))[0]
+    bad_record.write_text(bad_record.read_text().replace('"B": ', '"B": NaN, "x": ', 1))
+    bad_array = sorted((killed / "arrays").glob("*.npy"))[0]
+    bad_array.write_bytes(bad_array.read_bytes()[:-16])
+    repaired = run_cli(config, killed, "--resume")
+    assert repaired.wait(120) == 0
+    err = repaired.stderr.read().decode()  # type: ignore[union-attr]
+    assert f"{bad_record}: " in err and "recomputing the cell" in err and "Traceback" not in err
+    assert f"references {bad_array}, which is " in err
+    assert bad_record.is_file() and bad_record.with_name(bad_record.name + ".corrupt").is_file()
     clean = tmp_path / "clean"
     uninterrupted = run_cli(config, clean)
     assert uninterrupted.wait(120) == 0, uninterrupted.stderr.read()  # type: ignore[union-attr]

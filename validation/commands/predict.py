@@ -17,18 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from rmt.checks import check_positive
-from rmt.learning_rates import (
-    MOMENTUM_METHODS,
-    adam_max_lr_vs_batch,
-    batch_regime,
-    batch_top_curvature,
-    local_exponent,
-    max_lr,
-    max_lr_vs_batch,
-    model_critical_batch_size,
-)
-from rmt.wigner import noise_scale
+METHOD_CHOICES: tuple[str, ...] = ("sgd", "heavy_ball", "nesterov", "adam")
+"""``(*rmt.learning_rates.MOMENTUM_METHODS, "adam")``, repeated so that building the parser (``--help``)
+does not import ``rmt`` and scipy (a test checks that the two agree)."""
 
 DEFAULT_BATCH_SIZES: tuple[int, ...] = tuple(2**k for k in range(11))  # 1 … 1024
 MODEL_CHOICES: tuple[str, ...] = ("additive", "multiplicative", "both")
@@ -56,7 +47,7 @@ def register(subparsers: Any) -> None:
     add("--model", choices=MODEL_CHOICES, default="both", help="curvature-noise model")
     add(
         "--method",
-        choices=(*MOMENTUM_METHODS, "adam"),
+        choices=METHOD_CHOICES,
         default="heavy_ball",
         help="optimizer of the second learning-rate column (PyTorch conventions)",
     )
@@ -92,6 +83,8 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
 
     ``null`` stands for an infinite critical batch size or an undefined exponent (a single batch size).
     """
+    from rmt.checks import check_positive
+
     check_positive(args.lam, "lam")
     batch_sizes = np.unique(np.asarray(args.batch_sizes, dtype=np.float64))
     models = ("additive", "multiplicative") if args.model == "both" else (args.model,)
@@ -118,6 +111,17 @@ def _model_block(
     args: argparse.Namespace, model: str, batch_sizes: np.ndarray, adam_form: str
 ) -> dict[str, Any]:
     """Critical batch size, large-B limit and per-B rows of one model."""
+    from rmt.learning_rates import (
+        adam_max_lr_vs_batch,
+        batch_regime,
+        batch_top_curvature,
+        local_exponent,
+        max_lr,
+        max_lr_vs_batch,
+        model_critical_batch_size,
+    )
+    from rmt.wigner import noise_scale
+
     spike = (args.lam, args.sigma2, args.n_params)
     common: dict[str, Any] = {
         "model": model,

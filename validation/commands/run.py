@@ -8,7 +8,15 @@ import sys
 import time
 from typing import Any
 
-from validation.config import DATASETS, available_configs, load_config
+from validation.commands.common import (
+    UsageError,
+    check_device,
+    check_out_folder,
+    check_workers,
+    load_run_config,
+    shell_command,
+)
+from validation.config import DATASETS, RunConfig, available_configs, load_config
 
 FALLBACK = "gaussian-mixture"
 
@@ -40,6 +48,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", default=None, help="run only this model spec (e.g. vgg11, wrn-10-1, mlp-64x2)")
     p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="skip cells whose record exists in --out")
+    p.add_argument(
+        "--allow-mixed-settings",
+        action="store_true",
+        help="with --resume: accept records made under another thread count, CPU capability or version",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default=None)
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
@@ -55,56 +68,97 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="records and CSVs only (draw later: batchrmt figures DIR)",
     )
-    p.set_defaults(func=main)
+    p.set_defaults(func=main, continue_command=continue_command)
+
+
+def continue_command(args: argparse.Namespace) -> str | None:
+    """The ``batchrmt run ... --resume`` command that continues this run (``None`` before ``--out`` is
+    known)."""
+    if getattr(args, "resolved_out", None) is None:
+        return None
+    words = ["batchrmt", "run", "--config", args.config, "--out", args.resolved_out]
+    for override in args.overrides:
+        words += ["--set", override]
+    if args.workers is not None:
+        words += ["--workers", str(args.workers)]
+    for option, value in (("--data", args.data), ("--data-root", args.data_root), ("--model", args.model),
+                          ("--device", args.device), ("--seed", args.seed)):  # fmt: skip
+        if value is not None:
+            words += [option, str(value)]
+    words.append("--resume")
+    for flag, on in (("--allow-mixed-settings", args.allow_mixed_settings), ("--quiet", args.quiet),
+                     ("--no-figures", args.no_figures)):  # fmt: skip
+        if on:
+            words.append(flag)
+    return shell_command(words)
+
+
+def configure(args: argparse.Namespace) -> RunConfig:
+    """The run's config: the named or given config with the command-line overrides, checked before any
+    work (a config error is a :class:`UsageError` naming the file or field)."""
+    from validation.config import ModelConfig
+
+    config = load_run_config(load_config, args.config, args.overrides)
+    changes: dict[str, Any] = {
+        "data": args.data,
+        "data_root": args.data_root,
+        "device": args.device,
+        "seed": args.seed,
+    }
+    if args.data is not None and args.data != config.data:
+        changes["data_kwargs"] = {}
+    if args.model is not None:
+        known = [m for m in config.models if m.spec == args.model or m.name == args.model]
+        changes["models"] = tuple(known) or (ModelConfig(name="model", spec=args.model),)
+    try:
+        config = config.replace_fields(**changes).validate()
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    for field, sizes in (("sweep.batch_sizes", config.sweep.batch_sizes),
+                         ("thresholds.batch_sizes", config.thresholds.batch_sizes)):  # fmt: skip
+        too_big = sorted(b for b in sizes if b > config.pool_size)
+        if too_big:
+            raise UsageError(
+                f"config field {field!r} has batch sizes {too_big} larger than pool_size = {config.pool_size}"
+            )
+    return config
 
 
 def main(args: argparse.Namespace) -> int:
-    from networks.data.errors import DatasetNotFoundError
-    from validation.config import ModelConfig
-    from validation.pipeline import run_pipeline
     from validation.report import format_table
 
-    try:
-        config = load_config(args.config, args.overrides)
-        changes: dict[str, Any] = {
-            "data": args.data,
-            "data_root": args.data_root,
-            "device": args.device,
-            "seed": args.seed,
-        }
-        if args.data is not None and args.data != config.data:
-            changes["data_kwargs"] = {}
-        if args.model is not None:
-            known = [m for m in config.models if m.spec == args.model or m.name == args.model]
-            changes["models"] = tuple(known) or (ModelConfig(name="model", spec=args.model),)
-        config = config.replace_fields(**changes)
-    except (ValueError, TypeError) as exc:
-        print(f"batchrmt run: {exc}", file=sys.stderr)
-        return 2
-    out = args.out or f"runs/{config.name}"
+    if args.allow_mixed_settings and not args.resume:
+        raise UsageError("--allow-mixed-settings only applies with --resume")
+    config = configure(args)
+    check_device(config.device, "--device" if args.device else "config field 'device'")
+    out = check_out_folder(args.out or f"runs/{config.name}")
+    args.resolved_out = str(out)
+
+    from networks.data.errors import DatasetNotFoundError
+    from validation.pipeline import run_pipeline
+    from validation.store import permit_mixed_settings
+
     start = time.perf_counter()
     try:
-        summary = run_pipeline(
-            config,
-            out,
-            resume=args.resume,
-            quiet=args.quiet,
-            draw=not args.no_figures,
-            workers=args.workers,
-        )
+        with permit_mixed_settings(args.allow_mixed_settings):
+            summary = run_pipeline(
+                config,
+                out,
+                resume=args.resume,
+                quiet=args.quiet,
+                draw=not args.no_figures,
+                workers=check_workers(args.workers),
+            )
     except DatasetNotFoundError as exc:
-        print(f"batchrmt run: data set {config.data!r} not found.\n{exc}", file=sys.stderr)
-        if config.data == "fashion-mnist":
-            print("Install it with:  sudo apt-get install -y dataset-fashion-mnist", file=sys.stderr)
+        fix = "sudo apt-get install -y dataset-fashion-mnist, " if config.data == "fashion-mnist" else ""
+        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(
-            f"Or use synthetic data (vectors, so with an MLP):  batchrmt run --config {args.config} "
-            f"--data {FALLBACK} --model mlp-64x2",
+            f"batchrmt run: data set {config.data!r} not found ({detail}); install it ({fix}or pass "
+            f"--data-root DIR), or use synthetic data: batchrmt run --config {args.config} --data {FALLBACK} "
+            "--model mlp-64x2",
             file=sys.stderr,
         )
-        return 3
-    except ValueError as exc:
-        print(f"batchrmt run: {exc}", file=sys.stderr)
-        return 2
+        return 1
     print(format_table(summary.rows))
     print(
         f"\nwrote {summary.out}/report.md, figures/ and {len(summary.files)} files "
