@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any
 
-from validation.experiments.learner import CONFIG_NAMES, learner_config, run_learner_experiment
+from validation.experiments.learner_config import available_learner_configs, load_learner_config
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -17,16 +18,25 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "Train PreResNet with the SLQ learner (no momentum; Polyak heavy ball), SGD with the lineage "
             "schedule on a small lr grid (tuned baseline = best of the grid) and fixed-lr SGD at the "
-            "learner's "
-            "initial rate; write one JSON record per (arm, seed), report.md and figures/learner.{png,pdf}. "
-            "Finished cells are skipped when rerun into the same folder."
+            "learner's initial rate; write one JSON record per (arm, seed), report.md and "
+            "figures/learner.{png,pdf}. Rerun into the same folder with --resume to skip finished cells."
         ),
     )
     parser.add_argument(
         "--config",
-        choices=CONFIG_NAMES,
         default="default",
-        help="smoke (≈40 s), default (≈4 CPU-min), paper-cifar100 (PreResNet-110, GPU)",
+        help=f"built-in learner config ({', '.join(available_learner_configs())}: smoke ≈ 1 CPU-min, default "
+        "≈ 4 CPU-min, paper-cifar100 PreResNet-110 on a GPU) or a .toml/.json file "
+        "(start from `batchrmt config show learner-default`)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field, e.g. --set baseline_lrs='[0.05,0.1]' --set lanczos_steps=20 "
+        "(values are read as JSON, else as text); repeatable",
     )
     parser.add_argument(
         "--data",
@@ -34,7 +44,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="dataset name (fashion-mnist, mnist, cifar10, cifar100); default from the config",
     )
     parser.add_argument("--data-root", default=None, help="folder holding the dataset files")
-    parser.add_argument("--out", default=None, help="run folder (default runs/learner-<config>)")
+    parser.add_argument("--out", default=None, help="run folder (default runs/learner-<config name>)")
+    parser.add_argument("--resume", action="store_true", help="skip the (arm, seed) cells stored in --out")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds (>= 3 for a verdict)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs of every arm")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
@@ -43,19 +54,35 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` overrides, then the shortcut options (``--data`` is ``--set dataset=...``)."""
+    shortcuts = {
+        "dataset": args.data,
+        "data_root": args.data_root,
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+    }
+    return [*args.overrides, *(f"{k}={json.dumps(v)}" for k, v in shortcuts.items() if v is not None)]
+
+
 def main(args: argparse.Namespace) -> int:
+    from validation.experiments.learner import run_learner_experiment
+
     try:
-        config = learner_config(
-            args.config, dataset=args.data, data_root=args.data_root, seeds=args.seeds, epochs=args.epochs
-        )
+        config = load_learner_config(args.config, _overrides(args))
     except (TypeError, ValueError) as exc:
         print(f"batchrmt learner: {exc}", file=sys.stderr)
         return 2
     out = args.out or f"runs/learner-{config.name}"
     start = time.perf_counter()
     try:
-        report = run_learner_experiment(config, out, device=args.device, log=None if args.quiet else print)
+        report = run_learner_experiment(
+            config, out, device=args.device, resume=args.resume, log=None if args.quiet else print
+        )
     except FileNotFoundError as exc:  # networks.data.DatasetNotFoundError says how to provide the data
+        print(f"batchrmt learner: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # a folder holding another run, or --resume with another config
         print(f"batchrmt learner: {exc}", file=sys.stderr)
         return 2
     if not args.quiet:
