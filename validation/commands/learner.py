@@ -25,8 +25,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         default="default",
-        help=f"built-in learner config ({', '.join(available_learner_configs())}: smoke ≈ 1 CPU-min, default "
-        "≈ 4 CPU-min, paper-cifar100 PreResNet-110 on a GPU) or a .toml/.json file "
+        help=f"built-in learner config ({', '.join(available_learner_configs())}; smoke ≈ 1 min, default "
+        "≈ 4 CPU-min, paper-cifar100 = PreResNet-110 for a GPU) or a .toml/.json file "
         "(start from `batchrmt config show learner-default`)",
     )
     parser.add_argument(
