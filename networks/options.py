@@ -18,6 +18,11 @@ LearnerBNMode = Literal["auto", "eval", "train"]
 """``auto``: batch statistics for models with BatchNorm, eval otherwise (the SLQ learner's curvature)."""
 LEARNER_BN_MODES: Final[tuple[LearnerBNMode, ...]] = get_args(LearnerBNMode)
 
+MuMode = Literal["positive", "weight", "quantile"]
+"""How the SLQ learner picks μ (docs/theory.md §6): the smallest resolved positive Ritz value, the paper's
+weight rule (discard Ritz values of weight τ > 0.5), or a low quantile."""
+MU_MODES: Final[tuple[MuMode, ...]] = get_args(MuMode)
+
 Optimizer = Literal["sgd", "momentum", "adam"]
 """Optimizers of the divergence-threshold trials (PyTorch conventions: ``momentum`` is heavy ball
 ``v ← βv + g, w ← w − ηv``)."""

@@ -55,13 +55,12 @@ from torch import Tensor, nn
 
 from networks.curvature import curvature_operator
 from networks.curvature._batches import curvature_mode
-from networks.options import LEARNER_BN_MODES, MATRICES, BNMode, Matrix
+from networks.options import LEARNER_BN_MODES, MATRICES, MU_MODES, BNMode, Matrix
 from rmt.checks import check_choice, check_in_range, check_int, check_positive
 
 Batch = tuple[Tensor, Tensor]
 
 RULES = ("sgd", "heavy_ball")
-MU_MODES = ("positive", "weight", "quantile")
 
 
 @dataclass(frozen=True)

@@ -390,7 +390,8 @@ class ConfigError(ValueError):
 def available_configs() -> list[str]:
     """Names of the built-in configs (``validation/configs/<name>.json`` or ``.toml``, shipped in the
     wheel)."""
-    return sorted({p.stem for suffix in CONFIG_SUFFIXES for p in CONFIG_DIR.glob(f"*{suffix}")})
+    names = {p.stem for suffix in CONFIG_SUFFIXES for p in CONFIG_DIR.glob(f"*{suffix}")}
+    return sorted(n for n in names if not n.startswith("learner-"))  # ``batchrmt learner``'s own configs
 
 
 def config_path(name_or_path: str | Path) -> Path:

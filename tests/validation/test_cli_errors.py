@@ -222,8 +222,13 @@ def test_help_and_predict_do_not_import_torch() -> None:
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
-def test_learner_command_lists_the_experiment_configs() -> None:
-    from validation.commands.learner import CONFIG_NAMES
-    from validation.experiments.learner import CONFIG_NAMES as EXPERIMENT_CONFIGS
+def test_learner_and_run_configs_are_listed_apart_and_all_load() -> None:
+    from validation.config import available_configs, load_config
+    from validation.experiments.learner_config import available_learner_configs, load_learner_config
 
-    assert CONFIG_NAMES == EXPERIMENT_CONFIGS
+    runs, learners = available_configs(), available_learner_configs()
+    assert runs and learners and not any(name.startswith("learner-") for name in runs)
+    for name in runs:
+        load_config(name)
+    for name in learners:
+        load_learner_config(name)
