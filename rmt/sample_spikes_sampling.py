@@ -50,7 +50,7 @@ def _terms(model: SampleSpikeModel, rows: NDArray[np.intp]) -> tuple[FloatArray,
     ps = model.per_sample
     b = rows.size
     t = ps.scales[rows].reshape(-1) / b
-    c = ps.overlaps[rows].reshape(-1, ps.n_spikes)
+    c = ps.overlaps[rows].reshape(t.size, ps.n_spikes)
     keep = t != 0
     t, c = t[keep], c[keep]
     beta = np.sqrt(np.clip(1.0 - (c**2).sum(axis=1), 0.0, 1.0))
