@@ -140,6 +140,17 @@ def test_from_summary_reproduces_the_measured_statistics() -> None:
     np.testing.assert_allclose(pool.rayleigh, ray, rtol=1e-12)
 
 
+def test_decoupled_spike_is_the_maximum_of_the_levels() -> None:
+    """No overlaps, P = ∞: M_B = λuuᵀ ⊕ diag(s_i/B), so λ_max = max(λ, max_i s_i/B) exactly, λ_min = 0."""
+    pool = PerSampleCurvature.parametric(100, shape=1.5, seed=3)
+    model = SampleSpikeModel.from_full_spikes([2.0], pool)
+    rows = draw_batches(100, 5, 40, seed=4, replace=False)
+    assert all(len(set(r)) == 5 for r in rows.tolist())
+    top, bottom = orthogonal_extremal(model, rows)
+    np.testing.assert_allclose(top, np.maximum(2.0, pool.tops[rows].max(axis=1) / 5), rtol=1e-12)
+    assert (bottom == 0).all()
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Predictions against the exact sampler.
 
