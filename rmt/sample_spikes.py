@@ -631,20 +631,24 @@ def _pool_terms(model: SampleSpikeModel) -> tuple[FloatArray, FloatArray, FloatA
 def large_batch_extremal(model: SampleSpikeModel, batch_sizes: Any) -> FloatArray:
     """Large-B deterministic equivalent of the top shared-spike eigenvalue of M_B (docs/theory.md §1e).
 
-    Replacing the batch sums of the secular equation by B × their pool means, with ``d = s β²/B`` and the
-    subordination ``z = ψ(ω) = ω + q ω E[d/(ω − d)]``, ``q = B·C/(P − k)`` (Silverstein's equation for the
-    sample-heteroscedastic complement ``Σ_j d_j w_j w_jᵀ``: the Bai–Yao map of rmt.bulk with population
-    ``{d}``; E is the mean over the pool's n·C scales):
+    Schur complement on span U at finite P: ``det(z − A − Σ t c cᵀ − (b_j)ᵀ K (z − D K)^{-1} (b_j)) = 0`` with
+    K the Gram matrix of the complement directions. Its deterministic equivalent replaces
+    ``K (z − D K)^{-1}`` by ``diag(1/(ω(z) − d_j))``, ω the subordination function of the complement
+    ``Σ_j d_j w_j w_jᵀ`` (Silverstein's equation, the Bai–Yao map of rmt.bulk with population {d}):
+    ``z = ψ(ω) = ω + q ω E[d/(ω − d)]``, ``q = B·C/(P − k)``. Replacing the batch sums by B × their pool
+    means (``d = s β²/B``, E over the pool's n·C scales):
 
-        ω = λ_max( Ā + (1/B) E_i[Σ_r s_ir² β_ir² c_ir c_irᵀ / (ω − s_ir β_ir²/B)] ),   λ'_top = ψ(ω),
+        ψ(ω) = λ_max( Ā + (1/B) E_i[Σ_r s_ir² β_ir² c_ir c_irᵀ / (ω − s_ir β_ir²/B)] ),   λ'_top = ψ(ω),
 
-    Ā = :attr:`SampleSpikeModel.full_block`. For B → ∞ with P = ∞ and k = 1: ``ω = λ + ν²/ω``,
-    ``ν² = E‖(I − uuᵀ)G_i u‖²/B`` (:attr:`PerSampleCurvature.coupling`), i.e. ``λ' ≈ λ + ν²/λ`` as in §1a with
-    a *measured* ν (:func:`rmt.wigner.wigner_outlier`). Conditions: B large enough that every atom s β²/B of
-    the pool lies well below the spike (else the root sits next to the largest atom and is meaningless:
-    use :func:`predict_batch_extremal`); it ignores the extreme values of the batch and the batch-to-batch
-    fluctuation of ``uᵀ M_B u`` (a Jensen bias O(Var(uᵀG_iu)/(Bλ)) from below). NaN where no root lies
-    above the atoms. The realised top is the larger of this and :func:`large_batch_bulk_edge`.
+    solved on the branch ``ψ'(ω) > 0`` above the atoms (where both sides are monotone); Ā =
+    :attr:`SampleSpikeModel.full_block`. A shared direction without coupling (c = 0) is not shifted at all.
+    For P = ∞ (ψ(ω) = ω), k = 1 and B → ∞: ``λ' = (λ + √(λ² + 4ν²))/2 ≈ λ + ν²/λ``,
+    ``ν² = E‖(I − uuᵀ)G_i u‖²/B`` (:attr:`PerSampleCurvature.coupling`) — the §1a form
+    (:func:`rmt.wigner.wigner_outlier`) with a *measured* ν. Conditions: B large enough that every atom
+    s β²/B of the pool lies well below the spike (else use :func:`predict_batch_extremal`); it ignores the
+    extreme values of the batch and the batch-to-batch fluctuation of ``uᵀ M_B u``. NaN where the spike is
+    not separated (no root on the branch). The realised top is the larger of this and
+    :func:`large_batch_bulk_edge`.
     """
     if not isinstance(model, SampleSpikeModel):
         raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
@@ -661,29 +665,42 @@ def large_batch_extremal(model: SampleSpikeModel, batch_sizes: Any) -> FloatArra
     out = np.empty(sizes.size)
     for i, b in enumerate(sizes):
         d = s * beta2 / b
-        lo = max(float(d[coupled].max(initial=-np.inf)), float(np.linalg.eigvalsh(abar)[-1]))
+        q = 0.0 if math.isinf(p_perp) else b * ps.rank / p_perp
+
+        def psi(w: float, d: FloatArray = d, q: float = q) -> float:
+            return w + q * w * float(np.mean(d / (w - d))) if q else w
+
+        def psi_slope(w: float, d: FloatArray = d, q: float = q) -> float:
+            return 1.0 - q * float(np.mean(d**2 / (w - d) ** 2))
 
         def excess(w: float, d: FloatArray = d, b: float = float(b)) -> float:
             with np.errstate(divide="ignore"):
                 inv = np.where(coupled, 1.0 / (w - d), 0.0)
             f = abar + np.einsum("j,jkl->kl", inv, outer) / b
-            return w - float(np.linalg.eigvalsh(f)[-1])
+            return psi(w) - float(np.linalg.eigvalsh(f)[-1])
 
-        hi = abs(lo) + 1.0
+        atoms_top = float(d.max()) if q else float(d[coupled].max(initial=-np.inf))
+        scale = float(np.abs(abar).sum()) + float(np.abs(d).max()) + 1e-300
+        lo = atoms_top if np.isfinite(atoms_top) else float(np.linalg.eigvalsh(abar)[-1]) - scale
+        if q and psi_slope(lo + 1e-12 * scale) < 0:  # the branch ψ' > 0 starts at the critical point
+            neg, pos = lo, lo + scale
+            while psi_slope(pos) < 0:
+                pos = lo + 2.0 * (pos - lo)
+            for _ in range(_BISECTIONS):
+                mid = 0.5 * (neg + pos)
+                neg, pos = (mid, pos) if psi_slope(mid) < 0 else (neg, mid)
+            lo = pos
+        hi = lo + scale
         while excess(hi) < 0:
-            hi = 2.0 * hi
+            hi = lo + 2.0 * (hi - lo)
+        if excess(lo + 1e-12 * scale) >= 0:
+            out[i] = np.nan  # no separated root: the spike is inside the complement's bulk
+            continue
         neg, pos = lo, hi
         for _ in range(_BISECTIONS):
             mid = 0.5 * (neg + pos)
             neg, pos = (mid, pos) if excess(mid) < 0 else (neg, mid)
-        omega = 0.5 * (neg + pos)
-        if omega <= lo + 1e-9 * max(abs(lo), 1e-300):
-            out[i] = np.nan
-        elif math.isinf(p_perp):
-            out[i] = omega
-        else:
-            q = b * ps.rank / p_perp
-            out[i] = omega + q * omega * float(np.mean(d / (omega - d)))
+        out[i] = psi(0.5 * (neg + pos))
     return out
 
 
