@@ -69,6 +69,7 @@ from rmt.sample_spikes import (
     orthogonal_extremal,
     pareto_crossover_batch_size,
     predict_batch_extremal,
+    subordinated_extremal,
 )
 from rmt.sample_spikes_sampling import SampledExtremal, batch_matrix, sample_batch_extremal
 from rmt.sampling import (
@@ -118,6 +119,7 @@ __all__ = [
     "pareto_crossover_batch_size",
     "predict_batch_extremal",
     "sample_batch_extremal",
+    "subordinated_extremal",
     "TOPICS",
     "BlockProfile",
     "Derivation",

@@ -66,6 +66,7 @@ __all__ = [
     "orthogonal_extremal",
     "pareto_crossover_batch_size",
     "predict_batch_extremal",
+    "subordinated_extremal",
 ]
 
 _BISECTIONS = 64
@@ -506,6 +507,72 @@ def orthogonal_extremal(model: SampleSpikeModel, rows: Any) -> tuple[FloatArray,
     return np.maximum(top, 0.0), np.minimum(bottom, 0.0)
 
 
+def _finite_dimension_shift(a: FloatArray, terms: _Terms, z: FloatArray, p_perp: float) -> FloatArray:
+    """Second-order shift of the top level z (of the orthogonal problem) by the random overlaps of the
+    complement directions at finite P (see :func:`subordinated_extremal`)."""
+    t, c, beta2 = terms.t, terms.c, terms.beta2
+    r, m, k = c.shape
+    d = t * beta2
+    b = (t * np.sqrt(beta2))[:, :, None] * c
+    gap = z[:, None] - d
+    coupled = (b**2).sum(axis=2) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(coupled, 1.0 / gap, 0.0)
+    weights = np.zeros((r, m))
+    if k:
+        f = a[None] + np.einsum("rj,rjk,rjl->rkl", t, c, c) + np.einsum("rj,rjk,rjl->rkl", inv, b, b)
+        y = np.linalg.eigh(f)[1][:, :, -1]
+        xw2 = (np.einsum("rjk,rk->rj", b, y) * inv) ** 2
+        weights = xw2 / (1.0 + xw2.sum(axis=1, keepdims=True))
+    level = ~coupled & (np.abs(gap) <= 1e-12 * (np.abs(z[:, None]) + 1e-300))
+    is_level = level.any(axis=1)
+    onehot = np.zeros((r, m))
+    onehot[np.arange(r), np.argmax(level, axis=1)] = 1.0
+    weights = np.where(is_level[:, None], onehot, weights)
+    zz = z[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        repel = np.sqrt(gap**2 / 4.0 + np.clip(zz * d, 0.0, None) / p_perp) - gap / 2.0
+        attract = zz * d / (p_perp * gap)
+    term = np.where(d > 0, repel, np.where(d < 0, attract, 0.0))
+    term = np.where(np.isfinite(term), term, 0.0)
+    eps = term.sum(axis=1, keepdims=True) - term
+    return np.asarray((weights * eps).sum(axis=1))
+
+
+def subordinated_extremal(model: SampleSpikeModel, rows: Any) -> tuple[FloatArray, FloatArray]:
+    """(top, bottom) of M_B per batch: the orthogonal solution plus its finite-P shift (docs/theory.md §1e).
+
+    At finite P the complement directions have overlaps ``w_jᵀw_l ~ N(0, 1/(P − k))``. With z the
+    orthogonal top (:func:`orthogonal_extremal`) and ``x`` its eigenvector (weights ``x_j² ∝
+    (b_jᵀy)²/(z − d_j)²`` on the sample directions, y the top eigenvector of F(z); ``x = e_j`` when z is an
+    uncoupled level d_j), second-order perturbation in the overlaps gives ``Δz = Σ_j x_j² Σ_{l≠j} δ_l`` with
+    the pair repulsion ``δ_l = z d_l/((P − k)(z − d_l))``, regularised for d_l > 0 as
+    ``√((z − d_l)²/4 + z d_l/(P − k)) − (z − d_l)/2`` (the two-level result with the rms coupling, finite at
+    degeneracy). Shared directions get no shift (the complement is orthogonal to U): ``Δz = 0`` for a
+    decoupled spike. This is the leave-one-out form of the subordination
+    ``ω(z) = z − (z/P)Σ_l d_l/(z − d_l)`` of :func:`large_batch_extremal`.
+
+    Conditions and measured error (paired with the exact sampler, 200 batches): when the top level is
+    separated from the others by more than their random coupling (shared-spike dominated, heavy-tailed or
+    gapped pools) the mean relative bias drops from −0.1…−12% (orthogonal) to |bias| ≤ 0.5% for
+    B·C/P ≤ 0.8; in a dense band of levels (light-tailed pool, many comparable terms, e.g. uniform scales
+    with B·C/P ≥ 0.05) perturbation theory overcorrects (+6% at B·C/P = 0.05, +22% at 0.2, against −19% and
+    −39% uncorrected) — use the exact sampler or :func:`large_batch_bulk_edge` there. P = ∞ returns the
+    orthogonal result.
+    """
+    if not isinstance(model, SampleSpikeModel):
+        raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
+    terms = _batch_terms(model, rows)
+    top = _top_secular(model.shared, terms)
+    neg_terms = _Terms(-terms.t, terms.c, terms.beta2)
+    bottom = -_top_secular(-model.shared, neg_terms)
+    p_perp = model.n_params - model.n_spikes
+    if not math.isinf(p_perp):
+        top = top + _finite_dimension_shift(model.shared, terms, top, p_perp)
+        bottom = bottom - _finite_dimension_shift(-model.shared, neg_terms, -bottom, p_perp)
+    return np.maximum(top, 0.0), np.minimum(bottom, 0.0)
+
+
 def batch_brackets(model: SampleSpikeModel, rows: Any) -> tuple[FloatArray, FloatArray]:
     """Exact per-batch bounds ``lower ≤ λ_max(M_B) ≤ upper`` at every P (docs/theory.md §1e, Weyl/Rayleigh).
 
@@ -570,10 +637,11 @@ def predict_batch_extremal(
 
     Each of ``n_batches`` batches draws B rows of the per-sample pool (:func:`draw_batches`, seeded); the
     batch's extremal eigenvalues come from the exact secular equation for orthogonal directions
-    (``method="orthogonal"``, :func:`orthogonal_extremal`, valid for P ≫ B·C) or from the exact finite-P
-    sampler (``method="exact"``, :func:`rmt.sample_spikes_sampling.sample_batch_extremal`, O((k + B·C)³)
-    per batch). Covers the small-B sample-spike regime (top ≈ max(max_i μ_i/B, spike)), the crossover
-    (level repulsion of the two, solved exactly) and the large-B regime (compare
+    (``method="orthogonal"``, :func:`orthogonal_extremal`, valid for P ≫ B·C), with its finite-P shift
+    (``method="subordinated"``, :func:`subordinated_extremal`, separated top levels) or from the exact
+    finite-P sampler (``method="exact"``, :func:`rmt.sample_spikes_sampling.sample_batch_extremal`,
+    O((k + B·C)³) per batch). Covers the small-B sample-spike regime (top ≈ max(max_i μ_i/B, spike)), the
+    crossover (level repulsion of the two, solved exactly) and the large-B regime (compare
     :func:`large_batch_extremal`).
     """
     if not isinstance(model, SampleSpikeModel):
@@ -583,15 +651,15 @@ def predict_batch_extremal(
         raise ValueError("batch_sizes must be integers")
     reps = check_int(n_batches, "n_batches", minimum=2)
     lv = np.atleast_1d(check_in_range(levels, "levels", 0.0, 1.0)).reshape(-1)
-    how = check_choice(method, "method", ("orthogonal", "exact"))
+    how = check_choice(method, "method", ("orthogonal", "subordinated", "exact"))
     rng = as_generator(seed)
     tq = np.empty((sizes.size, lv.size))
     bq = np.empty_like(tq)
     tm = np.empty(sizes.size)
     bm = np.empty(sizes.size)
     for i, b in enumerate(sizes.astype(int)):
-        if how == "orthogonal":
-            top, bottom = _orthogonal_chunked(model, b, reps, rng, replace)
+        if how != "exact":
+            top, bottom = _orthogonal_chunked(model, b, reps, rng, replace, how == "subordinated")
         else:
             from rmt.sample_spikes_sampling import sample_batch_extremal
 
@@ -603,14 +671,14 @@ def predict_batch_extremal(
 
 
 def _orthogonal_chunked(
-    model: SampleSpikeModel, b: int, reps: int, rng: np.random.Generator, replace: bool
+    model: SampleSpikeModel, b: int, reps: int, rng: np.random.Generator, replace: bool, shifted: bool
 ) -> tuple[FloatArray, FloatArray]:
     per = max(1, b * model.per_sample.rank * max(model.n_spikes, 1) ** 2)
     step = max(1, _CHUNK // per)
     tops, bots = [], []
     for start in range(0, reps, step):
         rows = draw_batches(model.per_sample.n_samples, b, min(step, reps - start), rng, replace=replace)
-        top, bottom = orthogonal_extremal(model, rows)
+        top, bottom = (subordinated_extremal if shifted else orthogonal_extremal)(model, rows)
         tops.append(top)
         bots.append(bottom)
     return np.concatenate(tops), np.concatenate(bots)
