@@ -555,10 +555,10 @@ def subordinated_extremal(model: SampleSpikeModel, rows: Any) -> tuple[FloatArra
     Conditions and measured error (paired with the exact sampler, 200 batches): when the top level is
     separated from the others by more than their random coupling (shared-spike dominated, heavy-tailed or
     gapped pools) the mean relative bias drops from −0.1…−12% (orthogonal) to |bias| ≤ 0.5% for
-    B·C/P ≤ 0.8; in a dense band of levels (light-tailed pool, many comparable terms, e.g. uniform scales
-    with B·C/P ≥ 0.05) perturbation theory overcorrects (+6% at B·C/P = 0.05, +22% at 0.2, against −19% and
-    −39% uncorrected) — use the exact sampler or :func:`large_batch_bulk_edge` there. P = ∞ returns the
-    orthogonal result.
+    B·C/P ≤ 0.26 (≤ 2.4% at 0.8); in a dense band of levels (light-tailed pool, many comparable terms,
+    e.g. uniform scales with B·C/P ≥ 0.05) perturbation theory overcorrects (+6% at B·C/P = 0.05, +22%
+    at 0.2, against −19% and −39% uncorrected) — use the exact sampler or :func:`large_batch_bulk_edge`
+    there. P = ∞ returns the orthogonal result.
     """
     if not isinstance(model, SampleSpikeModel):
         raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
