@@ -7,6 +7,8 @@ numpy, scipy and sympy only: this package never imports torch. Where each formul
 - ``rmt.wishart``         multiplicative model (THEORY §2): Baik–Silverstein outlier, Marchenko–Pastur
 - ``rmt.bulk``            spikes over a measured bulk (THEORY §1c free convolution, §2 Bai–Yao)
 - ``rmt.profile``         field-dependent noise: quadratic vector equation (THEORY §1b)
+- ``rmt.sample_spikes``   sample-side spikes: heavy-tailed low-rank per-sample terms + shared spikes (§1e)
+- ``rmt.sample_spikes_sampling``  exact Gram/Bartlett sampler of that model
 - ``rmt.learning_rates``  stability thresholds and η_max(B) laws (THEORY §3)
 - ``rmt.symbolic``        sympy derivations, the source of truth of the closed forms
 - ``rmt.sampling``        seeded Monte-Carlo samplers and fast extremal eigenvalues
@@ -54,6 +56,22 @@ from rmt.profile import (
     wigner_type_edges,
     wigner_type_outliers,
 )
+from rmt.sample_spikes import (
+    BatchPrediction,
+    PerSampleCurvature,
+    SampleSpikeModel,
+    batch_brackets,
+    crossover_batch_size,
+    draw_batches,
+    effective_dimension,
+    large_batch_bulk_edge,
+    large_batch_extremal,
+    orthogonal_extremal,
+    pareto_crossover_batch_size,
+    predict_batch_extremal,
+    subordinated_extremal,
+)
+from rmt.sample_spikes_sampling import SampledExtremal, batch_matrix, sample_batch_extremal
 from rmt.sampling import (
     extremal_eigenvalues,
     sample_bulk_spike,
@@ -86,6 +104,22 @@ from rmt.wishart import (
 )
 
 __all__ = [
+    "BatchPrediction",
+    "PerSampleCurvature",
+    "SampleSpikeModel",
+    "SampledExtremal",
+    "batch_brackets",
+    "batch_matrix",
+    "crossover_batch_size",
+    "draw_batches",
+    "effective_dimension",
+    "large_batch_bulk_edge",
+    "large_batch_extremal",
+    "orthogonal_extremal",
+    "pareto_crossover_batch_size",
+    "predict_batch_extremal",
+    "sample_batch_extremal",
+    "subordinated_extremal",
     "TOPICS",
     "BlockProfile",
     "Derivation",

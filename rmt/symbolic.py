@@ -366,3 +366,86 @@ _BUILDERS: dict[str, Callable[[], Derivation]] = {
     "exponents": _exponents,
     "bulk": _bulk,
 }
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Sample-side spikes (docs/theory.md §1e): registered below, self-contained.
+
+
+def _sample_spikes() -> Derivation:
+    """Secular equation of a shared spike plus orthogonal rank-one sample terms, its two-level and large-B
+    limits, and the crossover batch size of a Pareto law of per-sample tops (rmt.sample_spikes)."""
+    import sympy
+
+    pos = dict(positive=True, real=True)
+    t, z, lam, nu, x_min, alpha, B, L = (
+        sympy.Symbol(name, **pos) for name in ("t", "z", "lambda", "nu", "x_min", "alpha", "B", "L")
+    )
+    c = sympy.Symbol("c", real=True)
+    a0, b, d, w, x = (sympy.Symbol(name, real=True) for name in ("a_0", "b", "d", "omega", "x"))
+    p = sympy.Symbol("p", **pos)
+    symbols = {
+        "t": t, "z": z, "lam": lam, "nu": nu, "x_min": x_min, "alpha": alpha, "B": B, "L": L, "c": c,
+        "a0": a0, "b": b, "d": d, "omega": w, "x": x, "p": p,
+    }  # fmt: skip
+    steps: list[Step] = []
+    beta2 = 1 - c**2
+    term = t * c**2 + (t * sympy.sqrt(beta2) * c) ** 2 / (z - t * beta2)
+    steps.append(
+        Step(
+            "secular_term",
+            "one sample term in the Schur complement: t c² + (t β c)²/(z − t β²), β² = 1 − c²",
+            term,
+        )
+    )
+    simplified = sympy.factor(sympy.simplify(term))
+    steps.append(Step("secular_term_simplified", "= t z c²/(z − t β²)", simplified))
+    steps.append(
+        Step(
+            "secular_term_identity",
+            "difference to t z c²/(z − t(1 − c²)) (zero)",
+            sympy.simplify(term - t * z * c**2 / (z - t * beta2)),
+        )
+    )
+    two = sympy.Matrix([[a0, b], [b, d]])
+    top = max(two.eigenvals().keys(), key=lambda e: e.subs({a0: 1, b: 1, d: 0}))
+    steps.append(Step("two_level_top", "top of [[uᵀMu, b], [b, d]]: level repulsion at the crossover", top))
+    roots = sympy.solve(sympy.Eq(w, lam + nu**2 / w), w)
+    root = next(r for r in roots if r.subs({lam: 1, nu: 1}) > 0)
+    steps.append(Step("large_batch_root", "ω = λ + ν²/ω (P = ∞, atoms d → 0)", root))
+    steps.append(
+        Step(
+            "large_batch_series",
+            "expansion in ν²: λ + ν²/λ − ν⁴/λ³ + … (the §1a form at first order)",
+            sympy.series(root, nu, 0, 6).removeO(),
+        )
+    )
+    cdf = 1 - (x_min / x) ** alpha
+    (quantile,) = sympy.solve(sympy.Eq(cdf, p ** (1 / B)), x)
+    steps.append(Step("pareto_max_quantile", "level-p quantile of max of B Pareto(α, x_min) tops", quantile))
+    steps.append(
+        Step(
+            "log_level_limit",
+            "lim_{B→∞} B (1 − p^{1/B}) = ln(1/p) =: L",
+            sympy.limit(B * (1 - p ** (1 / B)), B, sympy.oo),
+        )
+    )
+    large = x_min * (B / L) ** (1 / alpha)
+    steps.append(Step("pareto_max_quantile_large_batch", "the quantile for B ≫ L", large))
+    condition = sympy.Eq(large / B, lam)
+    steps.append(Step("crossover_condition", "branch max_i μ_i / B meets the spike λ", condition))
+    (b_cross,) = sympy.solve(condition, B)
+    b_cross = sympy.powsimp(sympy.simplify(b_cross), force=True)
+    steps.append(Step("crossover_batch_size", "B_× (α > 1)", b_cross))
+    steps.append(
+        Step(
+            "sample_branch_exponent",
+            "d log(Q/B)/d log B of the sample-spike branch",
+            sympy.simplify(B * sympy.diff(sympy.log(large / B), B)),
+        )
+    )
+    return Derivation("sample_spikes", tuple(steps), symbols)
+
+
+TOPICS = (*TOPICS, "sample_spikes")
+_BUILDERS["sample_spikes"] = _sample_spikes
