@@ -11,44 +11,66 @@
 - ``networks.slq_learner`` the SLQ on-the-fly learning-rate / momentum optimizer
 """
 
-from networks.curvature import (
-    BatchNoiseEstimate,
-    CurvatureOperator,
-    GGNOperator,
-    HessianOperator,
-    NoiseEstimate,
-    as_operator,
-    batch_noise_norm,
-    per_sample_noise,
-    quadratic_form_variance,
-)
+from __future__ import annotations
 
-# ``networks.lanczos`` stays the module (its function is ``networks.lanczos.lanczos``).
-from networks.lanczos import (
-    EigenResult,
-    LanczosResult,
-    SpectralDensity,
-    slq_density,
-    top_eigenpairs,
-    top_eigenvalues,
-)
-from networks.slq_learner import SLQLearner
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "BatchNoiseEstimate",
-    "CurvatureOperator",
-    "EigenResult",
-    "GGNOperator",
-    "HessianOperator",
-    "LanczosResult",
-    "NoiseEstimate",
-    "SLQLearner",
-    "SpectralDensity",
-    "as_operator",
-    "batch_noise_norm",
-    "per_sample_noise",
-    "quadratic_form_variance",
-    "slq_density",
-    "top_eigenpairs",
-    "top_eigenvalues",
-]
+# Public names and the module that defines each. They are imported on first use, so that
+# ``import networks.options`` (option vocabularies, read by torch-free commands such as ``batchrmt --help``)
+# does not import torch.
+_EXPORTS = {
+    "BatchNoiseEstimate": "networks.curvature",
+    "CurvatureOperator": "networks.curvature",
+    "GGNOperator": "networks.curvature",
+    "HessianOperator": "networks.curvature",
+    "NoiseEstimate": "networks.curvature",
+    "as_operator": "networks.curvature",
+    "batch_noise_norm": "networks.curvature",
+    "per_sample_noise": "networks.curvature",
+    "quadratic_form_variance": "networks.curvature",
+    "EigenResult": "networks.lanczos",
+    "LanczosResult": "networks.lanczos",
+    "SpectralDensity": "networks.lanczos",
+    "slq_density": "networks.lanczos",
+    "top_eigenpairs": "networks.lanczos",
+    "top_eigenvalues": "networks.lanczos",
+    "SLQLearner": "networks.slq_learner",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from networks.curvature import (
+        BatchNoiseEstimate,
+        CurvatureOperator,
+        GGNOperator,
+        HessianOperator,
+        NoiseEstimate,
+        as_operator,
+        batch_noise_norm,
+        per_sample_noise,
+        quadratic_form_variance,
+    )
+    from networks.lanczos import (
+        EigenResult,
+        LanczosResult,
+        SpectralDensity,
+        slq_density,
+        top_eigenpairs,
+        top_eigenvalues,
+    )
+    from networks.slq_learner import SLQLearner
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'networks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
