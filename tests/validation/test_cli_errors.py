@@ -75,7 +75,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(
             ["run", "--config", write_config(tmp_path, "bad.json", '{"name": "x",\n  oops}')],
             "bad.json, line 2 column 3",
         ),
-        (["run", "--config", write_config(tmp_path, "c.yaml", "name: x\n")], "c.yaml: unknown format '.yaml'"),
+        (["run", "--config", write_config(tmp_path, "c.yaml", "name: x\n")], "unknown format '.yaml'"),
         (["run", "--config", "no-such-config"], "neither a built-in config"),
         (
             ["run", "--config", write_config(tmp_path, "neg.json", json.dumps({**smoke, "pool_size": -1}))],
