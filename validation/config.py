@@ -307,6 +307,11 @@ class RunConfig:
         for i, c in enumerate(self.thresholds.checkpoints):
             if c >= n_ckpt:
                 raise _fail(f"thresholds.checkpoints[{i}]", f"an index < {n_ckpt} (number of loss levels)", c)
+        requested = (("sweep", self.sweep.batch_sizes), ("thresholds", self.thresholds.batch_sizes))
+        for section, sizes in requested:
+            for i, b in enumerate(sizes):
+                if b > self.pool_size:
+                    raise _fail(f"{section}.batch_sizes[{i}]", f"at most pool_size = {self.pool_size}", b)
         if self.sweep.min_batch > self.pool_size:
             raise _fail("sweep.min_batch", f"at most pool_size = {self.pool_size}", self.sweep.min_batch)
         if self.noise.num_samples > self.pool_size:

@@ -42,7 +42,6 @@ import hashlib
 import io
 import json
 import logging
-import math
 import os
 import re
 import tempfile
@@ -52,6 +51,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from validation.records import encode_float
 
 TIMING_FIELDS = frozenset({"wall_time", "started_at", "finished_at", "hostname", "pid"})
 """Record fields that legitimately differ between two runs of the same cell (stripped by ``strip_timing``)."""
@@ -120,18 +121,12 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (np.integer, int)):
         return int(value)
     if isinstance(value, (np.floating, float)):
-        v = float(value)
-        return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+        return encode_float(float(value))
     if isinstance(value, Path):
         return str(value)
     if value is None or isinstance(value, str):
         return value
     raise TypeError(f"record value of type {type(value).__name__} is not JSON-serialisable: {value!r}")
-
-
-def to_float(value: Any) -> float:
-    """Inverse of the non-finite encoding: ``"nan"``, ``"inf"``, ``"-inf"`` → floats; numbers unchanged."""
-    return float(value)
 
 
 def record_checksum(record: Mapping[str, Any]) -> str:
@@ -611,7 +606,17 @@ class ResultStore:
             raise CorruptRecordError(path, "is missing", hint) from None
         self._check_array_bytes(path, data)
         try:
-            return np.asarray(np.load(io.BytesIO(data), allow_pickle=False))
+            buf = io.BytesIO(data)
+            major, _ = np.lib.format.read_magic(buf)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(buf)
+            declared, held = int(np.prod(shape, dtype=object)) * dtype.itemsize, len(data) - buf.tell()
+            if dtype.hasobject or declared != held:  # refused before numpy allocates the declared size
+                raise ValueError(f"the header declares {declared} bytes of data, the file holds {held}")
+            buf.seek(0)
+            return np.asarray(np.load(buf, allow_pickle=False))
         except (ValueError, EOFError, OSError) as exc:
             raise CorruptRecordError(path, f"is not a valid .npy array ({exc})", hint) from None
 

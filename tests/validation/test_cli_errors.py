@@ -91,7 +91,7 @@ def test_usage_errors_are_one_line_with_exit_code_2(
                     json.dumps({**smoke, "thresholds": {**smoke["thresholds"], "batch_sizes": [2, 512]}}),
                 ),
             ],
-            "thresholds.batch_sizes' has batch sizes [512] larger than pool_size = 128",
+            "thresholds.batch_sizes[1]' must be at most pool_size = 128, got 512",
         ),  # fmt: skip
         (["run", "--config", "smoke", "--allow-mixed-settings"], "only applies with --resume"),
         (["learner", "--data", "nonsense"], "invalid choice: 'nonsense'"),

@@ -300,3 +300,31 @@ def test_out_path_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(FileExistsError, match="is a file"):
         ResultStore(tmp_path / "f")
+
+
+def test_a_forged_array_header_with_a_matching_checksum_is_refused_without_allocating(tmp_path: Path) -> None:
+    """A .npy whose header declares 8 GB (its checksum file forged to match) is refused from the header,
+    before numpy allocates the declared size."""
+    import hashlib
+    import json as _json
+    import tracemalloc
+
+    from validation.store import CorruptRecordError, ResultStore
+
+    store = ResultStore(tmp_path)
+    rel = store.save_array("v", np.arange(4.0))
+    path = tmp_path / rel
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000,), }"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    forged = b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + b"\0" * 32
+    path.write_bytes(forged)
+    side = {"sha256": hashlib.sha256(forged).hexdigest(), "bytes": len(forged)}
+    path.with_name(path.name + ".sha256").write_text(_json.dumps(side))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptRecordError, match="declares 8000000000 bytes"):
+            store.load_array(rel)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000

@@ -114,13 +114,6 @@ def configure(args: argparse.Namespace) -> RunConfig:
         config = config.replace_fields(**changes).validate()
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
-    for field, sizes in (("sweep.batch_sizes", config.sweep.batch_sizes),
-                         ("thresholds.batch_sizes", config.thresholds.batch_sizes)):  # fmt: skip
-        too_big = sorted(b for b in sizes if b > config.pool_size)
-        if too_big:
-            raise UsageError(
-                f"config field {field!r} has batch sizes {too_big} larger than pool_size = {config.pool_size}"
-            )
     return config
 
 

@@ -2,8 +2,9 @@
 
 :func:`measure_threshold_cell` runs the divergence-trial bisection (:func:`networks.thresholds.find_max_lr`)
 for the strict and the lenient criterion on one shared :class:`networks.stability.TrialRunner`, so a trial at
-a given lr is run once and serves both searches, and returns a JSON-able record (non-finite floats become
-``None``). All settings come in one :class:`networks.stability.TrialSettings`.
+a given lr is run once and serves both searches, and returns the record (the store writes non-finite floats
+as ``"nan"``/``"inf"``, see :mod:`validation.records`). All settings come in one
+:class:`networks.trial_settings.TrialSettings`.
 """
 
 from __future__ import annotations
@@ -27,17 +28,6 @@ __all__ = ["STEP", "measure_threshold_cell"]
 STEP = steps.THRESHOLDS
 
 RECORD_VERSION = 1
-
-
-def _json_safe(value: Any) -> Any:
-    """Replace non-finite floats (diverged losses, an open bracket) by None, recursively."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _recorded_optimizer_kwargs(optimizer: Optimizer, settings: TrialSettings) -> dict[str, Any]:
@@ -117,4 +107,4 @@ def measure_threshold_cell(
         record[f"monotone_{criterion}"] = result.monotone
     if extra:
         record.update(extra)
-    return _json_safe(record)
+    return record
