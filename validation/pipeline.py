@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +31,7 @@ from validation.experiments import spectra as spectra_step
 from validation.experiments import spectrum_scoring as pred_step
 from validation.experiments import sweep as sweep_step
 from validation.experiments import thresholds as threshold_step
+from validation.progress import Progress
 from validation.provenance import environment
 from validation.store import ResultStore, atomic_write_json, cell_key
 
@@ -47,24 +46,6 @@ class RunSummary:
     out: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
-
-
-class Progress:
-    """Step messages and tqdm bars, both silent with ``quiet``."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def say(self, message: str) -> None:
-        if not self.quiet:
-            print(message, file=sys.stderr, flush=True)
-
-    def bar(self, items: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
-        if self.quiet:
-            return items
-        from tqdm.auto import tqdm
-
-        return tqdm(items, desc=desc, total=total, leave=False, file=sys.stderr)
 
 
 def _prepare_folder(store: ResultStore, config: RunConfig, resume: bool) -> None:
