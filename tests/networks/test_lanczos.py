@@ -10,19 +10,9 @@ from torch import nn
 
 from networks.curvature.hessian import HessianOperator
 from networks.lanczos import lanczos, slq_density, top_eigenpairs, top_eigenvalues
-from tests.networks.test_curvature import cnn, image_data
+from tests.networks.reference import cnn, image_data, spiked_matrix
 
 REL = 1e-8
-
-
-def spiked_matrix(
-    size: int = 300, outliers=(40.0, 25.0, 12.0, -9.0), seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Q diag(outliers ∪ uniform bulk on [−1, 1]) Qᵀ with a Haar-random Q: the spectrum is known exactly."""
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((size, size)))
-    spectrum = np.concatenate([outliers, rng.uniform(-1.0, 1.0, size - len(outliers))])
-    return (q * spectrum) @ q.T, np.sort(spectrum)
 
 
 @pytest.mark.parametrize(
