@@ -27,6 +27,7 @@ Defaults, one named constant per meaning (scipy ``eigsh`` analogues in brackets)
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast, get_args
 
@@ -61,17 +62,23 @@ DEFAULT_SLQ_SIGMA_FRACTION: Final[float] = 0.01
 """Default Gaussian width of :func:`slq_density`, as a fraction of the spectral width of the Ritz values."""
 MAX_GRID_SIZE: Final[int] = 10**7
 """Largest SLQ grid (the density is evaluated point by point: 8 bytes × grid × steps per probe)."""
+MAX_QUADRATURE_NODES: Final[int] = 10**8
+"""Largest num_probes × num_steps of :func:`slq_density` (its node and weight arrays must fit in memory)."""
 SEED_MAX: Final[int] = 2**63 - 1
 
 
 def default_num_lanczos_vectors(k: int, size: int) -> int:
     """ncv = min(P, max(2k + 1, k + MIN_LANCZOS_VECTORS)) (scipy's eigsh uses max(2k + 1, 20))."""
+    k = check_int(k, "k", minimum=1)
+    size = check_int(size, "size", minimum=1)
     return min(size, max(2 * k + 1, k + MIN_LANCZOS_VECTORS))
 
 
 def symmetry_tol(dtype: torch.dtype) -> float:
     """Tolerance of the symmetry probe, √ε of the operator's dtype (1.5e-8 in float64, 3.5e-4 in float32):
     far above the rounding asymmetry of an exact symmetric product, far below a genuine asymmetry."""
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a real floating torch.dtype (e.g. torch.float64), got {dtype!r}")
     return math.sqrt(float(torch.finfo(dtype).eps))
 
 
@@ -140,13 +147,16 @@ class SpectralDensity:
 
     def moment(self, j: int) -> float:
         """Hutchinson–Gauss estimate of tr(A^j)/P."""
-        j = check_int(j, "j", minimum=0)
-        return float(np.mean(np.sum(self.weights * self.nodes**j, axis=1)))
+        return float(np.mean(self.probe_moments(j)))
 
     def probe_moments(self, j: int) -> np.ndarray:
         """Per-probe quadrature values Σ_k τ_k θ_k^j = vᵀA^j v / vᵀv (exact for j < 2m)."""
-        j = check_int(j, "j", minimum=0)
-        return np.sum(self.weights * self.nodes**j, axis=1)
+        order = float(check_int(j, "j", minimum=0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = np.sum(self.weights * self.nodes**order, axis=1)
+        if not np.isfinite(values).all():
+            raise ValueError(f"the moment of order j = {j} overflows float64 (|θ|^j); use a lower order j")
+        return values
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -160,11 +170,15 @@ def _check_flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
+def _positive_number(value: Any, name: str) -> float:
+    """A finite real number > 0 (not an array, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number > 0, got {type(value).__name__}")
+    return float(check_positive(float(value), name))
+
+
 def _check_tol(tol: Any) -> float:
-    value = float(check_positive(tol, "tol"))
-    if np.ndim(tol) != 0:
-        raise TypeError(f"tol must be a number > 0, got an array of shape {np.shape(tol)}")
-    return value
+    return _positive_number(tol, "tol")
 
 
 def _random_unit(size: int, generator: torch.Generator, device: torch.device, rademacher: bool) -> Tensor:
@@ -607,6 +621,11 @@ def slq_density(
     grid_given = None if grid is None else _check_grid(grid)
     size = op.shape[0]
     m = min(num_steps, size)
+    if num_probes * m > MAX_QUADRATURE_NODES:
+        raise ValueError(
+            f"num_probes × num_steps = {num_probes} × {m} quadrature nodes cannot fit in memory: the product "
+            f"must be <= {MAX_QUADRATURE_NODES:.0e}"
+        )
     device = _resolve_basis_device(op, basis_device)
     generator = torch.Generator().manual_seed(seed)
     nodes = np.zeros((num_probes, m))
@@ -637,9 +656,7 @@ def slq_density(
 
 
 def _check_sigma(sigma: Any) -> float:
-    if np.ndim(sigma) != 0:
-        raise TypeError(f"sigma must be None or a number > 0, got an array of shape {np.shape(sigma)}")
-    return float(check_positive(sigma, "sigma"))
+    return _positive_number(sigma, "sigma")
 
 
 def _check_grid(grid: Any) -> np.ndarray:
@@ -655,7 +672,9 @@ __all__ = [
     "BREAKDOWN_TOL",
     "DEFAULT_SLQ_SIGMA_FRACTION",
     "DEFAULT_TOL",
+    "MAX_GRID_SIZE",
     "MAX_PRODUCTS_PER_VECTOR",
+    "MAX_QUADRATURE_NODES",
     "MIN_LANCZOS_VECTORS",
     "REORTH_ETA",
     "SELECTIVE_TOL",

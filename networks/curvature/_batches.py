@@ -78,8 +78,10 @@ def as_batch_list(
             raise TypeError(f"{label} must be an (x, y) pair of tensors, got {type(item)!r}")
         x, y = cast(tuple[Tensor, Tensor], item)
         if x.ndim == 0 or y.ndim == 0:
-            raise ValueError(f"{label}: x and y need a leading batch dimension, got shapes "
-                             f"{tuple(x.shape)} and {tuple(y.shape)}")
+            raise ValueError(
+                f"{label}: x and y need a leading batch dimension, got shapes "
+                f"{tuple(x.shape)} and {tuple(y.shape)}"
+            )
         if x.shape[0] != y.shape[0]:
             raise ValueError(f"{label}: x has {x.shape[0]} samples but y has {y.shape[0]}; they must match")
         if x.shape[0] == 0:
@@ -324,23 +326,41 @@ class ModelCurvatureOperator(CurvatureOperator):
     def _batch_name(self, index: int) -> str:
         return "data" if len(self.data.batches) == 1 else f"data[{index}]"
 
-    def _build(self, index: int) -> ProductFn:
-        x, y = self.data.batches[index]
-        call, primals = functional_form(self.model, self.params)
-        if index in self._checked:
-            return self._product_fn(call, primals, x, y, None)
-        name = self._batch_name(index)
-        try:
+    def _apply(self, index: int, vs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """M_b v for batch ``index``, building (and with ``cached`` keeping) its product map."""
+        fn = self._caches[index]
+        if fn is None:
+            x, y = self.data.batches[index]
+            call, primals = functional_form(self.model, self.params)
+            name = None if index in self._checked else self._batch_name(index)
             fn = self._product_fn(call, primals, x, y, name)
-        except (ValueError, TypeError, torch.OutOfMemoryError):
+            if self.method == "cached":
+                self._caches[index] = fn
+        return fn(vs)
+
+    def _apply_checked(self, index: int, vs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """:meth:`_apply`; on a batch's first product, failures of the model or loss become errors naming
+        the batch, the model and the loss."""
+        if index in self._checked:
+            return self._apply(index, vs)
+        name = self._batch_name(index)
+        x, y = self.data.batches[index]
+        try:
+            out = self._apply(index, vs)
+        except torch.OutOfMemoryError:
             raise
-        except (RuntimeError, IndexError) as exc:
-            raise ValueError(
-                f"{name}: {type(self.model).__name__} with {type(self.loss_fn).__name__} cannot be evaluated "
-                f"on this batch (x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} {y.dtype}): {exc}"
+        except (ValueError, TypeError, RuntimeError, IndexError) as exc:
+            self._caches[index] = None
+            if str(exc).startswith(f"{name}:"):
+                raise  # already names the batch (check_targets)
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(
+                f"{name}: model {type(self.model).__name__} with loss_fn {type(self.loss_fn).__name__} "
+                f"cannot be evaluated on this batch (x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} "
+                f"{y.dtype}): {exc}"
             ) from exc
         self._checked.add(index)
-        return fn
+        return out
 
     def _matvec(self, v: Tensor) -> Tensor:
         vs = tuple(split_like(v, self.params))
@@ -353,12 +373,7 @@ class ModelCurvatureOperator(CurvatureOperator):
                     self._caches = [None] * len(self.data.batches)
                     self._versions = versions
             for index, weight in enumerate(self.data.weights):
-                fn = self._caches[index]
-                if fn is None:
-                    fn = self._build(index)
-                    if self.method == "cached":
-                        self._caches[index] = fn
-                for part, product in zip(out_parts, fn(vs), strict=True):
+                for part, product in zip(out_parts, self._apply_checked(index, vs), strict=True):
                     part.add_(product.detach(), alpha=weight)
         return out
 

@@ -54,9 +54,30 @@ def loss_output_hvp(
     Any other loss (class weights, ignored targets, custom losses) uses torch.func forward-over-reverse on
     the loss as a function of the output — exact, and convex losses keep G positive semi-definite.
     Under ``torch.func.vmap`` pass ``ignored_targets`` (from :func:`has_ignored_targets` on all targets),
-    since that check depends on the data.
+    since that check depends on the data (the targets are then not range-checked either).
+
+    Raises:
+        TypeError: ``loss_fn`` not callable; ``output``/``target``/``vector`` not tensors or complex.
+        ValueError: ``vector`` not of the output's shape; targets the loss cannot use (labels outside
+            [0, C), wrong target shape), checked when ``ignored_targets`` is None.
     """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable (e.g. nn.CrossEntropyLoss()), got {type(loss_fn)!r}")
+    for name, t in (("output", output), ("target", target), ("vector", vector)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t)!r}")
+        if t.is_complex():
+            raise TypeError(f"{name} must be a real tensor, got dtype {t.dtype}")
+    if not output.is_floating_point() or not vector.is_floating_point():
+        raise TypeError(f"output and vector must be floating point, got {output.dtype} and {vector.dtype}")
+    if tuple(vector.shape) != tuple(output.shape):
+        raise ValueError(
+            f"vector must have the output's shape {tuple(output.shape)}, got {tuple(vector.shape)}"
+        )
     if ignored_targets is None:
+        if output.ndim == 0:
+            raise ValueError("output must have a leading batch dimension, got a 0-d tensor")
+        check_targets(loss_fn, output, target, "target")
         ignored_targets = has_ignored_targets(loss_fn, target)
     kind = _closed_form_kind(loss_fn, output.ndim, ignored_targets)
     if kind == "mse":
@@ -64,10 +85,20 @@ def loss_output_hvp(
     if kind == "ce":
         p = torch.softmax(output.detach(), dim=1)
         return (p * vector - p * (p * vector).sum(dim=1, keepdim=True)) / output.shape[0]
+
     def loss_of_output(o: Tensor) -> Tensor:
         return loss_fn(o, target)
 
-    return torch.func.jvp(torch.func.grad(loss_of_output), (output.detach(),), (vector,))[1]
+    try:
+        hv: Tensor = torch.func.jvp(torch.func.grad(loss_of_output), (output.detach(),), (vector,))[1]
+    except (TypeError, RuntimeError, IndexError) as exc:
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
+        error = TypeError if isinstance(exc, TypeError) else ValueError
+        raise error(
+            f"loss_fn {type(loss_fn).__name__} cannot be evaluated as loss_fn(output, target): {exc}"
+        ) from exc
+    return hv
 
 
 class GGNOperator(ModelCurvatureOperator):

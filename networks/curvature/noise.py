@@ -28,6 +28,8 @@ from networks.options import MATRICES, Matrix
 from rmt.checks import check_choice, check_int
 
 SEED_MAX = 2**63 - 1
+MAX_STATISTICS = 10**8
+"""Largest number of stored (sample or batch) × probe values (they must fit in memory)."""
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -96,6 +98,14 @@ def _batch_sequence(batches: object) -> list[tuple[Tensor, Tensor]]:
     if not batch_list:
         raise ValueError("batches is empty: need at least one (x, y) batch")
     return batch_list
+
+
+def _check_storage(count: int, num_probes: int, what: str) -> None:
+    if count * num_probes > MAX_STATISTICS:
+        raise ValueError(
+            f"{what} × num_probes = {count} × {num_probes} values cannot fit in memory: the product must be "
+            f"<= {MAX_STATISTICS:.0e}"
+        )
 
 
 def curvature_operator(
@@ -192,6 +202,7 @@ def per_sample_noise(
         index = torch.randperm(x.shape[0], generator=generator)[:num_samples].to(x.device)
         x, y = x[index], y[index]
     n = int(x.shape[0])
+    _check_storage(n, num_probes, "num_samples (after capping at the data size)")
     size = sum(p.numel() for p in chosen)
     dtype, device = chosen[0].dtype, chosen[0].device
     mean_op = curvature_operator(matrix, model, loss_fn, (x, y), bn_mode="eval", params=chosen)
@@ -252,6 +263,7 @@ def batch_noise_norm(
     num_probes = check_int(num_probes, "num_probes", minimum=1)
     seed = _check_seed(seed)
     batch_list = _batch_sequence(batches)
+    _check_storage(len(batch_list), num_probes, "len(batches)")
     full = curvature_operator(
         matrix, model, loss_fn, data, bn_mode=bn_mode, params=params, method="recompute"
     )
@@ -299,9 +311,9 @@ def quadratic_form_variance(
     if len(batch_list) < 2:
         raise ValueError(f"batches must hold at least 2 batches for a variance, got {len(batch_list)}")
     _check_real_tensor(directions, "directions")
-    if directions.ndim not in (1, 2):
+    if directions.ndim not in (1, 2) or directions.numel() == 0:
         raise ValueError(f"directions must be (P,) or (P, k), got shape {tuple(directions.shape)}")
-    dirs = directions.detach().reshape(directions.shape[0], -1)
+    dirs = directions.detach().reshape(directions.shape[0], -1).to(torch.float64)
     if dirs.shape[1] == 0:
         raise ValueError("directions must hold at least one direction (k >= 1)")
     if not torch.isfinite(dirs).all() or bool((dirs.norm(dim=0) == 0).any()):
