@@ -170,3 +170,76 @@ def test_accepts_scipy_linear_operator_and_torch_matrix() -> None:
     a, _ = spiked_matrix(100, outliers=(9.0,))
     for op in (spla.aslinearoperator(a), torch.from_numpy(a), a):
         np.testing.assert_allclose(top_eigenvalues(op, 1, tol=1e-10), [9.0], rtol=REL)
+
+
+# ------------------------------------------------------------------------------ solver: stopping, BE, checks
+def test_convergence_is_checked_inside_the_cycle() -> None:
+    """A well-separated top eigenvalue (40 over a bulk in [−1, 1]) converges long before one cycle of
+    ncv = 21 products ends; the stop happens at the first product whose Ritz residual is below tol·max|θ|."""
+    a, _ = spiked_matrix(300, outliers=(40.0,))
+    result = top_eigenpairs(a, 1, tol=1e-8)
+    assert result.converged.all() and result.num_products < 21
+    vec = result.eigenvectors.numpy()[:, 0]
+    assert np.linalg.norm(a @ vec - result.eigenvalues[0] * vec) <= 1e-8 * 40 * (1 + 1e-6)
+    np.testing.assert_allclose(result.eigenvalues, [40.0], rtol=1e-12)
+    one_less = top_eigenpairs(a, 1, tol=1e-8, max_products=result.num_products - 1)
+    assert not one_less.converged.all() and one_less.num_products == result.num_products - 1
+
+
+def test_both_ends_from_one_run_match_eigh_and_eigsh() -> None:
+    a, spectrum = spiked_matrix(300, outliers=(40.0, 25.0, -30.0, -20.0), seed=4)
+    result = top_eigenpairs(a, 4, "BE", tol=1e-10)
+    np.testing.assert_allclose(result.eigenvalues, [-30.0, -20.0, 25.0, 40.0], rtol=REL)
+    assert result.converged.all() and result.which == "BE"
+    ref = spla.eigsh(a, k=4, which="BE", tol=1e-12, return_eigenvectors=False)
+    np.testing.assert_allclose(result.eigenvalues, np.sort(ref), rtol=REL)
+    odd = top_eigenvalues(a, 3, "BE", tol=1e-10)  # k odd: one more from the top, like eigsh
+    np.testing.assert_allclose(odd, [-30.0, 25.0, 40.0], rtol=REL)
+    small = spiked_matrix(12, outliers=(5.0, -4.0))[0]  # dense path
+    np.testing.assert_allclose(top_eigenvalues(small, 2, "BE"), [-4.0, 5.0], rtol=1e-12)
+
+
+def test_full_reorthogonalisation_keeps_the_basis_orthonormal() -> None:
+    """One Gram–Schmidt pass plus a second only when the norm drops keeps VᵀV = I to rounding even after
+    the top Ritz values have converged (where plain Lanczos loses orthogonality)."""
+    a, _ = spiked_matrix()
+    result = lanczos(a, 80, return_vectors=True)
+    vecs = result.ritz_vectors.numpy()
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(80), atol=1e-10)
+
+
+class _Skew:
+    shape = (80, 80)
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, skew: float) -> None:
+        rng = np.random.default_rng(1)
+        s = rng.standard_normal((80, 80))
+        self.matrix = (s + s.T) / 2 + skew * (s - s.T) / 2
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return self.matrix @ v
+
+
+@pytest.mark.parametrize("solver", ["lanczos", "top", "slq"])
+def test_non_symmetric_operator_is_refused(solver) -> None:
+    run = {
+        "lanczos": lambda op: lanczos(op, 10),
+        "top": lambda op: top_eigenpairs(op, 2),
+        "slq": lambda op: slq_density(op, 1, 10),
+    }[solver]
+    with pytest.raises(ValueError, match="op must be symmetric"):
+        run(_Skew(0.5))
+    run(_Skew(1e-12))  # rounding-level asymmetry passes the probe
+
+
+def test_named_defaults() -> None:
+    import inspect
+
+    from networks import lanczos as module
+
+    assert inspect.signature(lanczos).parameters["tol"].default == module.DEFAULT_TOL
+    assert inspect.signature(top_eigenpairs).parameters["tol"].default == module.DEFAULT_TOL
+    assert inspect.signature(top_eigenvalues).parameters["tol"].default == module.DEFAULT_TOL
+    assert module.default_num_lanczos_vectors(1, 10**6) == 21
+    assert module.default_num_lanczos_vectors(5, 8) == 8
