@@ -169,9 +169,9 @@ def ggn_product(
     ignored = has_ignored_targets(loss_fn, target) if ignored_targets is None else ignored_targets
 
     def product(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        jv = jvp_fn((v,))[0]
+        jv = jvp_fn((v,), create_graph=False)[0]  # no graph of the product itself
         hjv = loss_output_hvp(loss_fn, output, target, jv, ignored_targets=ignored)
-        gv: tuple[Tensor, ...] = vjp_out(hjv)[0]
+        gv: tuple[Tensor, ...] = vjp_out(hjv, create_graph=False)[0]
         return gv
 
     return product

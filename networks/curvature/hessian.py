@@ -30,7 +30,7 @@ def hessian_product(
     vjp_fn = torch.func.vjp(torch.func.grad(loss_of_weights), primals)[1]
 
     def product(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        out: tuple[Tensor, ...] = vjp_fn(v)[0]
+        out: tuple[Tensor, ...] = vjp_fn(v, create_graph=False)[0]  # no graph of the product itself
         return out
 
     return product
