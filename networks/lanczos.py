@@ -429,6 +429,7 @@ def top_eigenpairs(
     *,
     num_lanczos_vectors: int | None = None,
     basis_device: Any = None,
+    eigenvalue_tol: float | None = None,
 ) -> EigenResult:
     """k extremal eigenpairs by thick-restart Lanczos (Wu & Simon 2000) with full reorthogonalisation.
 
@@ -441,6 +442,12 @@ def top_eigenpairs(
     k) products. For P ≤ ncv the operator is materialised (P products), checked for symmetry and solved
     densely. Results are sorted most wanted first (BE: ascending) and are deterministic for a given seed.
 
+    ``eigenvalue_tol`` (opt-in, default None) adds a stopping rule on the eigenvalue instead of the vector:
+    a wanted pair also counts as converged when r²/(δ·|θ|) ≤ eigenvalue_tol, with r its residual and δ the
+    distance from θ to the nearest other Ritz value — the Kato–Temple bound |λ − θ| ≤ r²/gap with the Ritz
+    gap standing in for the true gap (second order in r, so eigenvalues converge in fewer products than
+    vectors; δ overestimates the gap before the neighbouring eigenvalue is resolved, so it is a heuristic).
+
     Raises:
         TypeError / ValueError: invalid arguments (named); a non-symmetric operator (probe pair, or the dense
             matrix for P ≤ ncv) or a non-finite product.
@@ -452,6 +459,7 @@ def top_eigenpairs(
     tol = _check_tol(tol)
     seed = _check_seed(seed)
     return_eigenvectors = _check_flag(return_eigenvectors, "return_eigenvectors")
+    eig_tol = None if eigenvalue_tol is None else _positive_number(eigenvalue_tol, "eigenvalue_tol")
     if num_lanczos_vectors is None:
         ncv = default_num_lanczos_vectors(k, size)
     else:
@@ -495,6 +503,8 @@ def top_eigenpairs(
                 wanted = order[:k]
                 threshold = tol * max(float(np.max(np.abs(theta))), np.finfo(float).tiny)
                 converged = residuals[wanted] <= threshold
+                if eig_tol is not None and used > 1:
+                    converged |= _eigenvalue_converged(theta, residuals, wanted, eig_tol)
                 if bool(converged.all()) or apply.count >= limit:
                     return _eigen_result(
                         op,
@@ -520,6 +530,19 @@ def top_eigenpairs(
         t[np.arange(n_keep), np.arange(n_keep)] = theta[keep]
         t[:n_keep, n_keep] = t[n_keep, :n_keep] = beta * s[-1, keep]
         begin = n_keep
+
+
+def _eigenvalue_converged(
+    theta: np.ndarray, residuals: np.ndarray, wanted: np.ndarray, eig_tol: float
+) -> np.ndarray:
+    """r_i² / (δ_i |θ_i|) ≤ eig_tol with δ_i the distance from θ_i to the nearest other Ritz value."""
+    gaps = np.abs(theta[wanted][:, None] - theta[None, :])
+    gaps[np.arange(wanted.size), wanted] = np.inf
+    delta = gaps.min(axis=1)
+    scale = np.maximum(np.abs(theta[wanted]), np.finfo(float).tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = residuals[wanted] ** 2 / (delta * scale)
+    return np.asarray(bound <= eig_tol)
 
 
 def _eigen_result(

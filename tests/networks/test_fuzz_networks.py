@@ -362,12 +362,14 @@ def _top_keyword_entry() -> Entry:
             "num_lanczos_vectors": 8,
             "basis_device": "cpu",
             "return_eigenvectors": True,
+            "eigenvalue_tol": 1e-6,
         }
 
     def call(kw: dict[str, Any]) -> Any:
         return top_eigenpairs(
             kw["op"], kw["k"], return_eigenvectors=kw["return_eigenvectors"],
             num_lanczos_vectors=kw["num_lanczos_vectors"], basis_device=kw["basis_device"],
+            eigenvalue_tol=kw["eigenvalue_tol"],
         )  # fmt: skip
 
     return Entry(valid, call, {"op": ("op", "matrix", "operator", "symmetric", "product", "linear")})

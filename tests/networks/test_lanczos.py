@@ -243,3 +243,14 @@ def test_named_defaults() -> None:
     assert inspect.signature(top_eigenvalues).parameters["tol"].default == module.DEFAULT_TOL
     assert module.default_num_lanczos_vectors(1, 10**6) == 21
     assert module.default_num_lanczos_vectors(5, 8) == 8
+
+
+def test_eigenvalue_stopping_rule_meets_its_accuracy_in_fewer_products() -> None:
+    """eigenvalue_tol stops on r²/(δ|θ|) (second order in the residual): the eigenvalue error is within the
+    requested relative accuracy, in fewer products than the residual rule at the same tolerance."""
+    a, _ = spiked_matrix(400, outliers=(3.0, 2.6, 2.3), seed=6)  # small relative gaps: slow vectors
+    for tol in (1e-6, 1e-9):
+        by_value = top_eigenpairs(a, 1, tol=tol, eigenvalue_tol=tol)
+        by_vector = top_eigenpairs(a, 1, tol=tol)
+        assert abs(by_value.eigenvalues[0] - 3.0) <= tol * 3.0
+        assert by_value.converged.all() and by_value.num_products < by_vector.num_products
