@@ -141,17 +141,24 @@ def check_bn_mode(bn_mode: object) -> BNMode:
     return cast(BNMode, check_choice(bn_mode, "bn_mode", BN_MODES))
 
 
-CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
+CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)
+"""Losses whose integer targets index the output's class dimension (dimension 1)."""
+ELEMENTWISE_LOSSES = (
+    nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss, nn.KLDivLoss,
+    nn.PoissonNLLLoss, nn.SoftMarginLoss, nn.MultiLabelSoftMarginLoss,
+)  # fmt: skip
+"""Losses that compare the output with a target of the same shape (broadcasting would change the loss)."""
 
 
 def check_targets(loss_fn: object, output: Tensor, target: Tensor, name: str) -> None:
     """Targets that ``loss_fn`` can score against ``output`` (checked before the loss is evaluated).
 
     Class-index losses (cross-entropy, NLL) need integer labels in [0, C) (C = ``output.shape[1]``, or
-    ``ignore_index``), or floating class probabilities of the output's shape; MSE, BCE-with-logits and
-    other element-wise losses need a target of the output's shape (broadcasting would silently change the
-    loss). Only reads ``target`` and the output's shape, so it is safe inside ``torch.func`` transforms
-    (but not under ``vmap``, where the data-dependent label range cannot be read).
+    ``ignore_index``), or (cross-entropy) floating class probabilities of the output's shape; the
+    element-wise losses of ``ELEMENTWISE_LOSSES`` (MSE, L1, BCE, ...) need a target of the output's shape
+    (broadcasting would silently change the loss). Other losses are not checked here. Only reads
+    ``target`` and the output's shape, so it is safe inside ``torch.func`` transforms (but not under
+    ``vmap``, where the data-dependent label range cannot be read).
 
     Raises:
         ValueError: labels outside [0, C), or a target shape the loss cannot use, naming ``name``.
@@ -168,7 +175,9 @@ def check_targets(loss_fn: object, output: Tensor, target: Tensor, name: str) ->
         if target.dtype == torch.bool:
             raise ValueError(f"{name}: y must hold integer class labels in [0, {classes}), got dtype bool")
         bad = (target < 0) | (target >= classes)
-        bad &= target != loss_fn.ignore_index
+        ignore_index = getattr(loss_fn, "ignore_index", None)
+        if ignore_index is not None:
+            bad &= target != ignore_index
         if bool(bad.any()):
             values = target[bad]
             raise ValueError(
@@ -176,7 +185,7 @@ def check_targets(loss_fn: object, output: Tensor, target: Tensor, name: str) ->
                 f"labels in [{int(values.min())}, {int(values.max())}]"
             )
         return
-    if isinstance(loss_fn, nn.modules.loss._Loss) and tuple(target.shape) != tuple(output.shape):
+    if isinstance(loss_fn, ELEMENTWISE_LOSSES) and tuple(target.shape) != tuple(output.shape):
         raise ValueError(
             f"{name}: y must have the model output's shape {tuple(output.shape)} for "
             f"{type(loss_fn).__name__}, got {tuple(target.shape)}"
