@@ -258,3 +258,23 @@ def test_argument_validation() -> None:
         op @ torch.zeros(2, 2, op.shape[0], dtype=F64)
     with pytest.raises(ValueError, match="combine"):
         op - as_operator(np.eye(3))
+
+
+@pytest.mark.parametrize("cls", [HessianOperator, GGNOperator])
+def test_targets_are_checked_against_the_output(cls) -> None:
+    """Labels outside [0, C) and MSE targets of another shape are refused before the loss runs (naming the
+    batch); ignore_index labels are accepted and contribute nothing."""
+    model, (x, y) = mlp(), vector_data()
+    v = torch.ones(sum(p.numel() for p in model.parameters()), dtype=F64)
+    bad = y.clone()
+    bad[3] = -1
+    with pytest.raises(ValueError, match=r"data\[1\]: y must hold class labels in \[0, 3\)"):
+        cls(model, nn.CrossEntropyLoss(), [(x[:4], y[:4]), (x[4:], bad[4:] + 5)]) @ v
+    with pytest.raises(ValueError, match=r"in \[0, 3\).*got labels in \[-1, -1\]"):
+        cls(model, nn.CrossEntropyLoss(), (x, bad)) @ v
+    with pytest.raises(ValueError, match=r"y must have the model output's shape \(12, 3\)"):
+        cls(model, nn.MSELoss(), (x, torch.zeros(12, 1, dtype=F64))) @ v
+    ignored = y.clone()
+    ignored[:4] = -100
+    kept = cls(model, nn.CrossEntropyLoss(), (x[4:], y[4:])) @ v
+    assert rel_err(cls(model, nn.CrossEntropyLoss(), (x, ignored)) @ v, kept) <= REL
