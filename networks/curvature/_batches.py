@@ -1,4 +1,5 @@
-"""Shared plumbing for curvature operators: data batches, parameter selection and the model-state guard."""
+"""Shared plumbing for curvature operators: data batches and targets, parameter selection, the functional form
+of a model, and the model-state guard."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import abc
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from networks.curvature.operator import CurvatureOperator
-
-BN_MODES = ("eval", "train")
+from networks.options import BN_MODES, BNMode
+from rmt.checks import check_choice
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,31 @@ def _is_pair(obj: object) -> bool:
     return isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, Tensor) for t in obj)
 
 
-def as_batch_list(data: object, device: torch.device, name: str = "data") -> BatchList:
+def _check_batch_dtypes(x: Tensor, y: Tensor, name: str, dtype: torch.dtype | None) -> None:
+    """Inputs and targets must be real; floating inputs must have the parameters' dtype."""
+    for label, t in (("x", x), ("y", y)):
+        if t.is_complex():
+            raise TypeError(f"{name}: {label} must be a real tensor, got dtype {t.dtype}")
+    if dtype is not None and x.is_floating_point() and x.dtype != dtype:
+        raise TypeError(
+            f"{name}: x has dtype {x.dtype} but the parameters are {dtype}; convert the data (or the model) "
+            "so that they match"
+        )
+
+
+def as_batch_list(
+    data: object, device: torch.device, name: str = "data", dtype: torch.dtype | None = None
+) -> BatchList:
     """Normalise one ``(x, y)`` batch or an iterable of batches; move tensors to ``device``.
 
     Raises:
-        TypeError: ``data`` is neither a pair of tensors nor an iterable of such pairs.
+        TypeError: ``data`` is neither a pair of tensors nor an iterable of such pairs; complex tensors; a
+            floating ``x`` whose dtype differs from ``dtype`` (the parameters' dtype) when given.
         ValueError: no batches, an empty batch, or inputs and targets with different leading sizes.
     """
     if _is_pair(data):
         raw: list[object] = [data]
-    elif isinstance(data, Iterable) and not isinstance(data, (Tensor, str, bytes)):
+    elif isinstance(data, Iterable) and not isinstance(data, (Tensor, str, bytes, dict)):
         raw = list(data)
     else:
         raise TypeError(
@@ -57,48 +73,139 @@ def as_batch_list(data: object, device: torch.device, name: str = "data") -> Bat
         raise ValueError(f"{name} is empty: need at least one (x, y) batch")
     batches: list[tuple[Tensor, Tensor]] = []
     for index, item in enumerate(raw):
+        label = name if _is_pair(data) else f"{name}[{index}]"
         if not _is_pair(item):
-            raise TypeError(f"{name}[{index}] must be an (x, y) pair of tensors, got {type(item)!r}")
+            raise TypeError(f"{label} must be an (x, y) pair of tensors, got {type(item)!r}")
         x, y = cast(tuple[Tensor, Tensor], item)
         if x.ndim == 0 or y.ndim == 0:
-            raise ValueError(f"{name}[{index}]: x and y need a leading batch dimension")
-        if x.shape[0] != y.shape[0]:
             raise ValueError(
-                f"{name}[{index}]: x has {x.shape[0]} samples but y has {y.shape[0]}; they must match"
+                f"{label}: x and y need a leading batch dimension, got shapes "
+                f"{tuple(x.shape)} and {tuple(y.shape)}"
             )
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{label}: x has {x.shape[0]} samples but y has {y.shape[0]}; they must match")
         if x.shape[0] == 0:
-            raise ValueError(f"{name}[{index}] is an empty batch (0 samples)")
+            raise ValueError(f"{label} is an empty batch (0 samples); every batch needs >= 1 sample")
+        _check_batch_dtypes(x, y, label, dtype)
         batches.append((x.to(device), y.to(device)))
     return BatchList(tuple(batches), tuple(int(x.shape[0]) for x, _ in batches))
 
 
+def check_model(model: object, loss_fn: object) -> None:
+    """``model`` is an ``nn.Module`` and ``loss_fn`` a callable with the mean reduction."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model)!r}")
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable (e.g. nn.CrossEntropyLoss()), got {type(loss_fn)!r}")
+    reduction = getattr(loss_fn, "reduction", "mean")
+    if reduction != "mean":
+        raise ValueError(f"loss_fn must use reduction='mean' (the mean loss convention), got {reduction!r}")
+
+
 def select_params(model: nn.Module, params: Sequence[Tensor] | None) -> list[Tensor]:
-    """The parameters to differentiate: ``params`` (must belong to ``model``) or all that require grad."""
+    """The parameters to differentiate: ``params`` (must belong to ``model``) or all that require grad.
+
+    Raises:
+        TypeError: ``params`` is not a sequence of tensors; the parameters are not real floating point.
+        ValueError: empty, foreign or repeated parameters, or mixed dtypes/devices.
+    """
     if params is None:
-        trainable: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
-        if not trainable:
+        chosen: list[Tensor] = [p for p in model.parameters() if p.requires_grad]
+        if not chosen:
             raise ValueError("model has no parameters that require grad; pass params explicitly")
-        return trainable
-    chosen: list[Tensor] = list(params)
-    if not chosen:
-        raise ValueError("params is empty: need at least one parameter tensor")
-    owned = {id(p) for p in model.parameters()}
-    for index, p in enumerate(chosen):
-        if not isinstance(p, Tensor) or id(p) not in owned:
-            raise ValueError(f"params[{index}] is not a parameter of model")
-    if len({id(p) for p in chosen}) != len(chosen):
-        raise ValueError("params contains the same tensor twice")
+    else:
+        if isinstance(params, Tensor) or not isinstance(params, Iterable):
+            raise TypeError(f"params must be a sequence of parameter tensors of model, got {type(params)!r}")
+        chosen = list(params)
+        if not chosen:
+            raise ValueError("params is empty: need at least one parameter tensor")
+        owned = {id(p) for p in model.parameters()}
+        for index, p in enumerate(chosen):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"params[{index}] must be a parameter tensor of model, got {type(p)!r}")
+            if id(p) not in owned:
+                raise ValueError(f"params[{index}] is not a parameter of model")
+        if len({id(p) for p in chosen}) != len(chosen):
+            raise ValueError("params contains the same tensor twice")
     dtypes = {p.dtype for p in chosen}
     devices = {p.device for p in chosen}
     if len(dtypes) != 1 or len(devices) != 1:
         raise ValueError(f"params must share one dtype and device, got {dtypes} and {devices}")
+    if not chosen[0].is_floating_point():
+        raise TypeError(f"params must be real floating point, got dtype {chosen[0].dtype}")
     return chosen
 
 
-def check_bn_mode(bn_mode: str) -> str:
-    if bn_mode not in BN_MODES:
-        raise ValueError(f"bn_mode must be one of {BN_MODES}, got {bn_mode!r}")
-    return bn_mode
+def check_bn_mode(bn_mode: object) -> BNMode:
+    """``bn_mode`` is one of :data:`networks.options.BN_MODES`."""
+    return cast(BNMode, check_choice(bn_mode, "bn_mode", BN_MODES))
+
+
+CLASS_INDEX_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss, nn.MultiMarginLoss)
+"""Losses whose integer targets index the output's class dimension (dimension 1)."""
+ELEMENTWISE_LOSSES = (
+    nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss, nn.KLDivLoss,
+    nn.PoissonNLLLoss, nn.SoftMarginLoss, nn.MultiLabelSoftMarginLoss,
+)  # fmt: skip
+"""Losses that compare the output with a target of the same shape (broadcasting would change the loss)."""
+
+
+def check_targets(loss_fn: object, output: Tensor, target: Tensor, name: str) -> None:
+    """Targets that ``loss_fn`` can score against ``output`` (checked before the loss is evaluated).
+
+    Class-index losses (cross-entropy, NLL) need integer labels in [0, C) (C = ``output.shape[1]``, or
+    ``ignore_index``), or (cross-entropy) floating class probabilities of the output's shape; the
+    element-wise losses of ``ELEMENTWISE_LOSSES`` (MSE, L1, BCE, ...) need a target of the output's shape
+    (broadcasting would silently change the loss). Other losses are not checked here. Only reads
+    ``target`` and the output's shape, so it is safe inside ``torch.func`` transforms (but not under
+    ``vmap``, where the data-dependent label range cannot be read).
+
+    Raises:
+        ValueError: labels outside [0, C), or a target shape the loss cannot use, naming ``name``.
+    """
+    if isinstance(loss_fn, CLASS_INDEX_LOSSES):
+        classes = int(output.shape[1]) if output.ndim >= 2 else int(output.shape[0])
+        if target.is_floating_point():
+            if isinstance(loss_fn, nn.CrossEntropyLoss) and tuple(target.shape) == tuple(output.shape):
+                return
+            raise ValueError(
+                f"{name}: y must hold integer class labels in [0, {classes}) (or class probabilities of the "
+                f"output's shape {tuple(output.shape)}), got a floating tensor of shape {tuple(target.shape)}"
+            )
+        if target.dtype == torch.bool:
+            raise ValueError(f"{name}: y must hold integer class labels in [0, {classes}), got dtype bool")
+        bad = (target < 0) | (target >= classes)
+        ignore_index = getattr(loss_fn, "ignore_index", None)
+        if ignore_index is not None:
+            bad &= target != ignore_index
+        if bool(bad.any()):
+            values = target[bad]
+            raise ValueError(
+                f"{name}: y must hold class labels in [0, {classes}) (the model has {classes} outputs), got "
+                f"labels in [{int(values.min())}, {int(values.max())}]"
+            )
+        return
+    if isinstance(loss_fn, ELEMENTWISE_LOSSES) and tuple(target.shape) != tuple(output.shape):
+        raise ValueError(
+            f"{name}: y must have the model output's shape {tuple(output.shape)} for "
+            f"{type(loss_fn).__name__}, got {tuple(target.shape)}"
+        )
+
+
+def functional_form(
+    model: nn.Module, params: Sequence[Tensor]
+) -> tuple[Callable[[tuple[Tensor, ...], Tensor], Tensor], tuple[Tensor, ...]]:
+    """``(call, primals)``: ``call(weights, x)`` evaluates ``model`` on ``x`` with ``params`` replaced by
+    ``weights`` (``torch.func.functional_call``; buffers and the other parameters from the model), and
+    ``primals`` are the detached current values of ``params`` (they share storage and version counters)."""
+    by_id = {id(p): n for n, p in model.named_parameters()}
+    names = [by_id[id(p)] for p in params]
+
+    def call(weights: tuple[Tensor, ...], x: Tensor) -> Tensor:
+        out: Tensor = torch.func.functional_call(model, dict(zip(names, weights, strict=True)), (x,))
+        return out
+
+    return call, tuple(p.detach() for p in params)
 
 
 @contextlib.contextmanager
@@ -143,14 +250,14 @@ def split_like(vector: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
     return out
 
 
-def flatten(tensors: Sequence[Tensor | None], params: Sequence[Tensor]) -> Tensor:
-    """Concatenate per-parameter tensors (``None`` = zero) into one flat vector."""
-    return torch.cat(
-        [(torch.zeros_like(p) if t is None else t).reshape(-1) for t, p in zip(tensors, params, strict=True)]
-    )
+Method = Literal["auto", "cached", "recompute", "func"]
+METHODS: tuple[Method, ...] = get_args(Method)
+"""``cached``: build each batch's product function once (graphs kept; rebuilt after an in-place change of a
+parameter or buffer); ``recompute``: rebuild per product (no memory between products); ``func``: the same
+products as ``recompute`` (kept for compatibility: every product is a ``torch.func`` transform);
+``auto``: ``cached`` for one batch, ``recompute`` for several."""
 
-
-METHODS = ("auto", "cached", "recompute", "func")
+ProductFn = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
 
 
 def _state_versions(model: nn.Module, params: Sequence[Tensor]) -> tuple[int, ...]:
@@ -161,11 +268,10 @@ def _state_versions(model: nn.Module, params: Sequence[Tensor]) -> tuple[int, ..
 class ModelCurvatureOperator(CurvatureOperator):
     """Curvature of the mean loss L = Σ_b (n_b/N) L_b over data batches, for a model and a loss.
 
-    Subclasses implement ``_build(x, y)`` (a per-batch cache: graphs to reuse) and ``_batch_product(cache, x,
-    y, vs)`` returning per-parameter tensors of (curvature of the batch-mean loss) · v. With
-    ``method="cached"``
-    the caches are built once (lazily) and rebuilt when a parameter or buffer is modified in place; with
-    ``"recompute"`` every product rebuilds them (no memory held between products).
+    Subclasses implement ``_product_fn(call, primals, x, y, name)``: the function v ↦ (curvature of the
+    batch-mean loss) · v on per-parameter tuples (the one product implementation of that matrix, also used
+    per sample under ``vmap``). The first product on each batch validates its targets
+    (:func:`check_targets`) and turns a failing forward pass into a ``ValueError`` naming the batch.
     """
 
     matrix: str = "curvature"
@@ -181,30 +287,22 @@ class ModelCurvatureOperator(CurvatureOperator):
         params: Sequence[Tensor] | None = None,
         method: str = "auto",
     ) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model)!r}")
-        if not callable(loss_fn):
-            raise TypeError(f"loss_fn must be callable (e.g. nn.CrossEntropyLoss()), got {type(loss_fn)!r}")
-        reduction = getattr(loss_fn, "reduction", "mean")
-        if reduction != "mean":
-            raise ValueError(
-                f"loss_fn must use reduction='mean' (the mean loss convention), got {reduction!r}"
-            )
+        check_model(model, loss_fn)
         check_bn_mode(bn_mode)
-        if method not in self.supported_methods:
-            raise ValueError(f"method must be one of {self.supported_methods}, got {method!r}")
+        check_choice(method, "method", self.supported_methods)
         self.model = model
         self.loss_fn = loss_fn
         self.bn_mode = bn_mode
         self.params = select_params(model, params)
         first = self.params[0]
-        self.data = as_batch_list(data, first.device)
+        self.data = as_batch_list(data, first.device, dtype=first.dtype)
         if method == "auto":
             method = "cached" if len(self.data.batches) == 1 else "recompute"
         self.method = method
         super().__init__(sum(p.numel() for p in self.params), first.dtype, first.device)
-        self._caches: list[Any] | None = None
+        self._caches: list[ProductFn | None] = [None] * len(self.data.batches)
         self._versions: tuple[int, ...] = ()
+        self._checked: set[int] = set()
 
     @property
     def num_samples(self) -> int:
@@ -224,37 +322,70 @@ class ModelCurvatureOperator(CurvatureOperator):
         return info
 
     @abc.abstractmethod
-    def _build(self, x: Tensor, y: Tensor) -> Any:
-        """Per-batch cache (forward / first-backward graphs) in curvature mode."""
+    def _product_fn(
+        self,
+        call: Callable[[tuple[Tensor, ...], Tensor], Tensor],
+        primals: tuple[Tensor, ...],
+        x: Tensor,
+        y: Tensor,
+        name: str | None,
+    ) -> ProductFn:
+        """v ↦ M_b v for batch (x, y); validates the targets (naming ``name``) unless ``name`` is None."""
 
-    @abc.abstractmethod
-    def _batch_product(self, cache: Any, x: Tensor, y: Tensor, vs: list[Tensor]) -> list[Tensor | None]:
-        """Curvature of the batch-mean loss times v, per parameter (None = zero)."""
+    def _batch_name(self, index: int) -> str:
+        return "data" if len(self.data.batches) == 1 else f"data[{index}]"
+
+    def _apply(self, index: int, vs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """M_b v for batch ``index``, building (and with ``cached`` keeping) its product map."""
+        fn = self._caches[index]
+        if fn is None:
+            x, y = self.data.batches[index]
+            call, primals = functional_form(self.model, self.params)
+            name = None if index in self._checked else self._batch_name(index)
+            fn = self._product_fn(call, primals, x, y, name)
+            if self.method == "cached":
+                self._caches[index] = fn
+        return fn(vs)
+
+    def _apply_checked(self, index: int, vs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """:meth:`_apply`; on a batch's first product, failures of the model or loss become errors naming
+        the batch, the model and the loss."""
+        if index in self._checked:
+            return self._apply(index, vs)
+        name = self._batch_name(index)
+        x, y = self.data.batches[index]
+        try:
+            out = self._apply(index, vs)
+        except torch.OutOfMemoryError:
+            raise
+        except (ValueError, TypeError, RuntimeError, IndexError) as exc:
+            self._caches[index] = None
+            if str(exc).startswith(f"{name}:"):
+                raise  # already names the batch (check_targets)
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(
+                f"{name}: model {type(self.model).__name__} with loss_fn {type(self.loss_fn).__name__} "
+                f"cannot be evaluated on this batch (x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} "
+                f"{y.dtype}): {exc}"
+            ) from exc
+        self._checked.add(index)
+        return out
 
     def _matvec(self, v: Tensor) -> Tensor:
-        vs = split_like(v, self.params)
+        vs = tuple(split_like(v, self.params))
         out = torch.zeros_like(v)
         out_parts = split_like(out, self.params)  # views: per-parameter products accumulate in place
         with curvature_mode(self.model, self.params, self.bn_mode):
-            caches = self._current_caches()
-            for weight, (x, y), cache in zip(self.data.weights, self.data.batches, caches, strict=True):
-                if cache is None:
-                    cache = self._build(x, y)
-                products = self._batch_product(cache, x, y, vs)
-                for part, product in zip(out_parts, products, strict=True):
-                    if product is not None:
-                        part.add_(product, alpha=weight)
+            if self.method == "cached":
+                versions = _state_versions(self.model, self.params)
+                if versions != self._versions:
+                    self._caches = [None] * len(self.data.batches)
+                    self._versions = versions
+            for index, weight in enumerate(self.data.weights):
+                for part, product in zip(out_parts, self._apply_checked(index, vs), strict=True):
+                    part.add_(product.detach(), alpha=weight)
         return out
-
-    def _current_caches(self) -> list[Any]:
-        if self.method != "cached":
-            return [None] * len(self.data.batches)
-        versions = _state_versions(self.model, self.params)
-        if self._caches is None or versions != self._versions:
-            self._caches = [self._build(x, y) for x, y in self.data.batches]
-            self._versions = _state_versions(self.model, self.params)
-        return self._caches
 
     def clear_cache(self) -> None:
         """Drop cached graphs (they are rebuilt on the next product)."""
-        self._caches = None
+        self._caches = [None] * len(self.data.batches)

@@ -1,14 +1,17 @@
-"""Exact generalised Gauss-Newton products G v = Jᵀ H_ℓ J v of the mean loss over one or several batches."""
+"""Exact generalised Gauss-Newton products G v = Jᵀ H_ℓ J v of the mean loss over one or several batches.
+
+:func:`ggn_product` is the package's one GGN-vector product implementation (batch operator and per-sample
+statistics); :func:`loss_output_hvp` is the output-space loss Hessian H_ℓ it applies.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from networks.curvature._batches import ModelCurvatureOperator
+from networks.curvature._batches import ModelCurvatureOperator, ProductFn, check_targets
 
 
 def has_ignored_targets(loss_fn: Callable[[Tensor, Tensor], Tensor], target: Tensor) -> bool:
@@ -51,9 +54,30 @@ def loss_output_hvp(
     Any other loss (class weights, ignored targets, custom losses) uses torch.func forward-over-reverse on
     the loss as a function of the output — exact, and convex losses keep G positive semi-definite.
     Under ``torch.func.vmap`` pass ``ignored_targets`` (from :func:`has_ignored_targets` on all targets),
-    since that check depends on the data.
+    since that check depends on the data (the targets are then not range-checked either).
+
+    Raises:
+        TypeError: ``loss_fn`` not callable; ``output``/``target``/``vector`` not tensors or complex.
+        ValueError: ``vector`` not of the output's shape; targets the loss cannot use (labels outside
+            [0, C), wrong target shape), checked when ``ignored_targets`` is None.
     """
+    if not callable(loss_fn):
+        raise TypeError(f"loss_fn must be callable (e.g. nn.CrossEntropyLoss()), got {type(loss_fn)!r}")
+    for name, t in (("output", output), ("target", target), ("vector", vector)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t)!r}")
+        if t.is_complex():
+            raise TypeError(f"{name} must be a real tensor, got dtype {t.dtype}")
+    if not output.is_floating_point() or not vector.is_floating_point():
+        raise TypeError(f"output and vector must be floating point, got {output.dtype} and {vector.dtype}")
+    if tuple(vector.shape) != tuple(output.shape):
+        raise ValueError(
+            f"vector must have the output's shape {tuple(output.shape)}, got {tuple(vector.shape)}"
+        )
     if ignored_targets is None:
+        if output.ndim == 0:
+            raise ValueError("output must have a leading batch dimension, got a 0-d tensor")
+        check_targets(loss_fn, output, target, "target")
         ignored_targets = has_ignored_targets(loss_fn, target)
     kind = _closed_form_kind(loss_fn, output.ndim, ignored_targets)
     if kind == "mse":
@@ -61,10 +85,20 @@ def loss_output_hvp(
     if kind == "ce":
         p = torch.softmax(output.detach(), dim=1)
         return (p * vector - p * (p * vector).sum(dim=1, keepdim=True)) / output.shape[0]
+
     def loss_of_output(o: Tensor) -> Tensor:
         return loss_fn(o, target)
 
-    return torch.func.jvp(torch.func.grad(loss_of_output), (output.detach(),), (vector,))[1]
+    try:
+        hv: Tensor = torch.func.jvp(torch.func.grad(loss_of_output), (output.detach(),), (vector,))[1]
+    except (TypeError, RuntimeError, IndexError) as exc:
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
+        error = TypeError if isinstance(exc, TypeError) else ValueError
+        raise error(
+            f"loss_fn {type(loss_fn).__name__} cannot be evaluated as loss_fn(output, target): {exc}"
+        ) from exc
+    return hv
 
 
 class GGNOperator(ModelCurvatureOperator):
@@ -72,10 +106,12 @@ class GGNOperator(ModelCurvatureOperator):
 
     J_b is the Jacobian of the batch outputs with respect to the parameters (with ``bn_mode="train"`` it
     includes the cross-sample coupling of batch statistics), H_ℓ,b the Hessian of the batch-mean loss in the
-    outputs (:func:`loss_output_hvp`). J v is computed by the double-backward trick (v ↦ ∂/∂u ⟨Jᵀu, v⟩ on a
-    dummy u), Jᵀ by one backward. Batch weights n_b/N make unequal batches exact. Method ``"cached"`` keeps
-    the forward graph and the Jᵀu graph of each batch (one product = two backward-sized passes);
-    ``"recompute"`` rebuilds them per product. G is positive semi-definite for convex losses.
+    outputs (:func:`loss_output_hvp`); products are :func:`ggn_product` per batch. Batch weights n_b/N make
+    unequal batches exact. Method ``"cached"`` keeps each batch's product map (the forward graph and the Jᵀu
+    graph: one product = two backward-sized passes); ``"recompute"`` rebuilds it per product. G is positive
+    semi-definite for convex losses. Targets are checked on the first product of each batch: class labels
+    outside [0, C) (C = number of outputs) or a target shape the loss cannot use raise ``ValueError``
+    naming the batch.
 
     Example (softmax regression: G equals the Hessian):
         >>> import torch
@@ -93,26 +129,52 @@ class GGNOperator(ModelCurvatureOperator):
     matrix = "ggn"
     supported_methods = ("auto", "cached", "recompute")
 
-    def _build(self, x: Tensor, y: Tensor) -> Any:
-        output = self.model(x)
-        dummy = torch.zeros_like(output, requires_grad=True)
-        jt_dummy = torch.autograd.grad(
-            output, self.params, grad_outputs=dummy, create_graph=True, allow_unused=True
-        )
-        pairs = [(g, i) for i, g in enumerate(jt_dummy) if g is not None and g.requires_grad]
-        return output, dummy, pairs
+    def _product_fn(
+        self,
+        call: Callable[[tuple[Tensor, ...], Tensor], Tensor],
+        primals: tuple[Tensor, ...],
+        x: Tensor,
+        y: Tensor,
+        name: str | None,
+    ) -> ProductFn:
+        def output_of(weights: tuple[Tensor, ...]) -> Tensor:
+            return call(weights, x)
 
-    def _batch_product(self, cache: Any, x: Tensor, y: Tensor, vs: list[Tensor]) -> list[Tensor | None]:
-        output, dummy, pairs = cache
-        if not pairs:
-            return [None] * len(self.params)
-        keep = self.method == "cached"
-        (jv,) = torch.autograd.grad(
-            [g for g, _ in pairs], dummy, grad_outputs=[vs[i] for _, i in pairs], retain_graph=True
-        )
-        hjv = loss_output_hvp(self.loss_fn, output, y, jv.detach())
-        gv = torch.autograd.grad(output, self.params, grad_outputs=hjv, retain_graph=keep, allow_unused=True)
-        return [None if g is None else g.detach() for g in gv]
+        return ggn_product(output_of, self.loss_fn, y, primals, name=name)
 
 
-__all__ = ["GGNOperator", "has_ignored_targets", "loss_output_hvp"]
+def ggn_product(
+    output_of_weights: Callable[[tuple[Tensor, ...]], Tensor],
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    target: Tensor,
+    primals: tuple[Tensor, ...],
+    *,
+    name: str | None = None,
+    ignored_targets: bool | None = None,
+) -> ProductFn:
+    r"""The map v ↦ G v = Jᵀ H_ℓ J v at ``primals`` (v a tuple shaped like ``primals``): the package's one
+    GGN-vector product implementation (batch operator and, under ``torch.func.vmap``, per sample).
+
+    J is the Jacobian of the output f(w) = ``output_of_weights(w)``, H_ℓ the Hessian of ``loss_fn(f, target)``
+    in f (:func:`loss_output_hvp`). Jᵀu is the vector-Jacobian product of f; J v is the vector-Jacobian
+    product of the linear map u ↦ Jᵀu (the double-vjp trick: ⟨Jᵀu, v⟩ = ⟨u, Jv⟩), so no forward-mode pass
+    is needed and both graphs are reused by every call of the returned map. With ``name`` the targets are
+    checked against the output (:func:`~networks.curvature._batches.check_targets`) before any product;
+    under ``vmap`` pass ``name=None`` and ``ignored_targets`` computed on all targets.
+    """
+    output, vjp_out = torch.func.vjp(output_of_weights, primals)[:2]
+    if name is not None:
+        check_targets(loss_fn, output, target, name)
+    jvp_fn = torch.func.vjp(vjp_out, torch.zeros_like(output))[1]
+    ignored = has_ignored_targets(loss_fn, target) if ignored_targets is None else ignored_targets
+
+    def product(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        jv = jvp_fn((v,), create_graph=False)[0]  # no graph of the product itself
+        hjv = loss_output_hvp(loss_fn, output, target, jv, ignored_targets=ignored)
+        gv: tuple[Tensor, ...] = vjp_out(hjv, create_graph=False)[0]
+        return gv
+
+    return product
+
+
+__all__ = ["GGNOperator", "ggn_product", "has_ignored_targets", "loss_output_hvp"]

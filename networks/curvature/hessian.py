@@ -1,22 +1,39 @@
-"""Exact Hessian-vector products of the mean loss over one or several data batches."""
+"""Exact Hessian-vector products of the mean loss over one or several data batches.
+
+:func:`hessian_product` is the package's one Hessian-vector product implementation: the batch operator
+:class:`HessianOperator` applies it per batch (cached or rebuilt), the per-sample noise statistics apply it
+per sample under ``torch.func.vmap``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from networks.curvature._batches import ModelCurvatureOperator
+from networks.curvature._batches import ModelCurvatureOperator, ProductFn, check_targets
 
 
-def _first_backward(loss: Tensor, params: Sequence[Tensor]) -> tuple[list[Tensor], list[int]]:
-    """∇L with its graph kept, and the positions in ``params`` of its parts; parameters with a constant
-    gradient are dropped (their Hessian rows are zero)."""
-    grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-    kept = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-    return [grads[i] for i in kept], kept
+def hessian_product(
+    loss_of_weights: Callable[[tuple[Tensor, ...]], Tensor], primals: tuple[Tensor, ...]
+) -> ProductFn:
+    r"""The map v ↦ H v with :math:`H = \nabla^2_w L` at ``primals``, for v a tuple shaped like ``primals``.
+
+    Reverse-over-reverse: the vector-Jacobian product of :math:`\nabla L` is :math:`v \mapsto H^\top v = Hv`
+    (H is symmetric). Building the map runs one forward and one first backward with its graph kept; every
+    call of the map is one backward through that graph (the cached double backward of PyHessian, ≈ 1.3× a
+    gradient), so keep the map to reuse the graph. Works under ``torch.func.vmap`` (per-sample products).
+    Forward-over-reverse (``jvp(grad)``) is not used: it trips on ZeroTensor tangents of ``MSELoss`` under
+    ``vmap`` in torch 2.13.
+    """
+    vjp_fn = torch.func.vjp(torch.func.grad(loss_of_weights), primals)[1]
+
+    def product(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        out: tuple[Tensor, ...] = vjp_fn(v, create_graph=False)[0]  # no graph of the product itself
+        return out
+
+    return product
 
 
 class HessianOperator(ModelCurvatureOperator):
@@ -27,14 +44,15 @@ class HessianOperator(ModelCurvatureOperator):
     uses its own batch statistics, which is the Hessian of Σ_b (n_b/N) L_b). Vectors follow
     ``parameters_to_vector(params)`` order; ``params`` defaults to the parameters that require grad.
 
-    Methods (``method=``): ``"cached"`` keeps the first-backward graph of every batch, so each product is one
-    extra backward pass (≈ 1.3–1.5× a gradient on CPU, as a bare ``autograd.grad`` double backward; see
-    benchmarks/results/hvp.json; the default for a single batch); ``"recompute"`` runs
-    forward + double backward per product (no memory between products; default for several batches);
-    ``"func"`` uses ``torch.func`` forward-over-reverse (``jvp(grad(L))``). All are exact.
+    Products are :func:`hessian_product` per batch. Methods (``method=``): ``"cached"`` keeps each batch's
+    product map (its first-backward graph), so a product is one extra backward pass (≈ 1.3–1.5× a gradient
+    on CPU; the default for a single batch); ``"recompute"`` runs forward + double backward per product (no
+    memory between products; default for several batches); ``"func"`` is accepted as ``"recompute"``.
 
-    The model's training flags, normalisation running statistics and ``requires_grad`` flags are unchanged by
-    products; dropout is off; ``bn_mode="train"`` normalises with batch statistics without updating buffers.
+    Targets are checked on the first product of each batch: class labels outside [0, C) or a target shape
+    the loss cannot use raise ``ValueError`` naming the batch. The model's training flags, normalisation
+    running statistics and ``requires_grad`` flags are unchanged by products; dropout is off;
+    ``bn_mode="train"`` normalises with batch statistics without updating buffers.
 
     Example (linear least squares, L = ‖Xw − y‖²/n, H = 2XᵀX/n):
         >>> import torch
@@ -49,44 +67,23 @@ class HessianOperator(ModelCurvatureOperator):
 
     matrix = "hessian"
 
-    def _build(self, x: Tensor, y: Tensor) -> Any:
-        if self.method == "func":
-            return None
-        return _first_backward(self.loss_fn(self.model(x), y), self.params)
+    def _product_fn(
+        self,
+        call: Callable[[tuple[Tensor, ...], Tensor], Tensor],
+        primals: tuple[Tensor, ...],
+        x: Tensor,
+        y: Tensor,
+        name: str | None,
+    ) -> ProductFn:
+        loss_fn = self.loss_fn
 
-    def _batch_product(self, cache: Any, x: Tensor, y: Tensor, vs: list[Tensor]) -> list[Tensor | None]:
-        if self.method == "func":
-            return list(self._func_product(x, y, vs))
-        grads, kept = cache
-        if not grads:
-            return [None] * len(self.params)
-        # one backward through the kept graph of ∇L: H v = ∂⟨∇L, v⟩/∂w (PyHessian's cached double backward)
-        hv = torch.autograd.grad(
-            grads,
-            self.params,
-            grad_outputs=[vs[i] for i in kept],
-            retain_graph=self.method == "cached",
-            allow_unused=True,
-        )
-        return [None if h is None else h.detach() for h in hv]
+        def loss_of(weights: tuple[Tensor, ...]) -> Tensor:
+            output = call(weights, x)
+            if name is not None:
+                check_targets(loss_fn, output, y, name)
+            return loss_fn(output, y)
 
-    def _func_product(self, x: Tensor, y: Tensor, vs: list[Tensor]) -> tuple[Tensor, ...]:
-        names = [n for n, p in self.model.named_parameters() if any(p is q for q in self.params)]
-        by_name = dict(self.model.named_parameters())
-        primals = tuple(by_name[n].detach() for n in names)
-        order = [next(i for i, q in enumerate(self.params) if q is by_name[n]) for n in names]
-        tangents = tuple(vs[i] for i in order)
-
-        def loss_of(*weights: Tensor) -> Tensor:
-            out = torch.func.functional_call(self.model, dict(zip(names, weights, strict=True)), (x,))
-            return self.loss_fn(out, y)
-
-        argnums = tuple(range(len(names)))
-        hv = torch.func.jvp(torch.func.grad(loss_of, argnums=argnums), primals, tangents)[1]
-        result: list[Tensor] = [torch.empty(0)] * len(self.params)
-        for k, i in enumerate(order):
-            result[i] = hv[k].detach()
-        return tuple(result)
+        return hessian_product(loss_of, primals)
 
 
 def hessian_vector_product(
@@ -99,7 +96,10 @@ def hessian_vector_product(
     params: Sequence[Tensor] | None = None,
 ) -> Tensor:
     """One Hessian-vector product H v (recomputing; for one-off use). See :class:`HessianOperator`."""
-    return HessianOperator(model, loss_fn, data, bn_mode=bn_mode, params=params, method="recompute") @ vector
+    result: Tensor = (
+        HessianOperator(model, loss_fn, data, bn_mode=bn_mode, params=params, method="recompute") @ vector
+    )
+    return result
 
 
-__all__ = ["HessianOperator", "hessian_vector_product"]
+__all__ = ["HessianOperator", "hessian_product", "hessian_vector_product"]

@@ -3,8 +3,9 @@ variance of quadratic forms across batches."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -14,15 +15,21 @@ from torch.nn.modules.batchnorm import _NormBase
 from networks.curvature._batches import (
     as_batch_list,
     check_bn_mode,
+    check_model,
     curvature_mode,
+    functional_form,
     select_params,
     split_like,
 )
-from networks.curvature.ggn import GGNOperator, has_ignored_targets, loss_output_hvp
-from networks.curvature.hessian import HessianOperator
-from networks.curvature.operator import CurvatureOperator
+from networks.curvature.ggn import GGNOperator, ggn_product, has_ignored_targets
+from networks.curvature.hessian import HessianOperator, hessian_product
+from networks.curvature.operator import CurvatureOperator, _check_real_tensor
+from networks.options import MATRICES, Matrix
+from rmt.checks import check_choice, check_int
 
-MATRICES = ("hessian", "ggn")
+SEED_MAX = 2**63 - 1
+MAX_STATISTICS = 10**8
+"""Largest number of stored (sample or batch) × probe values (they must fit in memory)."""
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -75,10 +82,30 @@ class QuadraticFormStats:
     matrix: str
 
 
-def _check_matrix(matrix: str) -> str:
-    if matrix not in MATRICES:
-        raise ValueError(f"matrix must be one of {MATRICES}, got {matrix!r}")
-    return matrix
+def _check_matrix(matrix: object) -> Matrix:
+    return cast(Matrix, check_choice(matrix, "matrix", MATRICES))
+
+
+def _check_seed(seed: object) -> int:
+    return check_int(seed, "seed", minimum=0, maximum=SEED_MAX)
+
+
+def _batch_sequence(batches: object) -> list[tuple[Tensor, Tensor]]:
+    """``batches`` as a non-empty list of (x, y) pairs (each checked when its operator is built)."""
+    if isinstance(batches, (Tensor, str, bytes, dict)) or not isinstance(batches, Iterable):
+        raise TypeError(f"batches must be a sequence of (x, y) batches, got {type(batches)!r}")
+    batch_list = list(batches)
+    if not batch_list:
+        raise ValueError("batches is empty: need at least one (x, y) batch")
+    return batch_list
+
+
+def _check_storage(count: int, num_probes: int, what: str) -> None:
+    if count * num_probes > MAX_STATISTICS:
+        raise ValueError(
+            f"{what} × num_probes = {count} × {num_probes} values cannot fit in memory: the product must be "
+            f"<= {MAX_STATISTICS:.0e}"
+        )
 
 
 def curvature_operator(
@@ -103,31 +130,22 @@ def _rademacher(size: int, generator: torch.Generator) -> Tensor:
 def _per_sample_fn(
     model: nn.Module, loss_fn: LossFn, params: Sequence[Tensor], matrix: str, ignored_targets: bool
 ) -> Callable[[Tensor, Tensor, tuple[Tensor, ...]], tuple[Tensor, ...]]:
-    """(x_i, y_i, v) ↦ M_i v for one sample (written for torch.func.vmap over samples)."""
-    by_id = {id(p): n for n, p in model.named_parameters()}
-    names = [by_id[id(p)] for p in params]
-    primals = tuple(p.detach() for p in params)
-
-    def output(weights: tuple[Tensor, ...], xi: Tensor) -> Tensor:
-        return torch.func.functional_call(model, dict(zip(names, weights, strict=True)), (xi.unsqueeze(0),))
+    """(x_i, y_i, v) ↦ M_i v for one sample (written for torch.func.vmap over samples): the same
+    :func:`~networks.curvature.hessian.hessian_product` / :func:`~networks.curvature.ggn.ggn_product` as the
+    batch operators, applied to a batch of one."""
+    call, primals = functional_form(model, params)
 
     def hessian_vp(xi: Tensor, yi: Tensor, v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         def loss(weights: tuple[Tensor, ...]) -> Tensor:
-            return loss_fn(output(weights, xi), yi.unsqueeze(0))
+            return loss_fn(call(weights, xi.unsqueeze(0)), yi.unsqueeze(0))
 
-        # reverse-over-reverse (H symmetric: vjp of the gradient = H v); forward-over-reverse trips on
-        # ZeroTensor tangents of MSELoss under vmap in torch 2.13
-        vjp_fn = torch.func.vjp(torch.func.grad(loss), primals)[1]
-        return vjp_fn(v)[0]
+        return hessian_product(loss, primals)(v)
 
     def ggn_vp(xi: Tensor, yi: Tensor, v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         def out_of(weights: tuple[Tensor, ...]) -> Tensor:
-            return output(weights, xi)
+            return call(weights, xi.unsqueeze(0))
 
-        out, jv = torch.func.jvp(out_of, (primals,), (v,))[:2]
-        hjv = loss_output_hvp(loss_fn, out, yi.unsqueeze(0), jv, ignored_targets=ignored_targets)
-        vjp_fn = torch.func.vjp(out_of, primals)[1]
-        return vjp_fn(hjv)[0]
+        return ggn_product(out_of, loss_fn, yi.unsqueeze(0), primals, ignored_targets=ignored_targets)(v)
 
     return hessian_vp if matrix == "hessian" else ggn_vp
 
@@ -160,21 +178,22 @@ def per_sample_noise(
     ``stderr`` combines the spread over samples and over probes (sqrt(Var_i/n + Var_z/n_z)), treating
     them as independent.
     """
+    check_model(model, loss_fn)
     _check_matrix(matrix)
     check_bn_mode(bn_mode)
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError(f"x and y must be torch tensors, got {type(x).__name__} and {type(y).__name__}")
     if bn_mode != "eval" and any(isinstance(m, _NormBase) for m in model.modules()):
         raise ValueError(
             "per_sample_noise needs bn_mode='eval' for models with normalisation layers: with batch "
             "statistics the batch curvature is not a mean of per-sample curvatures"
         )
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 2:
-        raise ValueError(f"num_samples must be an integer >= 2, got {num_samples!r}")
-    if isinstance(num_probes, bool) or not isinstance(num_probes, int) or num_probes < 1:
-        raise ValueError(f"num_probes must be an integer >= 1, got {num_probes!r}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    num_samples = check_int(num_samples, "num_samples", minimum=2)
+    num_probes = check_int(num_probes, "num_probes", minimum=1)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    seed = _check_seed(seed)
     chosen = select_params(model, params)
-    batch = as_batch_list((x, y), chosen[0].device, name="(x, y)")
+    batch = as_batch_list((x, y), chosen[0].device, name="(x, y)", dtype=chosen[0].dtype)
     x, y = batch.batches[0]
     if x.shape[0] < 2:
         raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
@@ -183,6 +202,7 @@ def per_sample_noise(
         index = torch.randperm(x.shape[0], generator=generator)[:num_samples].to(x.device)
         x, y = x[index], y[index]
     n = int(x.shape[0])
+    _check_storage(n, num_probes, "num_samples (after capping at the data size)")
     size = sum(p.numel() for p in chosen)
     dtype, device = chosen[0].dtype, chosen[0].device
     mean_op = curvature_operator(matrix, model, loss_fn, (x, y), bn_mode="eval", params=chosen)
@@ -193,7 +213,7 @@ def per_sample_noise(
     q = np.zeros((n, num_probes))  # ‖D_i z‖² / P · n/(n−1): per-(sample, probe) contributions to Pσ²
     for probe in range(num_probes):
         z = _rademacher(size, generator).to(device)
-        mean_z = mean_op.matvec(z).to(torch.float64)
+        mean_z = mean_op.matvec(z).to(torch.float64)  # the first one validates the targets before vmap
         z_parts = tuple(split_like(z.to(dtype), chosen))
         with curvature_mode(model, chosen, "eval"), torch.no_grad():
             for begin in range(0, n, chunk_size):
@@ -238,12 +258,12 @@ def batch_noise_norm(
     defines one M_B. Cost: num_probes · (1 + len(batches)) operator products (M z is computed once per probe).
     ``stderr`` = sample standard deviation of the values / sqrt(count), treating them as independent.
     """
+    check_model(model, loss_fn)
     _check_matrix(matrix)
-    if isinstance(num_probes, bool) or not isinstance(num_probes, int) or num_probes < 1:
-        raise ValueError(f"num_probes must be an integer >= 1, got {num_probes!r}")
-    batch_list = list(batches)
-    if not batch_list:
-        raise ValueError("batches is empty: need at least one (x, y) batch")
+    num_probes = check_int(num_probes, "num_probes", minimum=1)
+    seed = _check_seed(seed)
+    batch_list = _batch_sequence(batches)
+    _check_storage(len(batch_list), num_probes, "len(batches)")
     full = curvature_operator(
         matrix, model, loss_fn, data, bn_mode=bn_mode, params=params, method="recompute"
     )
@@ -285,11 +305,17 @@ def quadratic_form_variance(
 
     THEORY §4: Var_B[uᵀ H_B u] should scale as κ(B). Needs at least 2 batches (ddof=1 variance).
     """
+    check_model(model, loss_fn)
     _check_matrix(matrix)
-    batch_list = list(batches)
+    batch_list = _batch_sequence(batches)
     if len(batch_list) < 2:
         raise ValueError(f"batches must hold at least 2 batches for a variance, got {len(batch_list)}")
-    dirs = directions.detach().reshape(directions.shape[0], -1)
+    _check_real_tensor(directions, "directions")
+    if directions.ndim not in (1, 2) or directions.numel() == 0:
+        raise ValueError(f"directions must be (P,) or (P, k), got shape {tuple(directions.shape)}")
+    dirs = directions.detach().reshape(directions.shape[0], -1).to(torch.float64)
+    if dirs.shape[1] == 0:
+        raise ValueError("directions must hold at least one direction (k >= 1)")
     if not torch.isfinite(dirs).all() or bool((dirs.norm(dim=0) == 0).any()):
         raise ValueError("directions must be finite and non-zero")
     values = np.zeros((len(batch_list), dirs.shape[1]))

@@ -59,17 +59,37 @@ class CurvatureOperator(abc.ABC):
 
     # --- products ------------------------------------------------------------------------------------
     def matvec(self, v: Tensor) -> Tensor:
-        """A v for a torch vector of shape (P,); returns a tensor in the operator's dtype and device."""
-        if not isinstance(v, Tensor):
-            raise TypeError(f"matvec expects a torch.Tensor, got {type(v)!r}; use `op @ array` for numpy")
+        """A v for a real torch vector of shape (P,); returns a tensor in the operator's dtype and device.
+
+        Raises:
+            TypeError: ``v`` is not a torch tensor, or is complex or boolean (a complex vector is refused
+                rather than losing its imaginary part).
+            ValueError: ``v`` has the wrong shape or non-finite entries, or the product is not finite
+                (the model, data or matrix gives NaN/inf curvature).
+        """
+        _check_real_tensor(v, "vector")
         if v.shape != (self._size,):
             raise ValueError(f"vector must have shape ({self._size},), got {tuple(v.shape)}")
-        out = self._matvec(v.detach().to(dtype=self._dtype, device=self._device))
+        v = v.detach()
+        if not bool(torch.isfinite(v).all()):
+            raise ValueError("vector must be finite (no NaN or inf entries)")
+        out = self._matvec(v.to(dtype=self._dtype, device=self._device))
         self.num_products += 1
+        if tuple(out.shape) != (self._size,):
+            raise ValueError(
+                f"{type(self).__name__} returned a product of shape {tuple(out.shape)}, "
+                f"expected ({self._size},)"
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(
+                f"{type(self).__name__} product is not finite (NaN or inf): the operator (its model, data or "
+                "matrix) gives non-finite curvature; products must be finite"
+            )
         return out
 
     def matmat(self, block: Tensor) -> Tensor:
-        """A V for a torch block of shape (P, k), column by column."""
+        """A V for a real torch block of shape (P, k), column by column."""
+        _check_real_tensor(block, "block")
         if block.ndim != 2 or block.shape[0] != self._size:
             raise ValueError(f"block must have shape ({self._size}, k), got {tuple(block.shape)}")
         if block.shape[1] == 0:
@@ -84,6 +104,11 @@ class CurvatureOperator(abc.ABC):
                 return self.matmat(other)
             raise ValueError(f"operand must be 1-D (P,) or 2-D (P, k), got {other.ndim}-D")
         if isinstance(other, np.ndarray):
+            if not _real_numeric(other.dtype):
+                raise TypeError(
+                    f"operand must be a real numeric array, got dtype {other.dtype} (complex vectors are "
+                    "refused rather than losing their imaginary part)"
+                )
             if other.ndim not in (1, 2):
                 raise ValueError(f"operand must be 1-D (P,) or 2-D (P, k), got {other.ndim}-D")
             out_dtype = np.float32 if other.dtype == np.float32 else np.float64
@@ -108,14 +133,17 @@ class CurvatureOperator(abc.ABC):
     def __mul__(self, scalar: Any) -> CurvatureOperator:
         if isinstance(scalar, bool) or not isinstance(scalar, (int, float, np.integer, np.floating)):
             return NotImplemented
-        return SumOperator([(float(scalar), self)])
+        return SumOperator([(_finite_scalar(scalar), self)])
 
     __rmul__ = __mul__
 
     def __truediv__(self, scalar: Any) -> CurvatureOperator:
         if isinstance(scalar, bool) or not isinstance(scalar, (int, float, np.integer, np.floating)):
             return NotImplemented
-        return SumOperator([(1.0 / float(scalar), self)])
+        value = _finite_scalar(scalar)
+        if value == 0:
+            raise ValueError("cannot divide an operator by 0: the divisor must be a finite non-zero number")
+        return SumOperator([(1.0 / value, self)])
 
     # --- scipy bridge --------------------------------------------------------------------------------
     def to_scipy(self) -> spla.LinearOperator:
@@ -141,6 +169,8 @@ class SumOperator(CurvatureOperator):
     """Σ_i c_i A_i for operators of equal shape; dtype/device of the first term."""
 
     def __init__(self, terms: list[tuple[float, CurvatureOperator]]) -> None:
+        if not terms:
+            raise ValueError("terms must hold at least one (coefficient, operator) pair")
         first = terms[0][1]
         for _, op in terms[1:]:
             if op.shape != first.shape:
@@ -164,10 +194,13 @@ class DenseOperator(CurvatureOperator):
     """A dense (symmetric) matrix held as a torch tensor."""
 
     def __init__(self, matrix: Tensor) -> None:
+        _check_real_tensor(matrix, "matrix")
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ValueError(f"matrix must be square 2-D, got shape {tuple(matrix.shape)}")
         if not matrix.is_floating_point():
             matrix = matrix.to(torch.float64)
+        if not bool(torch.isfinite(matrix).all()):
+            raise ValueError("matrix must be finite (no NaN or inf entries)")
         super().__init__(matrix.shape[0], matrix.dtype, matrix.device)
         self.matrix = matrix.detach()
 
@@ -179,15 +212,25 @@ class ScipyOperator(CurvatureOperator):
     """A scipy LinearOperator (or anything with ``shape`` and ``matvec``) seen as a float64 CPU operator."""
 
     def __init__(self, linop: Any) -> None:
-        shape = tuple(linop.shape)
+        try:
+            shape = tuple(int(n) for n in linop.shape)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"linear operator shape must be a pair of integers, got {linop.shape!r}"
+            ) from None
         if len(shape) != 2 or shape[0] != shape[1]:
             raise ValueError(f"linear operator must be square, got shape {shape}")
+        dtype = getattr(linop, "dtype", None)
+        if dtype is not None and np.issubdtype(np.dtype(dtype), np.complexfloating):
+            raise TypeError(f"linear operator must be real, got dtype {dtype}")
         super().__init__(int(shape[0]), torch.float64, torch.device("cpu"))
         self.linop = linop
 
     def _matvec(self, v: Tensor) -> Tensor:
-        out = np.asarray(self.linop.matvec(v.cpu().numpy()), dtype=np.float64).reshape(-1)
-        return torch.from_numpy(out)
+        raw = np.asarray(self.linop.matvec(v.cpu().numpy()))
+        if not _real_numeric(raw.dtype):
+            raise TypeError(f"linear operator returned dtype {raw.dtype}; a real (float) product is required")
+        return torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float64).reshape(-1))
 
 
 def as_operator(obj: Any) -> CurvatureOperator:
@@ -195,13 +238,16 @@ def as_operator(obj: Any) -> CurvatureOperator:
     LinearOperators (anything with ``shape`` and ``matvec``) are wrapped.
 
     Raises:
-        TypeError: ``obj`` is none of these.
+        TypeError: ``obj`` is none of these, or is complex / non-numeric.
+        ValueError: a matrix that is not square 2-D or not finite.
     """
     if isinstance(obj, CurvatureOperator):
         return obj
     if isinstance(obj, Tensor):
         return DenseOperator(obj)
     if isinstance(obj, np.ndarray):
+        if not _real_numeric(obj.dtype):
+            raise TypeError(f"matrix must be a real numeric array, got dtype {obj.dtype}")
         if obj.ndim != 2:
             raise ValueError(f"matrix must be 2-D, got shape {obj.shape}")
         return DenseOperator(torch.from_numpy(np.ascontiguousarray(obj, dtype=np.float64)))
@@ -211,3 +257,26 @@ def as_operator(obj: Any) -> CurvatureOperator:
         "expected a CurvatureOperator, a dense torch/numpy matrix or a scipy LinearOperator, "
         f"got {type(obj)!r}"
     )
+
+
+def _check_real_tensor(t: object, name: str) -> None:
+    """A real (integer or floating, not boolean) torch tensor."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t)!r}; use `op @ array` for numpy")
+    if t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(
+            f"{name} must be a real tensor, got dtype {t.dtype} (complex vectors are refused rather than "
+            "losing their imaginary part)"
+        )
+
+
+def _finite_scalar(value: Any) -> float:
+    out = float(value)
+    if not np.isfinite(out):
+        raise ValueError(f"operator scale factor must be a finite number, got {value!r}")
+    return out
+
+
+def _real_numeric(dtype: np.dtype) -> bool:
+    """Integer or floating numpy dtype (not bool, complex or object)."""
+    return dtype != np.bool_ and (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating))

@@ -2,106 +2,29 @@
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from networks.curvature.ggn import GGNOperator
 from networks.curvature.hessian import HessianOperator
 from networks.curvature.operator import CurvatureOperator, as_operator
-
-F64 = torch.float64
-REL = 1e-10
-
-
-# ------------------------------------------------------------------------------------------- tiny models
-def mlp() -> nn.Module:
-    torch.manual_seed(1)
-    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).to(F64)
-
-
-def cnn() -> nn.Module:
-    torch.manual_seed(2)
-    return nn.Sequential(
-        nn.Conv2d(1, 2, 3), nn.Softplus(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2 * 2 * 2, 3)
-    ).to(F64)
-
-
-def bn_net() -> nn.Module:
-    torch.manual_seed(3)
-    net = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Dropout(0.5), nn.Linear(5, 3)).to(
-        F64
-    )
-    with torch.no_grad():  # non-trivial running statistics so that eval and train modes differ
-        net[1].running_mean.uniform_(-0.5, 0.5)
-        net[1].running_var.uniform_(0.5, 2.0)
-        net[1].weight.uniform_(0.5, 1.5)
-        net[1].bias.uniform_(-0.3, 0.3)
-    return net.train()
-
-
-def bn_cnn() -> nn.Module:
-    torch.manual_seed(4)
-    return nn.Sequential(
-        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)
-    ).to(F64)
-
-
-def vector_data(n: int = 12, seed: int = 0) -> tuple[Tensor, Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 4, generator=g, dtype=F64), torch.randint(0, 3, (n,), generator=g)
-
-
-def image_data(n: int = 6, seed: int = 0) -> tuple[Tensor, Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 1, 6, 6, generator=g, dtype=F64), torch.randint(0, 3, (n,), generator=g)
-
-
-# ---------------------------------------------------------------------------------- independent references
-def functional_loss(model: nn.Module, loss_fn: Callable, x: Tensor, y: Tensor, bn_mode: str) -> Callable:
-    """L(flat parameters) on a deep copy of the model in the curvature mode (buffers cloned per call).
-
-    Batch-statistics BN is built without running buffers (the normalisation uses batch statistics only).
-    """
-    net = copy.deepcopy(model).eval()
-    if bn_mode == "train":
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.train()
-                m.track_running_stats = False
-    names = [n for n, _ in net.named_parameters()]
-    shapes = [p.shape for _, p in net.named_parameters()]
-    buffers = dict(net.named_buffers())
-
-    def loss(flat: Tensor) -> Tensor:
-        parts, offset = {}, 0
-        for name, shape in zip(names, shapes, strict=True):
-            size = int(np.prod(shape))
-            parts[name] = flat[offset : offset + size].view(shape)
-            offset += size
-        cloned = {k: v.clone() for k, v in buffers.items()}
-        return loss_fn(torch.func.functional_call(net, {**parts, **cloned}, (x,)), y)
-
-    return loss
-
-
-def flat_params(model: nn.Module) -> Tensor:
-    return nn.utils.parameters_to_vector(model.parameters()).detach()
-
-
-def reference_hessian(model: nn.Module, loss_fn: Callable, x: Tensor, y: Tensor, bn_mode: str) -> Tensor:
-    """torch.func.hessian; for batch-statistics BN torch.autograd.functional.hessian instead, because
-    vmap-based transforms (torch.func.hessian, jacrev∘jacrev) are wrong for BN in training mode in torch
-    2.13 (3% off; see test_bn_train_reference_against_finite_differences)."""
-    loss = functional_loss(model, loss_fn, x, y, bn_mode)
-    if bn_mode == "train":
-        return torch.autograd.functional.hessian(loss, flat_params(model))
-    return torch.func.hessian(loss)(flat_params(model))
+from tests.networks.reference import (
+    F64,
+    REL,
+    bn_cnn,
+    bn_net,
+    cnn,
+    flat_params,
+    functional_loss,
+    image_data,
+    mlp,
+    reference_hessian,
+    rel_err,
+    vector_data,
+)
 
 
 @pytest.mark.slow
@@ -117,10 +40,6 @@ def test_bn_train_reference_against_finite_differences() -> None:
     assert rel_err(exact, fd) <= 1e-7
     assert rel_err(reference_hessian(model, nn.CrossEntropyLoss(), x, y, "train") @ block, fd) <= 1e-7
     assert rel_err(torch.func.hessian(loss)(w) @ block, fd) > 1e-3  # the torch.func defect, documented
-
-
-def rel_err(a: Tensor, b: Tensor) -> float:
-    return float((a - b).norm() / b.norm())
 
 
 # --------------------------------------------------------------------------------------------- exactness
@@ -339,3 +258,23 @@ def test_argument_validation() -> None:
         op @ torch.zeros(2, 2, op.shape[0], dtype=F64)
     with pytest.raises(ValueError, match="combine"):
         op - as_operator(np.eye(3))
+
+
+@pytest.mark.parametrize("cls", [HessianOperator, GGNOperator])
+def test_targets_are_checked_against_the_output(cls) -> None:
+    """Labels outside [0, C) and MSE targets of another shape are refused before the loss runs (naming the
+    batch); ignore_index labels are accepted and contribute nothing."""
+    model, (x, y) = mlp(), vector_data()
+    v = torch.ones(sum(p.numel() for p in model.parameters()), dtype=F64)
+    bad = y.clone()
+    bad[3] = -1
+    with pytest.raises(ValueError, match=r"data\[1\]: y must hold class labels in \[0, 3\)"):
+        cls(model, nn.CrossEntropyLoss(), [(x[:4], y[:4]), (x[4:], bad[4:] + 5)]) @ v
+    with pytest.raises(ValueError, match=r"in \[0, 3\).*got labels in \[-1, -1\]"):
+        cls(model, nn.CrossEntropyLoss(), (x, bad)) @ v
+    with pytest.raises(ValueError, match=r"y must have the model output's shape \(12, 3\)"):
+        cls(model, nn.MSELoss(), (x, torch.zeros(12, 1, dtype=F64))) @ v
+    ignored = y.clone()
+    ignored[:4] = -100
+    kept = cls(model, nn.CrossEntropyLoss(), (x[4:], y[4:])) @ v
+    assert rel_err(cls(model, nn.CrossEntropyLoss(), (x, ignored)) @ v, kept) <= REL

@@ -2,56 +2,23 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from networks.curvature.ggn import GGNOperator, loss_output_hvp
-from tests.networks.test_curvature import (
+from tests.networks.reference import (
     F64,
     REL,
     bn_cnn,
     bn_net,
     cnn,
-    flat_params,
     image_data,
     mlp,
+    reference_ggn,
     rel_err,
     vector_data,
 )
-
-
-def explicit_ggn(model: nn.Module, loss_fn: nn.Module, x: Tensor, y: Tensor, bn_mode: str) -> Tensor:
-    """Jᵀ H_ℓ J from torch.func.jacrev of the batch outputs (n·C × P, cross-sample terms included) and
-    torch.func.hessian of the loss in the outputs."""
-    net = copy.deepcopy(model).eval()
-    if bn_mode == "train":
-        for m in net.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.train()
-                m.track_running_stats = False
-    names = [n for n, _ in net.named_parameters()]
-    shapes = [p.shape for _, p in net.named_parameters()]
-
-    def outputs(flat: Tensor) -> Tensor:
-        parts, offset = {}, 0
-        for name, shape in zip(names, shapes, strict=True):
-            parts[name] = flat[offset : offset + shape.numel()].view(shape)
-            offset += shape.numel()
-        return torch.func.functional_call(net, parts, (x,))
-
-    w = flat_params(model)
-    out = outputs(w).detach()
-    if bn_mode == "train":  # vmap-based jacrev is unreliable for batch-statistics BN: use plain autograd
-        jac = torch.autograd.functional.jacobian(outputs, w)
-    else:
-        jac = torch.func.jacrev(outputs)(w)
-    h_out = torch.func.hessian(lambda o: loss_fn(o, y))(out)
-    j = jac.reshape(out.numel(), -1)
-    return j.T @ h_out.reshape(out.numel(), out.numel()) @ j
-
 
 CASES = [
     ("mlp-ce", mlp, vector_data, "eval", nn.CrossEntropyLoss()),
@@ -76,14 +43,14 @@ def test_ggn_matches_explicit_jacobians(name, make, data, bn_mode, loss_fn, meth
     model, (x, y) = make(), data()
     op = GGNOperator(model, loss_fn, (x, y), bn_mode=bn_mode, method=method)
     block = torch.randn(op.shape[0], 3, dtype=F64, generator=torch.Generator().manual_seed(0))
-    assert rel_err(op @ block, explicit_ggn(model, loss_fn, x, y, bn_mode) @ block) <= REL
+    assert rel_err(op @ block, reference_ggn(model, loss_fn, x, y, bn_mode) @ block) <= REL
 
 
 def test_ggn_mse_matches_explicit_jacobians() -> None:
     model, (x, _) = mlp(), vector_data()
     y = torch.randn(x.shape[0], 3, dtype=F64, generator=torch.Generator().manual_seed(3))
     op = GGNOperator(model, nn.MSELoss(), (x, y))
-    assert rel_err(op.to_dense(), explicit_ggn(model, nn.MSELoss(), x, y, "eval")) <= REL
+    assert rel_err(op.to_dense(), reference_ggn(model, nn.MSELoss(), x, y, "eval")) <= REL
 
 
 @pytest.mark.parametrize(

@@ -10,19 +10,9 @@ from torch import nn
 
 from networks.curvature.hessian import HessianOperator
 from networks.lanczos import lanczos, slq_density, top_eigenpairs, top_eigenvalues
-from tests.networks.test_curvature import cnn, image_data
+from tests.networks.reference import cnn, image_data, spiked_matrix
 
 REL = 1e-8
-
-
-def spiked_matrix(
-    size: int = 300, outliers=(40.0, 25.0, 12.0, -9.0), seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Q diag(outliers ∪ uniform bulk on [−1, 1]) Qᵀ with a Haar-random Q: the spectrum is known exactly."""
-    rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.standard_normal((size, size)))
-    spectrum = np.concatenate([outliers, rng.uniform(-1.0, 1.0, size - len(outliers))])
-    return (q * spectrum) @ q.T, np.sort(spectrum)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +56,7 @@ def test_small_operator_dense_path_and_validation() -> None:
     a, spectrum = spiked_matrix(10, outliers=(5.0,))
     np.testing.assert_allclose(top_eigenvalues(a, 10, "SA"), spectrum, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="which"):
-        top_eigenvalues(a, 1, "BE")
+        top_eigenvalues(a, 1, "XY")
     with pytest.raises(ValueError, match="k must be"):
         top_eigenvalues(a, 11)
     with pytest.raises(ValueError, match="num_steps"):
@@ -180,3 +170,87 @@ def test_accepts_scipy_linear_operator_and_torch_matrix() -> None:
     a, _ = spiked_matrix(100, outliers=(9.0,))
     for op in (spla.aslinearoperator(a), torch.from_numpy(a), a):
         np.testing.assert_allclose(top_eigenvalues(op, 1, tol=1e-10), [9.0], rtol=REL)
+
+
+# ------------------------------------------------------------------------------ solver: stopping, BE, checks
+def test_convergence_is_checked_inside_the_cycle() -> None:
+    """A well-separated top eigenvalue (40 over a bulk in [−1, 1]) converges long before one cycle of
+    ncv = 21 products ends; the stop happens at the first product whose Ritz residual is below tol·max|θ|."""
+    a, _ = spiked_matrix(300, outliers=(40.0,))
+    result = top_eigenpairs(a, 1, tol=1e-8)
+    assert result.converged.all() and result.num_products < 21
+    vec = result.eigenvectors.numpy()[:, 0]
+    assert np.linalg.norm(a @ vec - result.eigenvalues[0] * vec) <= 1e-8 * 40 * (1 + 1e-6)
+    np.testing.assert_allclose(result.eigenvalues, [40.0], rtol=1e-12)
+    one_less = top_eigenpairs(a, 1, tol=1e-8, max_products=result.num_products - 1)
+    assert not one_less.converged.all() and one_less.num_products == result.num_products - 1
+
+
+def test_both_ends_from_one_run_match_eigh_and_eigsh() -> None:
+    a, spectrum = spiked_matrix(300, outliers=(40.0, 25.0, -30.0, -20.0), seed=4)
+    result = top_eigenpairs(a, 4, "BE", tol=1e-10)
+    np.testing.assert_allclose(result.eigenvalues, [-30.0, -20.0, 25.0, 40.0], rtol=REL)
+    assert result.converged.all() and result.which == "BE"
+    ref = spla.eigsh(a, k=4, which="BE", tol=1e-12, return_eigenvectors=False)
+    np.testing.assert_allclose(result.eigenvalues, np.sort(ref), rtol=REL)
+    odd = top_eigenvalues(a, 3, "BE", tol=1e-10)  # k odd: one more from the top, like eigsh
+    np.testing.assert_allclose(odd, [-30.0, 25.0, 40.0], rtol=REL)
+    small = spiked_matrix(12, outliers=(5.0, -4.0))[0]  # dense path
+    np.testing.assert_allclose(top_eigenvalues(small, 2, "BE"), [-4.0, 5.0], rtol=1e-12)
+
+
+def test_full_reorthogonalisation_keeps_the_basis_orthonormal() -> None:
+    """One Gram–Schmidt pass plus a second only when the norm drops keeps VᵀV = I to rounding even after
+    the top Ritz values have converged (where plain Lanczos loses orthogonality)."""
+    a, _ = spiked_matrix()
+    result = lanczos(a, 80, return_vectors=True)
+    vecs = result.ritz_vectors.numpy()
+    np.testing.assert_allclose(vecs.T @ vecs, np.eye(80), atol=1e-10)
+
+
+class _Skew:
+    shape = (80, 80)
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, skew: float) -> None:
+        rng = np.random.default_rng(1)
+        s = rng.standard_normal((80, 80))
+        self.matrix = (s + s.T) / 2 + skew * (s - s.T) / 2
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        return self.matrix @ v
+
+
+@pytest.mark.parametrize("solver", ["lanczos", "top", "slq"])
+def test_non_symmetric_operator_is_refused(solver) -> None:
+    run = {
+        "lanczos": lambda op: lanczos(op, 10),
+        "top": lambda op: top_eigenpairs(op, 2),
+        "slq": lambda op: slq_density(op, 1, 10),
+    }[solver]
+    with pytest.raises(ValueError, match="op must be symmetric"):
+        run(_Skew(0.5))
+    run(_Skew(1e-12))  # rounding-level asymmetry passes the probe
+
+
+def test_named_defaults() -> None:
+    import inspect
+
+    from networks import lanczos as module
+
+    assert inspect.signature(lanczos).parameters["tol"].default == module.DEFAULT_TOL
+    assert inspect.signature(top_eigenpairs).parameters["tol"].default == module.DEFAULT_TOL
+    assert inspect.signature(top_eigenvalues).parameters["tol"].default == module.DEFAULT_TOL
+    assert module.default_num_lanczos_vectors(1, 10**6) == 21
+    assert module.default_num_lanczos_vectors(5, 8) == 8
+
+
+def test_eigenvalue_stopping_rule_meets_its_accuracy_in_fewer_products() -> None:
+    """eigenvalue_tol stops on r²/(δ|θ|) (second order in the residual): the eigenvalue error is within the
+    requested relative accuracy, in fewer products than the residual rule at the same tolerance."""
+    a, _ = spiked_matrix(400, outliers=(3.0, 2.6, 2.3), seed=6)  # small relative gaps: slow vectors
+    for tol in (1e-6, 1e-9):
+        by_value = top_eigenpairs(a, 1, tol=tol, eigenvalue_tol=tol)
+        by_vector = top_eigenpairs(a, 1, tol=tol)
+        assert abs(by_value.eigenvalues[0] - 3.0) <= tol * 3.0
+        assert by_value.converged.all() and by_value.num_products < by_vector.num_products

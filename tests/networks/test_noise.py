@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from networks.curvature.ggn import GGNOperator
 from networks.curvature.hessian import HessianOperator
 from networks.curvature.noise import batch_noise_norm, per_sample_noise, quadratic_form_variance
-from tests.networks.test_curvature import F64, bn_net, mlp, vector_data
+from tests.networks.reference import F64, bn_net, mlp, vector_data
 
 OPERATORS = {"hessian": HessianOperator, "ggn": GGNOperator}
 
