@@ -9,15 +9,16 @@ shard's mean loss L_r = (1/n_r) Σ_{i∈r} ℓ_i. The full-data mean loss is L =
 which :class:`DistributedOperator` computes by scaling the local product by n_r/N and summing it over ranks
 with one explicit ``dist.all_reduce`` on the flat product (DDP's gradient hooks do not fire for
 ``torch.autograd.grad``, so nothing else would synchronise it). Uneven shards are exact: with the same
-batches, the result equals the single-process operator on the concatenated batch list (docs/theory.md §5; for
-``bn_mode="train"`` every batch keeps its own batch statistics, as in the single-process operator).
+batches, the result equals the single-process operator on the concatenated batch list (the curvature of
+the **mean** loss, as in docs/theory.md "Symbols and conventions"; for ``bn_mode="train"`` every batch keeps
+its own batch statistics, as in the single-process operator).
 
 Every product is a **collective**: all ranks must call it, in the same order, with the same vector. The
 Lanczos routines in :mod:`networks.lanczos` satisfy this when every rank runs them with the same arguments:
-start vectors come from a seeded CPU generator and every rank receives the same all-reduced products, so the
-recurrence, and with it ``top_eigenpairs``/``slq_density``, returns the same numbers on every rank
-(tests/networks/test_distributed.py checks it bit for bit on gloo; :func:`broadcast_from` is there for a
-backend whose reductions are not bitwise identical across ranks).
+start vectors come from a seeded CPU generator and every rank receives the same all-reduced products, so
+the recurrence (docs/theory.md §5), and with it ``top_eigenpairs``/``slq_density``, returns the same
+numbers on every rank (tests/networks/test_distributed.py checks it bit for bit on gloo;
+:func:`broadcast_from` is there for a backend whose reductions are not bitwise identical across ranks).
 
 Launch with ``torchrun --nproc-per-node=K script.py`` and call :func:`init_from_env` (gloo on CPU, nccl on
 CUDA) or use :func:`process_group_from_env` as a context manager. Cost per product ≈ (time of a product on N
