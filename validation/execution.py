@@ -61,8 +61,16 @@ def limit_threads() -> None:
 
 
 def _init_worker() -> None:
-    """A worker ignores Ctrl-C (the parent stops the run and terminates it) and uses one thread."""
+    """A worker ignores Ctrl-C (the parent stops the run and terminates it), uses one thread, and runs in a
+    session of its own. The last point matters on Linux kernels that schedule by session ("autogroup", on by
+    default): there all workers of a run would otherwise share one session's CPU slice, so against one busy
+    process from another session two workers got one core between them; in their own sessions each gets the
+    fair share of an ordinary process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.setsid()
+    except OSError:  # already a session leader, or not permitted: keep the parent's session
+        pass
     limit_threads()
 
 
