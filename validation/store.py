@@ -31,6 +31,10 @@ package versions (``validation.provenance.settings_fingerprint``). The lock hold
 ``store.json``; taking the lock of a folder whose records were made under another fingerprint raises
 :class:`MixedSettingsError` unless mixing is allowed (``allow_mixed_settings=True`` or
 :func:`permit_mixed_settings`).
+
+The file-level machinery lives in :mod:`validation.store_integrity` (atomic writes, checksums, bounded
+reading, :class:`CorruptRecordError`) and :mod:`validation.store_lock` (the ``flock``); every public name
+of both is importable from here.
 """
 
 from __future__ import annotations
@@ -40,11 +44,9 @@ import csv
 import errno
 import hashlib
 import io
-import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,44 +54,34 @@ from typing import Any
 
 import numpy as np
 
-from validation.records import encode_float
+from validation.store_integrity import (
+    CHECKSUM_FIELD,
+    MAX_RECORD_BYTES,
+    MAX_RECORD_DEPTH,
+    CorruptRecordError,
+    StoreError,
+    _file_sha256,
+    _jsonable,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    json_depth,
+    read_json_file,
+    read_npy_bytes,
+    record_checksum,
+)
+from validation.store_lock import StoreLockedError, lock_folder, unlock_folder
 
 TIMING_FIELDS = frozenset({"wall_time", "started_at", "finished_at", "hostname", "pid"})
 """Record fields that legitimately differ between two runs of the same cell (stripped by ``strip_timing``)."""
 
-CHECKSUM_FIELD = "record_sha256"
-"""The record field holding the SHA-256 of the record's canonical JSON (removed by every read)."""
-
 STORE_FORMAT = 1
-MAX_RECORD_BYTES = 64 * 2**20
-"""Largest record file read (64 MiB; the default run's largest record is a few hundred KiB)."""
-MAX_RECORD_DEPTH = 64
-"""Deepest JSON nesting read (the store writes depth ≤ 6); checked before parsing, so a hostile file cannot
-make the decoder recurse."""
 
 _KEY_PATTERN = re.compile(r"^[A-Za-z0-9._=+-]+$")
 _ARRAY_REF = re.compile(r"^arrays/[A-Za-z0-9._=+-]+\.npy$")
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 log = logging.getLogger("batchrmt")
 _ALLOW_MIXED: contextvars.ContextVar[bool] = contextvars.ContextVar("batchrmt_allow_mixed", default=False)
-
-
-class StoreError(RuntimeError):
-    """A run folder cannot be used as asked; the message says which file and what to do."""
-
-
-class StoreLockedError(StoreError):
-    """Another live process holds the run folder's lock."""
-
-
-class CorruptRecordError(StoreError):
-    """A record, array or checkpoint of a run folder fails its checks (syntax, checksum, size, nesting)."""
-
-    def __init__(self, path: Path, reason: str, hint: str) -> None:
-        self.path, self.reason, self.hint = Path(path), reason, hint
-        super().__init__(f"{path}: {reason}; {hint}")
 
 
 class MixedSettingsError(StoreError):
@@ -106,139 +98,6 @@ def permit_mixed_settings(allow: bool = True) -> Iterator[None]:
         yield
     finally:
         _ALLOW_MIXED.reset(token)
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain-JSON version of ``value``: numpy scalars/arrays to Python, non-finite floats to strings."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return encode_float(float(value))
-    if isinstance(value, Path):
-        return str(value)
-    if value is None or isinstance(value, str):
-        return value
-    raise TypeError(f"record value of type {type(value).__name__} is not JSON-serialisable: {value!r}")
-
-
-def record_checksum(record: Mapping[str, Any]) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``record`` without its ``record_sha256`` field: sorted keys,
-    separators ``,`` and ``:``, UTF-8, no NaN/Infinity tokens. Floats survive a JSON round trip exactly,
-    so the checksum of a record read back equals the one written."""
-    body = {k: v for k, v in record.items() if k != CHECKSUM_FIELD}
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _current_umask() -> int:
-    """The process umask, read from ``/proc/self/status`` (thread-safe) or, elsewhere, set and restored."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, ``os.replace``),
-    with mode ``0o666 & ~umask``. An ``OSError`` (full disk, read-only folder) is re-raised with ``path``
-    as its file name and no temporary file left behind."""
-    path = Path(path)
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o666 & ~_current_umask())
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.errno is not None and exc.filename is None:
-            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(obj), indent=1, sort_keys=True) + "\n")
-
-
-def json_depth(raw: bytes) -> int:
-    """Deepest nesting of ``[``/``{`` in the JSON text ``raw`` (brackets inside strings ignored), computed
-    without parsing."""
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
-    if not brackets:
-        return 0
-    codes = np.frombuffer(brackets, dtype=np.uint8)
-    steps = np.where((codes == ord("[")) | (codes == ord("{")), 1, -1)
-    return int(np.cumsum(steps).max())
-
-
-def _refuse_constant(token: str) -> Any:
-    raise ValueError(f"bare {token} token (the store writes non-finite numbers as strings)")
-
-
-def read_json_file(path: Path, hint: str, *, max_bytes: int | None = None) -> Any:
-    """The JSON value in ``path``, read within the size and nesting bounds and without NaN/Infinity tokens;
-    any failure is a :class:`CorruptRecordError` naming the file, the reason and ``hint``. ``max_bytes``
-    defaults to ``MAX_RECORD_BYTES``."""
-    path = Path(path)
-    max_bytes = MAX_RECORD_BYTES if max_bytes is None else max_bytes
-    try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise CorruptRecordError(
-                path, f"is {size} bytes, over the {max_bytes}-byte limit of a record", hint
-            )
-        with path.open("rb") as fh:
-            raw = fh.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise CorruptRecordError(path, "is missing", hint) from None
-    if len(raw) > max_bytes:
-        raise CorruptRecordError(path, f"is over the {max_bytes}-byte limit of a record", hint)
-    depth = json_depth(raw)
-    if depth > MAX_RECORD_DEPTH:
-        raise CorruptRecordError(path, f"nests {depth} levels deep (at most {MAX_RECORD_DEPTH})", hint)
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except UnicodeDecodeError as exc:
-        raise CorruptRecordError(
-            path, f"is not UTF-8 text ({exc.reason} at byte {exc.start})", hint
-        ) from None
-    except json.JSONDecodeError as exc:
-        reason = f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
-        raise CorruptRecordError(path, reason, hint) from None
-    except (ValueError, RecursionError) as exc:
-        raise CorruptRecordError(path, f"is not a valid record ({exc})", hint) from None
-
-
-def _file_sha256(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def cell_key(**identity: Any) -> str:
@@ -306,26 +165,9 @@ class ResultStore:
         """Take the folder's exclusive lock (``fcntl.flock`` on ``.lock``, non-blocking) and check the
         settings fingerprint. Raises :class:`StoreLockedError` when another process (or another store in
         this one) holds it, :class:`MixedSettingsError` as described in the module docstring."""
-        import fcntl
-
         if self._lock_fd is not None:
             return
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode("ascii", "replace").strip()
-            os.close(fd)
-            who = f"process {holder}" if holder.isdigit() else "another process"
-            raise StoreLockedError(
-                f"run folder {self.root} is in use by {who}; wait for it to finish or choose another --out"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._lock_fd = fd
+        self._lock_fd = lock_folder(self.lock_path, self.root)
         try:
             self._check_settings()
         except BaseException:
@@ -334,15 +176,9 @@ class ResultStore:
 
     def release_lock(self) -> None:
         """Drop the lock (the ``.lock`` file stays: deleting it would let two processes lock two files)."""
-        import fcntl
-
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
-            try:
-                os.ftruncate(fd, 0)
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+            unlock_folder(fd)
 
     @contextmanager
     def locked(self) -> Iterator[ResultStore]:
@@ -605,20 +441,7 @@ class ResultStore:
         except FileNotFoundError:
             raise CorruptRecordError(path, "is missing", hint) from None
         self._check_array_bytes(path, data)
-        try:
-            buf = io.BytesIO(data)
-            major, _ = np.lib.format.read_magic(buf)
-            read_header = (
-                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            )
-            shape, _, dtype = read_header(buf)
-            declared, held = int(np.prod(shape, dtype=object)) * dtype.itemsize, len(data) - buf.tell()
-            if dtype.hasobject or declared != held:  # refused before numpy allocates the declared size
-                raise ValueError(f"the header declares {declared} bytes of data, the file holds {held}")
-            buf.seek(0)
-            return np.asarray(np.load(buf, allow_pickle=False))
-        except (ValueError, EOFError, OSError) as exc:
-            raise CorruptRecordError(path, f"is not a valid .npy array ({exc})", hint) from None
+        return read_npy_bytes(path, data, hint)
 
     def checkpoint_path(self, name: str) -> Path:
         if not _KEY_PATTERN.match(name):
@@ -673,3 +496,26 @@ def _settings_difference(root: Path, stored: Mapping[str, Any], current: Mapping
         "same settings (e.g. OMP_NUM_THREADS, ATEN_CPU_CAPABILITY, package versions), choose a new --out, "
         "or pass --allow-mixed-settings to mix them"
     )
+
+
+__all__ = [
+    "CHECKSUM_FIELD",
+    "MAX_RECORD_BYTES",
+    "MAX_RECORD_DEPTH",
+    "STORE_FORMAT",
+    "TIMING_FIELDS",
+    "CorruptRecordError",
+    "MixedSettingsError",
+    "ResultStore",
+    "StoreError",
+    "StoreLockedError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "cell_key",
+    "json_depth",
+    "permit_mixed_settings",
+    "read_json_file",
+    "record_checksum",
+    "strip_timing",
+]

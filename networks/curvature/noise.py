@@ -178,6 +178,29 @@ def per_sample_noise(
     ``stderr`` combines the spread over samples and over probes (sqrt(Var_i/n + Var_z/n_z)), treating
     them as independent.
     """
+    _check_per_sample_inputs(model, loss_fn, x, y, matrix, bn_mode)
+    num_samples = check_int(num_samples, "num_samples", minimum=2)
+    num_probes = check_int(num_probes, "num_probes", minimum=1)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
+    seed = _check_seed(seed)
+    chosen = select_params(model, params)
+    generator = torch.Generator().manual_seed(int(seed))
+    x, y = _drawn_samples(x, y, chosen, num_samples, generator)
+    n = int(x.shape[0])
+    _check_storage(n, num_probes, "num_samples (after capping at the data size)")
+    mean_op = curvature_operator(matrix, model, loss_fn, (x, y), bn_mode="eval", params=chosen)
+    one_sample = _per_sample_fn(model, loss_fn, chosen, matrix, has_ignored_targets(loss_fn, y))
+    sample_vp = torch.func.vmap(one_sample, in_dims=(0, 0, None), chunk_size=chunk_size)
+    row_sums, q = _deviation_sums(
+        model, chosen, mean_op, sample_vp, (x, y), num_probes, chunk_size, generator
+    )
+    return _noise_estimate(row_sums, q, n * num_probes + mean_op.num_products, matrix)
+
+
+def _check_per_sample_inputs(
+    model: nn.Module, loss_fn: LossFn, x: object, y: object, matrix: str, bn_mode: str
+) -> None:
+    """The argument checks of :func:`per_sample_noise` on the model, the data and the options."""
     check_model(model, loss_fn)
     _check_matrix(matrix)
     check_bn_mode(bn_mode)
@@ -188,29 +211,41 @@ def per_sample_noise(
             "per_sample_noise needs bn_mode='eval' for models with normalisation layers: with batch "
             "statistics the batch curvature is not a mean of per-sample curvatures"
         )
-    num_samples = check_int(num_samples, "num_samples", minimum=2)
-    num_probes = check_int(num_probes, "num_probes", minimum=1)
-    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
-    seed = _check_seed(seed)
-    chosen = select_params(model, params)
+
+
+def _drawn_samples(
+    x: Tensor, y: Tensor, chosen: Sequence[Tensor], num_samples: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """(x, y) on the parameters' device and dtype, ``num_samples`` of them drawn without replacement by
+    ``generator`` when there are more (all otherwise); at least 2 samples."""
     batch = as_batch_list((x, y), chosen[0].device, name="(x, y)", dtype=chosen[0].dtype)
     x, y = batch.batches[0]
     if x.shape[0] < 2:
         raise ValueError(f"need at least 2 samples, got {x.shape[0]}")
-    generator = torch.Generator().manual_seed(int(seed))
     if x.shape[0] > num_samples:
         index = torch.randperm(x.shape[0], generator=generator)[:num_samples].to(x.device)
         x, y = x[index], y[index]
+    return x, y
+
+
+def _deviation_sums(
+    model: nn.Module,
+    chosen: Sequence[Tensor],
+    mean_op: CurvatureOperator,
+    sample_vp: Callable[[Tensor, Tensor, tuple[Tensor, ...]], tuple[Tensor, ...]],
+    data: tuple[Tensor, Tensor],
+    num_probes: int,
+    chunk_size: int,
+    generator: torch.Generator,
+) -> tuple[Tensor, np.ndarray]:
+    """Σ_i (D_i z)_j² summed over ``num_probes`` Rademacher probes z (D_i z = M_i z − M̄z), and the
+    (n, num_probes) per-(sample, probe) contributions ‖D_i z‖² / P · n/(n−1) to Pσ²."""
+    x, y = data
     n = int(x.shape[0])
-    _check_storage(n, num_probes, "num_samples (after capping at the data size)")
     size = sum(p.numel() for p in chosen)
     dtype, device = chosen[0].dtype, chosen[0].device
-    mean_op = curvature_operator(matrix, model, loss_fn, (x, y), bn_mode="eval", params=chosen)
-    one_sample = _per_sample_fn(model, loss_fn, chosen, matrix, has_ignored_targets(loss_fn, y))
-    sample_vp = torch.func.vmap(one_sample, in_dims=(0, 0, None), chunk_size=chunk_size)
-
     row_sums = torch.zeros(size, dtype=torch.float64, device=device)
-    q = np.zeros((n, num_probes))  # ‖D_i z‖² / P · n/(n−1): per-(sample, probe) contributions to Pσ²
+    q = np.zeros((n, num_probes))
     for probe in range(num_probes):
         z = _rademacher(size, generator).to(device)
         mean_z = mean_op.matvec(z).to(torch.float64)  # the first one validates the targets before vmap
@@ -223,6 +258,12 @@ def per_sample_noise(
                 dev = flat - mean_z
                 row_sums += (dev**2).sum(dim=0)
                 q[begin:end, probe] = ((dev**2).sum(dim=1) / size).cpu().numpy() * n / (n - 1)
+    return row_sums, q
+
+
+def _noise_estimate(row_sums: Tensor, q: np.ndarray, num_products: int, matrix: str) -> NoiseEstimate:
+    """The :class:`NoiseEstimate` of the summed squared deviations (``q`` as :func:`_deviation_sums`)."""
+    n, num_probes = q.shape
     rows = (row_sums / ((n - 1) * num_probes)).cpu().numpy()
     p_sigma2 = float(rows.mean())
     var_samples = q.mean(axis=1).var(ddof=1) / n
@@ -235,7 +276,7 @@ def per_sample_noise(
         row_sum_cv=float(rows.std() / mean_rows) if mean_rows > 0 else 0.0,
         num_samples=n,
         num_probes=num_probes,
-        num_products=n * num_probes + mean_op.num_products,
+        num_products=num_products,
         matrix=matrix,
     )
 

@@ -26,7 +26,10 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 import networks.curvature as curvature
+import networks.eigensolver as eigensolver_module
+import networks.krylov as krylov_module
 import networks.lanczos as lanczos_module
+import networks.slq as slq_module
 from networks.curvature import (
     CurvatureOperator,
     GGNOperator,
@@ -465,7 +468,8 @@ ENTRIES: dict[str, Entry] = {
 
 
 def test_every_public_name_has_an_entry() -> None:
-    public = set(curvature.__all__) | set(lanczos_module.__all__)
+    modules = (lanczos_module, krylov_module, eigensolver_module, slq_module)
+    public = set(curvature.__all__).union(*(module.__all__ for module in modules))
     missing = sorted(public - {name.split("[")[0] for name in ENTRIES})
     assert not missing, f"public names without a fuzz entry: {missing}"
 

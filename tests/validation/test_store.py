@@ -163,11 +163,11 @@ def test_corrupt_record_is_named_or_recomputed_under_the_lock(tmp_path: Path, ki
 
 
 def test_oversized_record_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
-    import validation.store as store_module
+    import validation.store_integrity as integrity_module  # where read_json_file reads its limit
 
     store = ResultStore(tmp_path)
     _valid_record(store)
-    monkeypatch.setattr(store_module, "MAX_RECORD_BYTES", 64)
+    monkeypatch.setattr(integrity_module, "MAX_RECORD_BYTES", 64)
     with pytest.raises(CorruptRecordError, match="over the 64-byte limit"):
         store.get("sweep", "k")
 
