@@ -64,8 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         again = continue_command(args) if continue_command is not None else None
         message, code = describe_error(exc, again)
-        print(f"{prog}: {message}", file=sys.stderr)
+        print(f"{prog}: {printable(message)}", file=sys.stderr)
         return code
+
+
+def printable(message: str) -> str:
+    """``message`` on one line: control characters (a newline or carriage return inside a user's path, say)
+    are shown escaped, as Python writes them in a string literal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
 
 
 if __name__ == "__main__":  # pragma: no cover

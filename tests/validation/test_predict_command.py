@@ -134,7 +134,7 @@ def test_bad_input_exits_with_a_message(
 ) -> None:
     assert main(["predict", *argv]) == 2
     err = capsys.readouterr().err
-    assert "error" in err and match in err
+    assert err.startswith("batchrmt predict: ") and match in err and len(err.strip().splitlines()) == 1
 
 
 def test_unknown_choice_is_rejected_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:

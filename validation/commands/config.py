@@ -10,6 +10,8 @@ import argparse
 import sys
 from typing import Any
 
+from validation.commands.common import UsageError
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -34,6 +36,5 @@ def main(args: argparse.Namespace) -> int:
     try:
         sys.stdout.write(show_config(args.name))
     except ConfigError as exc:
-        print(f"batchrmt config: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
+
+from validation.commands.common import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -20,8 +21,7 @@ def main(args: argparse.Namespace) -> int:
     from validation.figures import draw_all
 
     if not (Path(args.run_dir) / "records").is_dir():
-        print(f"batchrmt figures: {args.run_dir} holds no run records", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.run_dir} holds no run records")
     for path in draw_all(args.run_dir):
         print(path)
     return 0

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from typing import Any
 
 import numpy as np
+
+from validation.commands.common import UsageError
 
 METHOD_CHOICES: tuple[str, ...] = ("sgd", "heavy_ball", "nesterov", "adam")
 """``(*rmt.learning_rates.MOMENTUM_METHODS, "adam")``, repeated so that building the parser (``--help``)
@@ -67,8 +68,7 @@ def run_predict(args: argparse.Namespace) -> int:
     try:
         result = predict(args)
     except (ValueError, TypeError) as exc:
-        print(f"batchrmt predict: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_table(result))
     if args.explain:
         from rmt.symbolic import derivation

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
+
+from validation.commands.common import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -20,8 +21,7 @@ def main(args: argparse.Namespace) -> int:
     from validation.report import format_table, summary_rows, write_report
 
     if not (Path(args.run_dir) / "config.json").is_file():
-        print(f"batchrmt report: {args.run_dir} holds no run (config.json missing)", file=sys.stderr)
-        return 2
+        raise UsageError(f"{args.run_dir} holds no run (config.json missing)")
     path = write_report(args.run_dir)
     print(format_table(summary_rows(args.run_dir)))
     print(path)
