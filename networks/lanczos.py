@@ -25,7 +25,7 @@ Defaults, one named constant per meaning (scipy ``eigsh`` analogues in brackets)
   * ``REORTH_ETA`` = 1/√2: the "twice is enough" threshold of the second Gram–Schmidt pass;
   * ``SELECTIVE_TOL`` = √ε: Ritz vectors with residual ≤ √ε · ‖T‖ are orthogonalised against in selective
     reorthogonalisation (Parlett–Scott);
-  * ``DEFAULT_SLQ_SIGMA_FRACTION`` = 0.01: the SLQ smoothing width as a fraction of the spectral width.
+  * ``DEFAULT_SLQ_SIGMA_PER_STEP`` = 0.5: the SLQ smoothing width is 0.5 × spectral width / steps.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from networks.krylov import (
     symmetry_tol,
 )
 from networks.slq import (
-    DEFAULT_SLQ_SIGMA_FRACTION,
+    DEFAULT_SLQ_SIGMA_PER_STEP,
     MAX_GRID_SIZE,
     MAX_QUADRATURE_NODES,
     SpectralDensity,
@@ -62,7 +62,7 @@ from networks.slq import (
 
 __all__ = [
     "BREAKDOWN_TOL",
-    "DEFAULT_SLQ_SIGMA_FRACTION",
+    "DEFAULT_SLQ_SIGMA_PER_STEP",
     "DEFAULT_TOL",
     "MAX_GRID_SIZE",
     "MAX_PRODUCTS_PER_VECTOR",
