@@ -13,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 from networks.options import BN_MODES, OPTIMIZERS, BNMode
 from networks.trial_settings import TrialSettings
+from rmt.checks import check_in_range, check_int
 from validation.sources import check_reference, is_reference
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet32", "gaussian-mixture")
@@ -33,23 +33,28 @@ def _fail(name: str, accepted: str, value: object) -> ValueError:
     return ValueError(f"config field {name!r} must be {accepted}, got {value!r}")
 
 
+def _as_field_error(check: Callable[..., object], value: object, name: str, **limits: Any) -> None:
+    """Run one of :mod:`rmt.checks`' validators on a config value; its error (a ``ValueError`` whatever the
+    validator raised, since a config file's values are data) names the dotted field."""
+    try:
+        check(value, f"config field {name!r}", **limits)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _int(value: object, name: str, low: int = 1, high: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _fail(name, f"an integer >= {low}", value)
-    v = int(value)
-    if v < low or (high is not None and v > high):
-        raise _fail(name, f"an integer in [{low}, {high if high is not None else 'inf'}]", value)
+    """An integer in [low, high] (``rmt.checks.check_int``)."""
+    _as_field_error(check_int, value, name, minimum=low, maximum=high)
 
 
 def _real(
     value: object, name: str, low: float = 0.0, high: float = math.inf, *, open_low: bool = True
 ) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
-        raise _fail(name, "a finite real number", value)
-    v = float(value)
-    if (v <= low if open_low else v < low) or v > high:
-        bracket = "(" if open_low else "["
-        raise _fail(name, f"a real number in {bracket}{low}, {high}]", value)
+    """A finite real number in (low, high] (or [low, high] with ``open_low=False``;
+    ``rmt.checks.check_in_range``)."""
+    _as_field_error(check_in_range, value, name, low=low, high=high, low_open=open_low)
+    if isinstance(value, (list, tuple)) or not math.isfinite(float(value)):  # type: ignore[arg-type]
+        raise _fail(name, "one finite real number", value)
 
 
 def _choice(value: object, name: str, choices: tuple[str, ...]) -> None:
