@@ -41,9 +41,11 @@ from rmt.checks import (
     as_float_array,
     check_batch_size,
     check_choice,
+    check_finite,
     check_in_range,
     check_n_data,
     check_positive,
+    refuse_non_finite,
     scalar_or_array,
 )
 from rmt.wigner import (
@@ -88,6 +90,7 @@ ADAM_FORMS: tuple[str, ...] = ("second_moment", "sqrt_curvature")
 # ------------------------------------------------------------------------------------------------------------
 # 1. Quadratic stability thresholds
 # ------------------------------------------------------------------------------------------------------------
+@refuse_non_finite()
 def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
     """The constant ``c`` of the stability condition ``η λ < c`` (see the module table).
 
@@ -112,6 +115,7 @@ def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.
     return scalar_or_array(np.asarray(out, dtype=np.float64))
 
 
+@refuse_non_finite()
 def max_lr(curvature: Any, method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
     """Largest stable learning rate ``η_max = c / λ`` on a quadratic with top curvature ``λ`` [exact].
 
@@ -124,6 +128,7 @@ def max_lr(curvature: Any, method: str = "sgd", momentum: Any = 0.0, beta1: Any 
     return scalar_or_array(c / lam)
 
 
+@refuse_non_finite()
 def polyak_heavy_ball(L: Any, mu: Any) -> tuple[float | FloatArray, float | FloatArray]:
     """Polyak's optimal heavy-ball parameters for a spectrum in ``[μ, L]``, 0 < μ ≤ L [exact].
 
@@ -141,6 +146,7 @@ def polyak_heavy_ball(L: Any, mu: Any) -> tuple[float | FloatArray, float | Floa
     return scalar_or_array(lr), scalar_or_array(momentum)
 
 
+@refuse_non_finite()
 def ls_mean_square_growth(lr: Any, batch_size: Any, dim: Any) -> float | FloatArray:
     """One-step factor of ``E‖w − w*‖²`` for SGD on noiseless Gaussian least squares [exact].
 
@@ -155,6 +161,7 @@ def ls_mean_square_growth(lr: Any, batch_size: Any, dim: Any) -> float | FloatAr
     return scalar_or_array(1.0 - 2.0 * eta + eta**2 * (b + d + 1.0) / b)
 
 
+@refuse_non_finite()
 def ls_mean_square_threshold(batch_size: Any, dim: Any) -> float | FloatArray:
     """Mean-square stability threshold ``η_MS(B) = 2B/(B + d + 1)`` of Gaussian least-squares SGD [exact].
 
@@ -176,8 +183,14 @@ def _aspect_ratio(batch_sizes: Any, n_params: Any, outputs_per_sample: Any) -> f
     return scalar_or_array(p / (b * check_positive(outputs_per_sample, "outputs_per_sample")))
 
 
-def _check_model_args(model: str, n_data: Any, outputs_per_sample: Any) -> str:
+def _check_model_args(
+    model: str, n_data: Any, outputs_per_sample: Any, batch_sizes: Any = None, batch_name: str = "batch_sizes"
+) -> str:
     model = check_choice(model, "model", MODELS)
+    if batch_sizes is not None:  # checked here so that the error names the caller's argument
+        check_batch_size(
+            batch_sizes, n_data if model == "additive" and n_data is not None else None, batch_name
+        )
     check_positive(outputs_per_sample, "outputs_per_sample")
     finite_pool = n_data is not None and bool(np.any(np.isfinite(as_float_array(n_data, "n_data"))))
     if model == "multiplicative" and finite_pool:
@@ -189,6 +202,7 @@ def _check_model_args(model: str, n_data: Any, outputs_per_sample: Any) -> str:
     return model
 
 
+@refuse_non_finite()
 def batch_top_curvature(
     batch_sizes: Any,
     lam: Any,
@@ -205,12 +219,13 @@ def batch_top_curvature(
     (:func:`rmt.wigner.batch_hessian_extremal`). ``multiplicative``: spiked Wishart with ``q = P/(B·C)``,
     ``λ(1 + qσ²/(λ − σ²))`` above threshold, else ``σ²(1 + √q)²`` (:func:`rmt.wishart.batch_ggn_extremal`).
     """
-    model = _check_model_args(model, n_data, outputs_per_sample)
+    model = _check_model_args(model, n_data, outputs_per_sample, batch_sizes)
     if model == "additive":
         return batch_hessian_extremal(lam, sigma2, n_params, batch_sizes, n_data)
     return batch_ggn_extremal(lam, sigma2, n_params, batch_sizes, outputs_per_sample)
 
 
+@refuse_non_finite()
 def noise_edge_curvature(
     batch_sizes: Any,
     sigma2: Any,
@@ -225,12 +240,13 @@ def noise_edge_curvature(
     ``additive``: semicircle edge ``2ν(B)``; ``multiplicative``: Marchenko–Pastur edge ``σ²(1 + √q)²``,
     ``q = P/(B·C)``.
     """
-    model = _check_model_args(model, n_data, outputs_per_sample)
+    model = _check_model_args(model, n_data, outputs_per_sample, batch_sizes)
     if model == "additive":
         return semicircle_edge(noise_scale(sigma2, n_params, batch_sizes, n_data))
     return marchenko_pastur_edges(sigma2, _aspect_ratio(batch_sizes, n_params, outputs_per_sample))[1]
 
 
+@refuse_non_finite(allow_inf=True)
 def model_critical_batch_size(
     lam: Any,
     sigma2: Any,
@@ -274,7 +290,11 @@ def batch_regime(
     Same condition as the outlier formulas (a non-zero eigenvector overlap): additive ``|λ| > ν(B)``,
     multiplicative ``λ > σ²(1 + √q)`` — equivalently ``B > B*`` (:func:`model_critical_batch_size`).
     """
-    model = _check_model_args(model, n_data, outputs_per_sample)
+    model = _check_model_args(model, n_data, outputs_per_sample, batch_sizes)
+    if model == "additive":
+        check_finite(lam, "lam")
+    else:
+        check_positive(lam, "lam", allow_zero=True)
     if model == "additive":
         overlap = wigner_overlap(lam, noise_scale(sigma2, n_params, batch_sizes, n_data))
     else:
@@ -283,6 +303,7 @@ def batch_regime(
     return str(out) if out.ndim == 0 else out
 
 
+@refuse_non_finite()
 def max_lr_vs_batch(
     batch_sizes: Any,
     lam: Any,
@@ -314,6 +335,7 @@ def max_lr_vs_batch(
     return max_lr(curvature, method=method, momentum=momentum)
 
 
+@refuse_non_finite()
 def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | FloatArray:
     """McCandlish et al. form ``η_∞ / (1 + B_noise/B)`` (η_∞ > 0, B_noise ≥ 0, B ≥ 1).
 
@@ -326,6 +348,7 @@ def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | Fl
     return scalar_or_array(eta / (1.0 + noise / b))
 
 
+@refuse_non_finite()
 def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
     """Local exponent ``d log(values) / d log B`` by finite differences on the log–log curve.
 
@@ -349,6 +372,7 @@ def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
 # ------------------------------------------------------------------------------------------------------------
 # 3. Adam and damped / adaptive methods [model / recon]
 # ------------------------------------------------------------------------------------------------------------
+@refuse_non_finite()
 def adam_preconditioner(
     batch_size: Any, grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
 ) -> float | FloatArray:
@@ -368,6 +392,7 @@ def adam_preconditioner(
     return scalar_or_array(np.sqrt(g2 + s * k) + e)
 
 
+@refuse_non_finite()
 def adam_reversion_batch_size(
     grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
 ) -> float | FloatArray:
@@ -394,6 +419,7 @@ def adam_reversion_batch_size(
     return scalar_or_array(np.asarray(np.where(np.isinf(n), s / floor_sq, finite), dtype=np.float64))
 
 
+@refuse_non_finite()
 def adam_max_lr_vs_batch(
     batch_sizes: Any,
     lam: Any,
@@ -438,6 +464,7 @@ def adam_max_lr_vs_batch(
     return scalar_or_array(c * np.asarray(precond) / curvature)
 
 
+@refuse_non_finite()
 def min_damping(
     lr: Any,
     batch_size: Any,
@@ -463,8 +490,10 @@ def min_damping(
     ``δ_min ∝ η/√B``.
     """
     eta = check_positive(lr, "lr")
+    _check_model_args(model, n_data, outputs_per_sample, batch_size, "batch_size")
     flat = noise_edge_curvature(
         batch_size, sigma2, n_params, model=model, n_data=n_data, outputs_per_sample=outputs_per_sample
     )
-    bound = np.asarray(max_lr(flat, method=method, momentum=momentum, beta1=beta1), dtype=np.float64)
-    return scalar_or_array(eta / bound)
+    c = np.asarray(stability_constant(method, momentum, beta1), dtype=np.float64)
+    # η / max_lr(λ_noise) = η λ_noise / c; 0 when the batch has no noise (B = N: λ_noise = 0)
+    return scalar_or_array(eta * np.asarray(flat, dtype=np.float64) / c)

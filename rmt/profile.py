@@ -46,6 +46,7 @@ from rmt.checks import (
     check_int,
     check_orthonormal_columns,
     check_positive,
+    check_size,
     check_square_matrix,
     scalar_or_array,
 )
@@ -55,6 +56,13 @@ ComplexArray = NDArray[np.complex128]
 _RESIDUAL_TOL = 1e-13
 _MAX_NEWTON = 80
 _BLOCK_LIMIT = 256  # use the class reduction when it leaves at most this many classes (else try rank one)
+_MAX_MAGNITUDE = 1e100  # |a|, |z|, |θ| and the noise scale sqrt(max_j Σ_k S_jk) must stay below this
+_MAX_DOUBLINGS = 2000  # bracket expansions of the outlier equation (each doubles the upper end)
+
+
+class QVEConvergenceError(ValueError):
+    """The QVE solver did not converge for these arguments (a ``ValueError``: the arguments are outside the
+    range the solver handles)."""
 
 
 @dataclass(frozen=True)
@@ -110,10 +118,20 @@ class BlockProfile:
         the
         error of edges and outliers is O(K⁻²) for smooth s and a (REFERENCE row 26).
         """
+        if not callable(variance):
+            raise TypeError(f"variance must be a callable s(x, y), got {type(variance).__name__}")
+        if shift is not None and not callable(shift):
+            raise TypeError(f"shift must be a callable a(x) or None, got {type(shift).__name__}")
         k = check_int(n_blocks, "n_blocks", minimum=1)
+        check_size(k * k, "n_blocks", copies=4)
         x = (np.arange(k) + 0.5) / k
-        var = np.asarray(variance(x[:, None], x[None, :]), dtype=np.float64) * np.ones((k, k))
-        shifts = np.zeros(k) if shift is None else np.asarray(shift(x), dtype=np.float64) * np.ones(k)
+        var = check_finite(variance(x[:, None], x[None, :]), "variance") * np.ones((k, k))
+        if var.shape != (k, k):
+            raise ValueError(f"variance(x, y) must broadcast to shape ({k}, {k}), got {var.shape}")
+        shifts = np.zeros(k) if shift is None else check_finite(shift(x), "shift") * np.ones(k)
+        if shifts.shape != (k,):
+            raise ValueError(f"shift(x) must broadcast to shape ({k},), got {shifts.shape}")
+        check_square_matrix(var, "variance", symmetric=True, nonnegative=True)
         return cls(var, np.full(k, 1.0 / k), shifts)
 
 
@@ -126,7 +144,10 @@ def coarse_grain_profile(S: Any, n_blocks: int, a: Any = None) -> BlockProfile:
     """
     S_arr = check_square_matrix(S, "S", symmetric=True, nonnegative=True)
     p = S_arr.shape[0]
+    if p == 0:
+        raise ValueError("S must be a non-empty square matrix")
     k = check_int(n_blocks, "n_blocks", minimum=1, maximum=p)
+    _check_magnitude(S_arr.max(), "S", squared=True)
     a_arr = _check_shifts(a, p)
     bounds = np.linspace(0, p, k + 1).round().astype(int)
     labels = np.repeat(np.arange(k), np.diff(bounds))
@@ -240,13 +261,27 @@ def _check_shifts(a: Any, p: int) -> FloatArray:
     a_arr = check_finite(a, "a")
     if a_arr.shape != (p,):
         raise ValueError(f"a must have shape ({p},) to match S, got {a_arr.shape}")
+    _check_magnitude(np.abs(a_arr).max(initial=0.0), "a")
     return a_arr
+
+
+def _check_magnitude(value: Any, name: str, *, squared: bool = False) -> None:
+    """The solver's range: |a|, |z|, |θ| <= 1e100 and S (a variance: a squared scale) <= 1e200."""
+    limit = _MAX_MAGNITUDE**2 if squared else _MAX_MAGNITUDE
+    if not float(value) <= limit:
+        raise ValueError(
+            f"{name} must be at most {limit:g} in magnitude (the QVE solver's range), got {float(value):g}"
+        )
 
 
 def _build_system(S: Any, a: Any = None) -> _System:
     if isinstance(S, BlockProfile):
         if a is not None:
             raise ValueError("a must be None for a BlockProfile (its shifts are part of the profile)")
+        with np.errstate(over="ignore"):
+            row_sums = (S.variances * S.sizes[None, :]).sum(axis=1)
+        _check_magnitude(row_sums.max(), "S", squared=True)
+        _check_magnitude(np.abs(S.shifts).max(initial=0.0), "S")
         return _BlockSystem(S.variances, S.sizes, S.shifts, None)
     if isinstance(S, (str, bytes)) or S is None:
         raise TypeError(f"S must be a square matrix or a BlockProfile, got {type(S).__name__}")
@@ -254,6 +289,8 @@ def _build_system(S: Any, a: Any = None) -> _System:
     p = S_arr.shape[0]
     if p == 0:
         raise ValueError("S must be a non-empty square matrix")
+    _check_magnitude(S_arr.max(), "S", squared=True)
+    _check_magnitude(S_arr.max() * p, "S", squared=True)
     S_arr = 0.5 * (S_arr + S_arr.T)
     a_arr = _check_shifts(a, p)
     labels, first = _row_classes(S_arr, a_arr)
@@ -333,7 +370,9 @@ def _solve_complex(system: _System, z: complex) -> Any:
                 new = 0.5 * (new + system.fixed_point(new, complex(x, eta)))
             new = _newton_solve(system, new, complex(x, eta), upper_half=True)
             if new is None:
-                raise RuntimeError(f"QVE solver did not converge at z = {complex(x, eta)}")
+                raise QVEConvergenceError(
+                    f"QVE solver did not converge at z = {complex(x, eta)} for this profile S (and shifts a)"
+                )
         state = new
         if eta <= eta_floor:
             break
@@ -395,7 +434,9 @@ class _Branch:
             if new is None:
                 h *= 0.5
                 if h < 1e-15 * (1 + abs(z)):
-                    raise RuntimeError(f"real QVE branch could not be continued to z = {z}")
+                    raise QVEConvergenceError(
+                        f"real QVE branch could not be continued to z = {z} for this profile S (and shifts a)"
+                    )
                 continue
             z0, st = z0 - step, new
             h *= 2.0
@@ -408,7 +449,9 @@ def _upper_branch(system: _System) -> _Branch:
     far_state = np.real(_solve_complex(system, complex(far, 0.0)))
     far_state = _real_newton(system, far, far_state, -1.0)
     if far_state is None:  # pragma: no cover - the bound above guarantees a real branch
-        raise RuntimeError("QVE real branch not found above the spectrum")
+        raise QVEConvergenceError(
+            "QVE real branch not found above the spectrum of this profile S (and shifts a)"
+        )
     z, st = far, far_state
     h = 0.1 * scale
     tol = 1e-13 * scale
@@ -454,6 +497,7 @@ def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
     z_arr = z_arr.astype(np.complex128)
     if not np.all(np.isfinite(z_arr)):
         raise ValueError("z must be finite")
+    _check_magnitude(np.abs(z_arr).max(initial=0.0), "z")
     if np.any(z_arr.imag < 0):
         raise ValueError("z must lie in the closed upper half plane (Im z >= 0)")
     out = [system.full_m(_solve_complex(system, complex(zz)), complex(zz)) for zz in z_arr.ravel()]
@@ -467,6 +511,7 @@ def wigner_type_density(S: Any, x: Any, a: Any = None) -> float | FloatArray:
     """Limiting spectral density ``ρ(x) = (1/π) Im mean_j m_j(x + i0)`` of ``diag(a) + E`` with profile S."""
     system = _build_system(S, a)
     x_arr = check_finite(x, "x")
+    _check_magnitude(np.abs(x_arr).max(initial=0.0), "x")
     w = system.weights()
     dens = np.array(
         [
@@ -509,6 +554,7 @@ def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> Fl
     """
     system = _build_system(S, a)
     thetas_arr = check_finite(thetas, "thetas").reshape(-1)
+    _check_magnitude(np.abs(thetas_arr).max(initial=0.0), "thetas")
     r = thetas_arr.size
     expand = _block_expansion(S) if isinstance(S, BlockProfile) else None
     p = (
@@ -558,8 +604,12 @@ def _side_outliers(
             return float(eigs(z, branch.at(z))[_j])
 
         hi = branch.far + float(np.max(np.abs(thetas)))
-        while f(hi) <= 0:
+        for _ in range(_MAX_DOUBLINGS):
+            if f(hi) > 0:
+                break
             hi = 2.0 * hi + 1.0
+        else:  # pragma: no cover - f(z) → 1/θ > 0 as z → ∞
+            raise QVEConvergenceError(f"no outlier bracket found for theta = {thetas[idx]:g} (thetas, S)")
         out[idx] = float(brentq(f, branch.edge, hi, xtol=1e-14 * max(1.0, abs(hi)), maxiter=200))
     return out
 

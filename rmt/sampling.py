@@ -35,11 +35,13 @@ from rmt.checks import (
     check_int,
     check_orthonormal_columns,
     check_positive,
+    check_size,
     check_square_matrix,
 )
 
 SeedLike = int | np.random.Generator | None
 
+MAX_REPS = 10**7  # replicates per call (a Python loop: more would run for hours; split such a run)
 _DENSE_SUBSET_LIMIT = 600  # below this size, eigh(subset_by_index) beats ARPACK
 
 
@@ -47,8 +49,12 @@ def as_generator(seed: SeedLike) -> np.random.Generator:
     """A numpy Generator from an int seed, None (fresh entropy) or an existing Generator (returned as is)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        return np.random.default_rng(int(seed))
     raise TypeError(f"seed must be an int, None or a numpy.random.Generator, got {type(seed).__name__}")
 
 
@@ -69,6 +75,12 @@ def _spike_matrix(thetas: FloatArray, vectors: FloatArray) -> FloatArray:
     return (vectors * thetas[None, :]) @ vectors.T
 
 
+def _scalar(arr: FloatArray, name: str) -> float:
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
+    return float(arr)
+
+
 def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[FloatArray, FloatArray]:
     th = check_finite(thetas, "thetas").reshape(-1)
     if th.size > n_params:
@@ -84,7 +96,8 @@ def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[Float
 def sample_goe(n_params: int, nu: float = 1.0, seed: SeedLike = None) -> FloatArray:
     """GOE matrix with off-diagonal variance ν²/P and diagonal variance 2ν²/P (semicircle on [−2ν, 2ν])."""
     p = check_int(n_params, "n_params", minimum=1)
-    scale = float(check_positive(nu, "nu", allow_zero=True))
+    check_size(p * p, "n_params", copies=3)
+    scale = _scalar(check_positive(nu, "nu", allow_zero=True), "nu")
     g = as_generator(seed).standard_normal((p, p))
     return (g + g.T) * (scale / np.sqrt(2.0 * p))
 
@@ -98,6 +111,7 @@ def sample_spiked_wigner(
         >>> A = sample_spiked_wigner(1000, [2.0], 1.0, seed=0)   # top eigenvalue ≈ 2 + 1/2
     """
     p = check_int(n_params, "n_params", minimum=1)
+    check_size(p * p, "n_params", copies=4)
     th, phi = _spikes_and_vectors(p, thetas, vectors)
     return sample_goe(p, nu, seed) + _spike_matrix(th, phi)
 
@@ -130,6 +144,8 @@ def sample_spiked_wishart(
     """``Σ^{1/2} Z Zᵀ Σ^{1/2} / n`` with ``Σ = diag(population_eigenvalues)`` (length P, all > 0)."""
     p = check_int(n_params, "n_params", minimum=1)
     n = check_int(n_samples, "n_samples", minimum=1)
+    check_size(p * n, "n_samples", copies=2)
+    check_size(p * p, "n_params", copies=2)
     pop = check_positive(population_eigenvalues, "population_eigenvalues").reshape(-1)
     if pop.size != p:
         raise ValueError(f"population_eigenvalues must have n_params = {p} entries, got {pop.size}")
@@ -140,14 +156,22 @@ def sample_spiked_wishart(
 def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
     """P diagonal values realising a discrete measure Σ w_i δ_{x_i} (counts by largest-remainder rounding)."""
     p = check_int(n_params, "n_params", minimum=1)
+    check_size(p, "n_params", copies=2)
     x = check_finite(bulk_eigenvalues, "bulk_eigenvalues").reshape(-1)
+    if x.size == 0:
+        raise ValueError("bulk_eigenvalues must hold at least one value, got an empty array")
     w = (
         np.full(x.size, 1.0 / x.size)
         if bulk_weights is None
         else check_positive(bulk_weights, "bulk_weights", allow_zero=True).reshape(-1)
     )
-    if w.size != x.size or w.sum() <= 0:
-        raise ValueError("bulk_weights must have one positive-sum weight per bulk eigenvalue")
+    if w.size != x.size or not (w > 0).any():
+        raise ValueError(
+            f"bulk_weights must have one weight per entry of bulk_eigenvalues ({x.size}) with a positive "
+            "sum, "
+            f"got {w.size} weights"
+        )
+    w = w / w.max()
     exact = p * w / w.sum()
     counts = np.floor(exact).astype(int)
     counts[np.argsort(-(exact - counts))[: p - counts.sum()]] += 1
@@ -169,6 +193,7 @@ def sample_bulk_spike(
     are eigenvalues of H with eigenvectors orthogonal to the bulk's — the Hessian case).
     """
     p = check_int(n_params, "n_params", minimum=2)
+    check_size(p * p, "n_params", copies=3)
     th = check_finite(thetas, "thetas").reshape(-1)
     if th.size >= p:
         raise ValueError(f"thetas must have fewer than n_params = {p} entries")
@@ -240,10 +265,11 @@ def spiked_wigner_top_eigenvalues(
     Example:
         >>> lam = spiked_wigner_top_eigenvalues(2.0, 1.0, 10_000, 200, seed=0)   # mean ≈ 2.5, sd ≈ 1.22/√P
     """
-    th = float(check_finite(theta, "theta"))
-    scale = float(check_positive(nu, "nu"))
+    th = _scalar(check_finite(theta, "theta"), "theta")
+    scale = _scalar(check_positive(nu, "nu"), "nu")
     p = check_int(n_params, "n_params", minimum=2)
-    reps = check_int(n_reps, "n_reps", minimum=1)
+    reps = check_int(n_reps, "n_reps", minimum=1, maximum=MAX_REPS)
+    check_size(p, "n_params", copies=8)
     rng = as_generator(seed)
     dof = np.arange(p - 1, 0, -1, dtype=np.float64)
     vals, ovs = np.empty(reps), np.empty(reps)
@@ -294,11 +320,12 @@ def spiked_wishart_top_eigenvalues(
     ``B_{k+1,k} ~ χ_{P−k}``; the spike scales row 1 of B by √(ℓ/σ²), and the top eigenvalue is that of the
     tridiagonal ``σ² B Bᵀ / n`` (size min(P, n + 1); the remaining eigenvalues are 0).
     """
-    ell_v = float(check_positive(ell, "ell"))
-    s2 = float(check_positive(sigma2, "sigma2"))
+    ell_v = _scalar(check_positive(ell, "ell"), "ell")
+    s2 = _scalar(check_positive(sigma2, "sigma2"), "sigma2")
     p = check_int(n_params, "n_params", minimum=2)
     n = check_int(n_samples, "n_samples", minimum=1)
-    reps = check_int(n_reps, "n_reps", minimum=1)
+    reps = check_int(n_reps, "n_reps", minimum=1, maximum=MAX_REPS)
+    check_size(min(p, n + 1), "n_params", copies=8)
     rng = as_generator(seed)
     size = min(p, n + 1)
     n_diag = min(p, n)  # B_kk, k = 1..n_diag
@@ -369,15 +396,28 @@ def extremal_eigenvalues(
             raise ValueError(f"A must be square, got shape {A.shape}")
         dense = None
     else:
-        dense = check_square_matrix(A, "A")
+        dense = check_square_matrix(A, "A", symmetric=True)
         p = dense.shape[0]
-        op = dense
+        # eigenvalues scale with A: work with A / 2^k (exact) so that entries near 1e308 do not overflow
+        unit = 2.0 ** np.round(np.log2(max(float(np.abs(dense).max(initial=0.0)), 1e-300)))
+        op = dense = dense / unit
+    if p == 0:
+        raise ValueError("A must be a non-empty square matrix, got shape (0, 0)")
     kk = check_int(k, "k", minimum=1, maximum=p)
+    tol_ = check_positive(tol, "tol", allow_zero=True)
+    if tol_.ndim != 0:
+        raise ValueError(f"tol must be a scalar, got shape {tol_.shape}")
+    rng = as_generator(seed)
     if dense is not None and (p <= _DENSE_SUBSET_LIMIT or kk >= p - 1):
         vals, vecs = _dense_subset(dense, kk, which_v)
     else:
-        v0 = as_generator(seed).standard_normal(p)
-        vals, vecs = scipy.sparse.linalg.eigsh(op, k=kk, which=which_v, v0=v0, tol=tol)
+        v0 = rng.standard_normal(p)
+        vals, vecs = scipy.sparse.linalg.eigsh(op, k=kk, which=which_v, v0=v0, tol=float(tol_))
+    if dense is not None:
+        with np.errstate(over="ignore"):
+            vals = vals * unit
+        if not np.isfinite(vals).all():
+            raise ValueError("A has eigenvalues beyond the float64 range (entries too large in magnitude)")
     order = _outermost_first(vals, which_v)
     vals, vecs = vals[order], vecs[:, order]
     return (vals, vecs) if return_vectors else vals

@@ -22,6 +22,7 @@ from rmt.checks import (
     check_finite,
     check_n_data,
     check_positive,
+    refuse_non_finite,
     scalar_or_array,
 )
 
@@ -51,6 +52,7 @@ def _kappa(batch: FloatArray, n: FloatArray) -> FloatArray:
     return np.where(np.isinf(n), 1.0 / batch, finite)
 
 
+@refuse_non_finite()
 def kappa(batch_size: Any, n_data: Any = None) -> float | FloatArray:
     """Variance factor of a batch mean drawn without replacement (THEORY §1).
 
@@ -66,6 +68,7 @@ def kappa(batch_size: Any, n_data: Any = None) -> float | FloatArray:
     return scalar_or_array(_kappa(batch, n))
 
 
+@refuse_non_finite()
 def noise_scale(sigma2: Any, n_params: Any, batch_size: Any, n_data: Any = None) -> float | FloatArray:
     """Noise scale ``ν(B) = sqrt(P σ² κ(B))`` of the batch-Hessian noise E (THEORY §1a).
 
@@ -88,9 +91,10 @@ def _outlier(theta: FloatArray, nu: FloatArray) -> FloatArray:
     above = np.abs(theta) > nu
     safe = np.where(above, theta, 1.0)
     edge = np.where(theta < 0, -2.0 * nu, 2.0 * nu)
-    return np.where(above, safe + nu**2 / safe, edge)
+    return np.where(above, safe + nu * (nu / safe), edge)
 
 
+@refuse_non_finite()
 def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
     """Extremal eigenvalue of ``θ u uᵀ + E`` for a semicircle noise E of scale ν (THEORY §1a, BBP).
 
@@ -106,6 +110,7 @@ def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
     return scalar_or_array(_outlier(th, nu_))
 
 
+@refuse_non_finite()
 def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
     """Squared overlap ``|⟨u', u⟩|² = max(1 − ν²/θ², 0)`` of outlier eigenvector and spike (THEORY §1a).
 
@@ -117,9 +122,10 @@ def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
     nu_ = check_positive(nu, "nu", allow_zero=True)
     above = np.abs(th) > nu_
     safe = np.where(above, th, 1.0)
-    return scalar_or_array(np.where(above, 1.0 - nu_**2 / safe**2, 0.0))
+    return scalar_or_array(np.where(above, 1.0 - (nu_ / safe) ** 2, 0.0))
 
 
+@refuse_non_finite()
 def outlier_fluctuation_sd(theta: Any, nu: Any, n_params: Any) -> float | FloatArray:
     """Standard deviation of the outlier for real symmetric Gaussian (GOE) noise (THEORY §1d).
 
@@ -134,10 +140,11 @@ def outlier_fluctuation_sd(theta: Any, nu: Any, n_params: Any) -> float | FloatA
     p = check_positive(n_params, "n_params")
     above = np.abs(th) > nu_
     safe = np.where(above, th, 1.0)
-    var = np.where(above, 2.0 * nu_**2 * (1.0 - nu_**2 / safe**2), 0.0) / p
-    return scalar_or_array(np.sqrt(var))
+    sd = np.where(above, np.sqrt(2.0 * (1.0 - (nu_ / safe) ** 2)) * nu_, 0.0) / np.sqrt(p)
+    return scalar_or_array(sd)
 
 
+@refuse_non_finite()
 def semicircle_density(x: Any, nu: Any) -> float | FloatArray:
     """Wigner semicircle density ``sqrt(4ν² − x²) / (2π ν²)`` on ``[−2ν, 2ν]`` (0 outside) (THEORY §1a).
 
@@ -147,14 +154,17 @@ def semicircle_density(x: Any, nu: Any) -> float | FloatArray:
     """
     xs = check_finite(x, "x")
     nu_ = check_positive(nu, "nu")
-    return scalar_or_array(np.sqrt(np.maximum(4.0 * nu_**2 - xs**2, 0.0)) / (2.0 * np.pi * nu_**2))
+    r = xs / nu_  # dimensionless: ρ(x) = sqrt(4 − (x/ν)²) / (2π ν)
+    return scalar_or_array(np.sqrt(np.maximum(4.0 - r**2, 0.0)) / (2.0 * np.pi * nu_))
 
 
+@refuse_non_finite()
 def semicircle_edge(nu: Any) -> float | FloatArray:
     """Upper edge ``2ν`` of the semicircle of scale ν >= 0 (the lower edge is ``−2ν``) (THEORY §1a)."""
     return scalar_or_array(2.0 * check_positive(nu, "nu", allow_zero=True))
 
 
+@refuse_non_finite()
 def batch_hessian_extremal(
     lam: Any, sigma2: Any, n_params: Any, batch_size: Any, n_data: Any = None
 ) -> float | FloatArray:
@@ -171,6 +181,7 @@ def batch_hessian_extremal(
     return scalar_or_array(_outlier(lam_, nu))
 
 
+@refuse_non_finite(allow_inf=True)
 def critical_batch_size(lam: Any, sigma2: Any, n_params: Any, n_data: Any = None) -> float | FloatArray:
     """Batch size B* at which the spike λ separates from the noise bulk: ``ν(B*) = |λ|`` (THEORY §1a).
 

@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from rmt.checks import FloatArray, check_batch_size, check_finite, check_positive, scalar_or_array
+from rmt.checks import (
+    FloatArray,
+    check_batch_size,
+    check_finite,
+    check_positive,
+    refuse_non_finite,
+    scalar_or_array,
+)
 
 __all__ = [
     "batch_ggn_extremal",
@@ -33,6 +40,7 @@ def _edges(s2: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray]:
     return s2 * (1.0 - root) ** 2, s2 * (1.0 + root) ** 2
 
 
+@refuse_non_finite()
 def marchenko_pastur_edges(sigma2: Any, q: Any) -> tuple[float | FloatArray, float | FloatArray]:
     """Edges ``(σ²(1 − √q)², σ²(1 + √q)²)`` of the Marchenko–Pastur law of ratio ``q = P/n`` (THEORY §2).
 
@@ -48,6 +56,7 @@ def marchenko_pastur_edges(sigma2: Any, q: Any) -> tuple[float | FloatArray, flo
     return scalar_or_array(low), scalar_or_array(high)
 
 
+@refuse_non_finite()
 def marchenko_pastur_atom(q: Any) -> float | FloatArray:
     """Mass ``max(1 − 1/q, 0)`` of the atom at 0 of the Marchenko–Pastur law of the P×P matrix (rank ≤ n).
 
@@ -58,6 +67,7 @@ def marchenko_pastur_atom(q: Any) -> float | FloatArray:
     return scalar_or_array(np.maximum(1.0 - 1.0 / q_, 0.0))
 
 
+@refuse_non_finite()
 def marchenko_pastur_density(x: Any, sigma2: Any, q: Any) -> float | FloatArray:
     """Absolutely continuous part of the Marchenko–Pastur law of ``σ² Z Zᵀ/n``, ``q = P/n`` (THEORY §2).
 
@@ -71,10 +81,11 @@ def marchenko_pastur_density(x: Any, sigma2: Any, q: Any) -> float | FloatArray:
     xs = check_finite(x, "x")
     s2 = check_positive(sigma2, "sigma2")
     q_ = check_positive(q, "q")
-    low, high = _edges(s2, q_)
-    inside = (xs > low) & (xs < high)
-    safe_x = np.where(inside, xs, 1.0)
-    value = np.sqrt(np.maximum((high - xs) * (xs - low), 0.0)) / (2.0 * np.pi * s2 * q_ * safe_x)
+    low, high = _edges(np.ones_like(s2), q_)  # in units of σ² (u = x/σ²), so that no product overflows
+    u = xs / s2
+    inside = (u > low) & (u < high)
+    safe_u = np.where(inside, u, 1.0)
+    value = np.sqrt(np.maximum((high - u) * (u - low), 0.0)) / (2.0 * np.pi * q_ * safe_u) / s2
     return scalar_or_array(np.where(inside, value, 0.0))
 
 
@@ -88,6 +99,7 @@ def _outlier(ell: FloatArray, s2: FloatArray, q: FloatArray) -> FloatArray:
     return np.where(above, ell * (1.0 + q * s2 / gap), _edges(s2, q)[1])
 
 
+@refuse_non_finite()
 def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     """Top sample eigenvalue for a population spike ℓ over a white bulk σ² (Baik–Silverstein; THEORY §2).
 
@@ -103,6 +115,7 @@ def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     return scalar_or_array(_outlier(ell_, s2, q_))
 
 
+@refuse_non_finite()
 def wishart_overlap(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     """Squared overlap of the outlier eigenvector with the population spike (Paul 2007; THEORY §2).
 
@@ -117,10 +130,11 @@ def wishart_overlap(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     q_ = check_positive(q, "q")
     above = ell_ > _threshold(s2, q_)
     gap = np.where(above, ell_ - s2, 1.0)
-    value = (1.0 - q_ * s2**2 / gap**2) / (1.0 + q_ * s2 / gap)
+    value = (1.0 - q_ * (s2 / gap) ** 2) / (1.0 + q_ * (s2 / gap))
     return scalar_or_array(np.where(above, value, 0.0))
 
 
+@refuse_non_finite()
 def wishart_outlier_fluctuation_sd(ell: Any, sigma2: Any, q: Any, n_samples: Any) -> float | FloatArray:
     """Standard deviation of the Wishart outlier (Paul 2007, Gaussian data; REFERENCE_VALUES row 8).
 
@@ -136,10 +150,12 @@ def wishart_outlier_fluctuation_sd(ell: Any, sigma2: Any, q: Any, n_samples: Any
     n = check_positive(n_samples, "n_samples")
     above = ell_ > _threshold(s2, q_)
     gap = np.where(above, ell_ - s2, 1.0)
-    var = np.where(above, 2.0 * ell_**2 * (1.0 - q_ * s2**2 / gap**2), 0.0) / n
-    return scalar_or_array(np.sqrt(var))
+    rel = np.sqrt(np.maximum(2.0 * (1.0 - q_ * (s2 / gap) ** 2), 0.0))
+    sd = np.where(above, rel * ell_, 0.0) / np.sqrt(n)
+    return scalar_or_array(sd)
 
 
+@refuse_non_finite()
 def batch_ggn_extremal(
     lam: Any, sigma2: Any, n_params: Any, batch_size: Any, outputs_per_sample: Any = 1
 ) -> float | FloatArray:
