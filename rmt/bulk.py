@@ -185,8 +185,10 @@ class _SpikeMap:
         return out
 
     def spike_slope(self, theta: FloatArray) -> FloatArray:
-        """``max(f'(θ), 0)`` (0 on atoms)."""
+        """``max(f'(θ), 0)`` (0 on atoms; 1 elsewhere without noise, coupling 0)."""
         on_atom = np.isin(theta, self.atoms)
+        if self.coupling == 0.0:
+            return np.where(on_atom, 0.0, 1.0)
         safe = np.where(on_atom, self.atoms[-1] + 1.0 + self.scale, theta)
         return np.where(on_atom, 0.0, np.maximum(self.slope(safe), 0.0))
 

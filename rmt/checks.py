@@ -56,6 +56,9 @@ def refuse_non_finite(*, allow_inf: bool = False) -> Callable[[Callable[_P, _R]]
     shapes. Argument errors raised by the function pass through unchanged.
     """
 
+    if not isinstance(allow_inf, bool):
+        raise TypeError(f"allow_inf must be a bool, got {type(allow_inf).__name__}")
+
     def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
         names = ", ".join(inspect.signature(fn).parameters)
 
@@ -205,8 +208,15 @@ def check_batch_size(batch_size: Any, n_data: Any = None, name: str = "batch_siz
         raise ValueError(f"{name} must be >= 1, got {_show(arr[arr < 1])}")
     if n_data is not None:
         n = check_n_data(n_data)
-        if (arr > n).any():
-            raise ValueError(f"{name} must be <= n_data = {_show(n)}, got {_show(arr[arr > n])}")
+        try:
+            shape = np.broadcast_shapes(arr.shape, n.shape)
+        except ValueError:
+            raise ValueError(f"{name} {arr.shape} and n_data {n.shape} must broadcast together") from None
+        over = arr > n
+        if over.any():
+            raise ValueError(
+                f"{name} must be <= n_data = {_show(n)}, got {_show(np.broadcast_to(arr, shape)[over])}"
+            )
     return arr
 
 
@@ -279,6 +289,10 @@ def scalar_or_array(arr: FloatArray) -> float | FloatArray:
     """Return a Python float for 0-d results and the array otherwise (numpy-style vectorisation)."""
     if not isinstance(arr, (np.ndarray, np.floating, float, int)) or isinstance(arr, bool):
         raise TypeError(f"arr must be a float64 numpy array, got {type(arr).__name__}")
+    if isinstance(arr, np.ndarray) and arr.dtype.kind not in "fiu":
+        raise TypeError(f"arr must be a real numpy array, got dtype {arr.dtype}")
+    if np.isnan(arr).any():
+        raise ValueError("arr must not contain NaN (a result that is not a number)")
     return float(arr) if np.ndim(arr) == 0 else arr
 
 

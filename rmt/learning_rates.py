@@ -329,6 +329,7 @@ def max_lr_vs_batch(
     method = check_choice(method, "method", METHODS)
     if method == "adam":
         raise ValueError("method='adam' needs the preconditioner: use adam_max_lr_vs_batch")
+    check_positive(lam, "lam", allow_zero=True)  # a stability bound needs the top (positive) curvature
     curvature = batch_top_curvature(
         batch_sizes, lam, sigma2, n_params, model=model, n_data=n_data, outputs_per_sample=outputs_per_sample
     )
@@ -452,6 +453,7 @@ def adam_max_lr_vs_batch(
       (homogeneous ``P``).
     """
     form = check_choice(form, "form", ADAM_FORMS)
+    check_positive(lam, "lam", allow_zero=True)  # a stability bound needs the top (positive) curvature
     c = np.asarray(stability_constant("adam", 0.0, beta1), dtype=np.float64)
     model_args = {"model": model, "n_data": n_data, "outputs_per_sample": outputs_per_sample}
     curvature = np.asarray(batch_top_curvature(batch_sizes, lam, sigma2, n_params, **model_args))

@@ -417,30 +417,43 @@ class _Branch:
     far_state: Any
 
     def at(self, z: float) -> Any:
-        """Real solution at z >= edge by Newton continuation from the nearer end."""
+        """Real solution at z >= edge by Newton continuation from the nearer end of [edge, far].
+
+        Above ``far`` Newton starts from the far solution (continuing upwards if one jump fails). Between
+        the ends the continuation starts at the nearer one; from the edge (a fold, where Newton's Jacobian is
+        nearly singular) it may fail, and then the far end takes over.
+        """
         if z <= self.edge:
             return self.edge_state
-        z0, st = (self.far, self.far_state) if z >= self.far else (self.edge, self.edge_state)
         if z >= self.far:
-            st2 = _real_newton(self.system, z, st, -1.0)
-            if st2 is not None:
-                return st2
-        # continue from the far point downwards in adaptive steps
-        z0, st = self.far, self.far_state
-        h = z0 - z
-        while z0 > z:
-            step = min(h, z0 - z)
-            new = _real_newton(self.system, z0 - step, st, -1.0)
+            return self._continue(self.far, self.far_state, z, strict=True)
+        if z - self.edge < self.far - z:
+            state = self._continue(self.edge, self.edge_state, z, strict=False)
+            if state is not None:
+                return state
+        return self._continue(self.far, self.far_state, z, strict=True)
+
+    def _continue(self, z0: float, state: Any, z: float, *, strict: bool) -> Any:
+        """Newton continuation from the solution ``state`` at ``z0`` to ``z`` in adaptive steps (doubled after
+        a success, halved after a failure); None (or an error when ``strict``) if the step size underflows."""
+        direction = 1.0 if z > z0 else -1.0
+        h = abs(z - z0)
+        while z0 != z:
+            remaining = abs(z - z0)
+            target = z if h >= remaining else z0 + direction * h
+            new = _real_newton(self.system, target, state, -1.0)
             if new is None:
-                h *= 0.5
+                h = min(h, remaining) * 0.5
                 if h < 1e-15 * (1 + abs(z)):
+                    if not strict:
+                        return None
                     raise QVEConvergenceError(
                         f"real QVE branch could not be continued to z = {z} for this profile S (and shifts a)"
                     )
                 continue
-            z0, st = z0 - step, new
+            z0, state = target, new
             h *= 2.0
-        return st
+        return state
 
 
 def _upper_branch(system: _System) -> _Branch:

@@ -81,6 +81,13 @@ def _scalar(arr: FloatArray, name: str) -> float:
     return float(arr)
 
 
+def _finite(out: FloatArray, names: str) -> FloatArray:
+    """``out`` if every entry is finite; else a ``ValueError`` naming the arguments that overflowed."""
+    if not np.isfinite(out).all():
+        raise ValueError(f"the sample overflows float64: {names} too large in magnitude")
+    return out
+
+
 def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[FloatArray, FloatArray]:
     th = check_finite(thetas, "thetas").reshape(-1)
     if th.size > n_params:
@@ -99,7 +106,8 @@ def sample_goe(n_params: int, nu: float = 1.0, seed: SeedLike = None) -> FloatAr
     check_size(p * p, "n_params", copies=3)
     scale = _scalar(check_positive(nu, "nu", allow_zero=True), "nu")
     g = as_generator(seed).standard_normal((p, p))
-    return (g + g.T) * (scale / np.sqrt(2.0 * p))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite((g + g.T) * (scale / np.sqrt(2.0 * p)), "nu")
 
 
 def sample_spiked_wigner(
@@ -113,7 +121,8 @@ def sample_spiked_wigner(
     p = check_int(n_params, "n_params", minimum=1)
     check_size(p * p, "n_params", copies=4)
     th, phi = _spikes_and_vectors(p, thetas, vectors)
-    return sample_goe(p, nu, seed) + _spike_matrix(th, phi)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(sample_goe(p, nu, seed) + _spike_matrix(th, phi), "nu, thetas")
 
 
 def sample_profile_wigner(
@@ -134,8 +143,10 @@ def sample_profile_wigner(
         a_arr = check_finite(a, "a")
         if a_arr.shape != (p,):
             raise ValueError(f"a must have shape ({p},), got {a_arr.shape}")
-        noise[np.diag_indices(p)] += a_arr
-    return noise + _spike_matrix(th, phi)
+        with np.errstate(over="ignore", invalid="ignore"):
+            noise[np.diag_indices(p)] += a_arr
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(noise + _spike_matrix(th, phi), "S, thetas, a")
 
 
 def sample_spiked_wishart(
@@ -150,7 +161,8 @@ def sample_spiked_wishart(
     if pop.size != p:
         raise ValueError(f"population_eigenvalues must have n_params = {p} entries, got {pop.size}")
     x = np.sqrt(pop)[:, None] * as_generator(seed).standard_normal((p, n))
-    return (x @ x.T) / n
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite((x @ x.T) / n, "population_eigenvalues")
 
 
 def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
@@ -199,8 +211,9 @@ def sample_bulk_spike(
         raise ValueError(f"thetas must have fewer than n_params = {p} entries")
     diag = np.concatenate([th, discrete_bulk(p - th.size, bulk_eigenvalues, bulk_weights)])
     out = sample_goe(p, nu, seed)
-    out[np.diag_indices(p)] += diag
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        out[np.diag_indices(p)] += diag
+    return _finite(out, "thetas, nu, bulk_eigenvalues")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -212,9 +225,14 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
     squared
     first component of its unit eigenvector (inverse iteration with banded solves, O(P)); NaN otherwise."""
     p = d.size
+    # eigenvalues scale with the matrix: work in units of a power of two near its largest entry (exact)
+    unit = 2.0 ** np.round(np.log2(max(float(np.abs(d).max()), float(np.abs(e).max(initial=0.0)), 1e-300)))
+    d, e = d / unit, e / unit
     lam = float(scipy.linalg.eigvalsh_tridiagonal(d, e, select="i", select_range=(p - 1, p - 1))[0])
+    with np.errstate(over="ignore"):
+        lam_out = float(lam * unit)
     if not with_overlap:
-        return lam, float("nan")
+        return lam_out, float("nan")
     shift = lam + 1e-9 * (abs(lam) + float(np.abs(e).max(initial=0.0)) + 1e-300)
     banded = np.zeros((3, p))
     banded[0, 1:] = e
@@ -224,7 +242,7 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
     for _ in range(3):
         x = scipy.linalg.solve_banded((1, 1), banded, x, check_finite=False)
         x /= np.linalg.norm(x)
-    return lam, float(x[0] ** 2)
+    return lam_out, float(x[0] ** 2)
 
 
 @overload
@@ -278,6 +296,7 @@ def spiked_wigner_top_eigenvalues(
         d[0] += th
         e = np.sqrt(rng.chisquare(dof)) * (scale / np.sqrt(p))
         vals[i], ovs[i] = _top_of_tridiagonal(d, e, return_overlaps)
+    _finite(vals, "theta, nu")
     return TopEigen(vals, ovs) if return_overlaps else vals
 
 
@@ -338,11 +357,18 @@ def spiked_wishart_top_eigenvalues(
         bd[:n_diag] = np.sqrt(rng.chisquare(diag_dof))
         bs = np.zeros(size)  # bs[k] = B_{k+1,k} (0-based: row k+1, column k)
         bs[:n_sub] = np.sqrt(rng.chisquare(sub_dof))
-        bd[0] *= np.sqrt(ell_v / s2)
-        d = bd**2
-        d[1:] += bs[: size - 1] ** 2
-        e = bd[: size - 1] * bs[: size - 1]
-        vals[i], ovs[i] = _top_of_tridiagonal(d * (s2 / n), e * (s2 / n), return_overlaps)
+        with np.errstate(over="ignore"):
+            bd[0] *= np.sqrt(ell_v / s2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = bd**2
+            d[1:] += bs[: size - 1] ** 2
+            e = bd[: size - 1] * bs[: size - 1]
+        _finite(np.concatenate([d, e]), "ell / sigma2")
+        # σ²/n scales every eigenvalue: applied after the eigensolve (no overflow inside LAPACK)
+        vals[i], ovs[i] = _top_of_tridiagonal(d, e, return_overlaps)
+    with np.errstate(over="ignore"):
+        vals = vals * (s2 / n)
+    _finite(vals, "ell, sigma2")
     return TopEigen(vals, ovs) if return_overlaps else vals
 
 

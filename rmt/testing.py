@@ -325,7 +325,10 @@ def batch_sizes(
     top = int(min(max_batch, n_data)) if n_data is not None else max_batch
     admissible = [b for b in _candidate_batches(top) if allowed(b)]
     if not admissible:
-        raise ValueError("no batch size in [1, max_batch] lies outside the critical window for these inputs")
+        raise ValueError(
+            "no batch size in [1, max_batch] lies outside the critical window for these inputs "
+            "(lam, sigma2, n_params, max_batch, n_data, width, regime)"
+        )
     return st.sampled_from(admissible)
 
 

@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rmt
-from rmt import learning_rates, profile, symbolic
+from rmt import checks, learning_rates, profile, symbolic
 
 CALL_LIMIT_S = int(
     os.environ.get("RMT_FUZZ_CALL_LIMIT_S", "60")
@@ -735,6 +735,15 @@ def _symbolic_specs() -> dict[str, Spec]:
     }
 
 
+def _decorated_echo(value: Any, allow_inf: Any) -> Any:
+    """refuse_non_finite applied to a function that returns its (checked) argument."""
+
+    def echo(value: Any) -> Any:
+        return checks.as_float_array(value, "value")
+
+    return checks.refuse_non_finite(allow_inf=allow_inf)(echo)(value)
+
+
 def _checks_specs() -> dict[str, Spec]:
     name = st.just("value")
     real = _maybe_vec(REAL)
@@ -773,11 +782,12 @@ def _checks_specs() -> dict[str, Spec]:
 
     ck = "rmt.checks."
     return {
-        ck + "as_float_array": Spec(_kw(value=real, name=name), ("value",)),
+        ck + "as_float_array": Spec(_kw(value=real, name=name), ("value",), allow_inf=True),  # documented
         ck + "check_finite": Spec(_kw(value=real, name=name), ("value",)),
         ck + "check_positive": Spec(
             _kw(value=_maybe_vec(POS), name=name, allow_zero=st.booleans(), allow_inf=st.booleans()),
             ("value",),
+            allow_inf=True,  # inf is returned exactly when the caller passes allow_inf=True
         ),
         ck + "check_in_range": Spec(
             in_range(), ("value", "low", "high"), labels={"low": ("value",), "high": ("value",)}
@@ -815,8 +825,14 @@ def _checks_specs() -> dict[str, Spec]:
             ),
             ("count", "itemsize", "copies"),
         ),
-        ck + "scalar_or_array": Spec(_kw(arr=real), ("arr",)),
+        ck + "scalar_or_array": Spec(_kw(arr=real), ("arr",), allow_inf=True),  # passes results through
         ck + "memory_limit_bytes": Spec(st.just({}), ()),
+        ck + "refuse_non_finite": Spec(
+            _kw(value=real, allow_inf=st.booleans()),
+            ("value", "allow_inf"),
+            call=_decorated_echo,
+            allow_inf=True,
+        ),
     }
 
 
@@ -879,8 +895,8 @@ def test_fuzz_budget_meets_the_ci_minimum() -> None:
 
 # ============================================================================================ the contract
 def _examples(spec: Spec) -> int:
-    """Examples for one function: the profile's ``max_examples`` (ci: 100, nightly: 2000) × 0.6 × weight."""
-    return max(5, int(round(settings.default.max_examples * 0.6 * spec.weight)))
+    """Examples for one function: the profile's ``max_examples`` (ci: 100, nightly: 2000) × 0.7 × weight."""
+    return max(5, int(round(settings().max_examples * 0.7 * spec.weight)))
 
 
 class _Hang(Exception):
