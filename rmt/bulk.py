@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from rmt.checks import (
     FloatArray,
@@ -299,8 +299,8 @@ def _scalar_float(value: Any, name: str, *, allow_zero: bool) -> float:
 
 
 def _unit(size: float) -> float:
-    """A power of two near ``size`` (exact rescaling; 1 for size 0)."""
-    return float(2.0 ** np.round(np.log2(size))) if size > 0 else 1.0
+    """The largest power of two <= ``size`` (exact rescaling, never overflows; 1 for size 0)."""
+    return float(2.0 ** np.floor(np.log2(size))) if size > 0 else 1.0
 
 
 def _additive_map(nu: float, atoms: FloatArray, weights: FloatArray) -> _SpikeMap:
@@ -337,7 +337,7 @@ def _per_parameter(
 # ===================================================================== additive model (THEORY §1c)
 @refuse_non_finite()
 def bulk_spike_outlier(
-    theta: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    theta: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Batch eigenvalue of a spike θ over the bulk μ under semicircle noise of scale ν (THEORY §1c).
 
@@ -359,7 +359,7 @@ def bulk_spike_outlier(
 
 @refuse_non_finite()
 def bulk_spike_overlap(
-    theta: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    theta: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Squared overlap ``|⟨u', u⟩|² = max(h'(θ), 0)`` of the batch outlier with the spike (THEORY §1c).
 
@@ -373,7 +373,7 @@ def bulk_spike_overlap(
 
 @refuse_non_finite()
 def critical_noise_variance(
-    theta: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    theta: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Critical noise variance ``ν_c² = 1 / ∫ dμ(x)/(θ − x)²`` for the spike θ (THEORY §1c).
 
@@ -392,7 +392,9 @@ def critical_noise_variance(
 
 
 @refuse_non_finite()
-def free_convolution_edges(nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
+def free_convolution_edges(
+    nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> FloatArray:
     """Sorted edges of ``μ ⊞ sc(ν)``: ``h(w*)`` at the real roots of ``h'(w*) = 0`` outside supp μ
     (THEORY §1c).
 
@@ -407,7 +409,9 @@ def free_convolution_edges(nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = N
 
 
 @refuse_non_finite()
-def free_convolution_subordination(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> Any:
+def free_convolution_subordination(
+    z: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> complex | ComplexArray:
     """Subordination function ω(z) of ``μ ⊞ sc(ν)``: the solution of ``ω + ν² g_μ(ω) = z`` with Im ω > 0.
 
     For real z the limit ``z + i0`` is returned (real outside the support). Complex array (complex
@@ -424,7 +428,9 @@ def free_convolution_subordination(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_
 
 
 @refuse_non_finite()
-def free_convolution_stieltjes(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> Any:
+def free_convolution_stieltjes(
+    z: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> complex | ComplexArray:
     """Stieltjes transform ``G(z) = ∫ dρ(x)/(z − x)`` of ``ρ = μ ⊞ sc(ν)``, via ``G(z) = g_μ(ω(z))``.
 
     Solves the Pastur equation ``G = g_μ(z − ν² G)``. For real z outside the support G is real.
@@ -442,7 +448,7 @@ def free_convolution_stieltjes(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_weig
 
 @refuse_non_finite()
 def free_convolution_density(
-    x: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    x: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Density of ``μ ⊞ sc(ν)`` at real x: ``Im ω(x + i0) / (π ν²)`` (THEORY §1c; Biane 1997).
 
@@ -464,7 +470,7 @@ def free_convolution_density(
 # §2, Bai–Yao)
 @refuse_non_finite()
 def wishart_bulk_spike_outlier(
-    alpha: Any, q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    alpha: ArrayLike, q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Sample eigenvalue of a population spike α over the population bulk H, ratio ``q = P/n`` (Bai–Yao; §2).
 
@@ -485,7 +491,7 @@ def wishart_bulk_spike_outlier(
 
 @refuse_non_finite()
 def wishart_bulk_spike_overlap(
-    alpha: Any, q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    alpha: ArrayLike, q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Squared overlap ``α ψ'(α) / ψ(α)`` of the sample outlier with the population spike (0 when ψ'(α) <= 0).
 
@@ -508,7 +514,9 @@ def wishart_bulk_spike_overlap(
 
 
 @refuse_non_finite(allow_inf=True)
-def wishart_critical_ratio(alpha: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> float | FloatArray:
+def wishart_critical_ratio(
+    alpha: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> float | FloatArray:
     """Critical ratio ``q_c(α) = 1 / ∫ t² dH(t)/(α − t)²``: the spike α is an outlier iff ``q < q_c``.
 
     For H = δ₁: ``q_c = (α − 1)²``, i.e. α_c = 1 + √q. 0 when α is an atom of H.
@@ -525,7 +533,9 @@ def wishart_critical_ratio(alpha: Any, bulk_eigenvalues: Any, bulk_weights: Any 
 
 
 @refuse_non_finite()
-def wishart_bulk_edges(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
+def wishart_bulk_edges(
+    q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> FloatArray:
     """Sorted edges of the continuous part of the limiting sample spectrum (critical values of ψ;
     Bai–Yao, §2).
 
@@ -541,7 +551,9 @@ def wishart_bulk_edges(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) 
 
 
 @refuse_non_finite()
-def wishart_bulk_atom(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> float | FloatArray:
+def wishart_bulk_atom(
+    q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> float | FloatArray:
     """Mass at 0 of the limiting P×P sample spectrum: ``1 − min(1 − H({0}), 1/q)`` (rank ≤ min(P·(1
     − H({0})), n)).
 
@@ -558,7 +570,7 @@ def wishart_bulk_atom(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -
 
 @refuse_non_finite()
 def wishart_bulk_density(
-    x: Any, q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    x: ArrayLike, q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Density of the continuous part of the limiting sample spectrum ``H ⊠ MP_q`` (Silverstein equation; §2).
 

@@ -8,7 +8,7 @@ import inspect
 import numbers
 import os
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -111,8 +111,9 @@ def check_size(count: int, name: str, *, itemsize: int = 8, copies: int = 1) -> 
     need = n * size * k
     limit = memory_limit_bytes()
     if need > limit:
+        amount = f"{need / 2**30:.3g} GiB" if need < 2**1000 else "more than 2^1000 bytes"
         raise ValueError(
-            f"{name} asks for {need / 2**30:.3g} GiB (copies = {k} array(s) of {n} items of itemsize {size} "
+            f"{name} asks for {amount} (copies = {k} array(s) of {n} items of itemsize {size} "
             "bytes), more than "
             f"this machine's memory ({limit / 2**30:.3g} GiB): it cannot fit in memory"
         )
@@ -165,7 +166,7 @@ def check_positive(
 
 
 def check_in_range(
-    value: Any, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+    value: ArrayLike, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
 ) -> FloatArray:
     """Float64 array of values in the interval [low, high] (open ends on request)."""
     low, high = _real_scalar(low, "low"), _real_scalar(high, "high")
@@ -201,7 +202,9 @@ def check_int(value: object, name: str, *, minimum: int | None = None, maximum: 
     return out
 
 
-def check_batch_size(batch_size: Any, n_data: Any = None, name: str = "batch_size") -> FloatArray:
+def check_batch_size(
+    batch_size: ArrayLike, n_data: ArrayLike | None = None, name: str = "batch_size"
+) -> FloatArray:
     """Batch sizes B with 1 <= B (<= N when ``n_data`` is given); returns float64 array."""
     arr = check_finite(batch_size, name)
     if (arr < 1).any():
@@ -220,7 +223,7 @@ def check_batch_size(batch_size: Any, n_data: Any = None, name: str = "batch_siz
     return arr
 
 
-def check_n_data(n_data: Any, name: str = "n_data") -> FloatArray:
+def check_n_data(n_data: ArrayLike, name: str = "n_data") -> FloatArray:
     """Training-set size N >= 2 (``inf`` allowed: sampling with an infinite pool)."""
     arr = as_float_array(n_data, name)
     if (arr < 2).any():
@@ -229,7 +232,7 @@ def check_n_data(n_data: Any, name: str = "n_data") -> FloatArray:
 
 
 def check_square_matrix(
-    value: Any, name: str, *, symmetric: bool = False, nonnegative: bool = False
+    value: ArrayLike, name: str, *, symmetric: bool = False, nonnegative: bool = False
 ) -> FloatArray:
     """A finite float64 square matrix, optionally symmetric (to 1e-10 relative) and entrywise >= 0."""
     arr = check_finite(value, name)
@@ -245,7 +248,7 @@ def check_square_matrix(
 
 
 def check_orthonormal_columns(
-    value: Any, name: str, n_rows: int | None = None, tol: float = 1e-8
+    value: ArrayLike, name: str, n_rows: int | None = None, tol: float = 1e-8
 ) -> FloatArray:
     """A P x r float64 matrix with orthonormal columns (``VᵀV = I`` to ``tol``);
     a 1-D vector is one column."""
@@ -327,8 +330,8 @@ def check_complex(value: ArrayLike, name: str, *, upper_half_plane: bool = True)
 
 
 def check_measure(
-    eigenvalues: Any,
-    weights: Any = None,
+    eigenvalues: ArrayLike,
+    weights: ArrayLike | None = None,
     *,
     name: str = "bulk_eigenvalues",
     weights_name: str = "bulk_weights",

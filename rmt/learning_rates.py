@@ -35,6 +35,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmt.checks import (
     FloatArray,
@@ -91,7 +92,9 @@ ADAM_FORMS: tuple[str, ...] = ("second_moment", "sqrt_curvature")
 # 1. Quadratic stability thresholds
 # ------------------------------------------------------------------------------------------------------------
 @refuse_non_finite()
-def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
+def stability_constant(
+    method: str = "sgd", momentum: ArrayLike = 0.0, beta1: ArrayLike = 0.9
+) -> float | FloatArray:
     """The constant ``c`` of the stability condition ``η λ < c`` (see the module table).
 
     ``sgd``: 2 (``momentum`` must be 0: PyTorch's SGD with momentum is ``heavy_ball``); ``heavy_ball``:
@@ -116,7 +119,9 @@ def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.
 
 
 @refuse_non_finite()
-def max_lr(curvature: Any, method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
+def max_lr(
+    curvature: ArrayLike, method: str = "sgd", momentum: ArrayLike = 0.0, beta1: ArrayLike = 0.9
+) -> float | FloatArray:
     """Largest stable learning rate ``η_max = c / λ`` on a quadratic with top curvature ``λ`` [exact].
 
     ``c`` is :func:`stability_constant`. For ``method="adam"`` the curvature must be that of the
@@ -129,7 +134,7 @@ def max_lr(curvature: Any, method: str = "sgd", momentum: Any = 0.0, beta1: Any 
 
 
 @refuse_non_finite()
-def polyak_heavy_ball(L: Any, mu: Any) -> tuple[float | FloatArray, float | FloatArray]:
+def polyak_heavy_ball(L: ArrayLike, mu: ArrayLike) -> tuple[float | FloatArray, float | FloatArray]:
     """Polyak's optimal heavy-ball parameters for a spectrum in ``[μ, L]``, 0 < μ ≤ L [exact].
 
     ``η = 4/(√L + √μ)²``, ``β = ((√L − √μ)/(√L + √μ))²``. In PyTorch's convention (``v ← βv + g; w ← w − ηv``,
@@ -147,7 +152,7 @@ def polyak_heavy_ball(L: Any, mu: Any) -> tuple[float | FloatArray, float | Floa
 
 
 @refuse_non_finite()
-def ls_mean_square_growth(lr: Any, batch_size: Any, dim: Any) -> float | FloatArray:
+def ls_mean_square_growth(lr: ArrayLike, batch_size: ArrayLike, dim: ArrayLike) -> float | FloatArray:
     """One-step factor of ``E‖w − w*‖²`` for SGD on noiseless Gaussian least squares [exact].
 
     Loss ``½ E(xᵀ(w − w*))²`` with ``x ~ N(0, I_d)``; a step uses the mean gradient of ``B`` i.i.d. samples
@@ -162,7 +167,7 @@ def ls_mean_square_growth(lr: Any, batch_size: Any, dim: Any) -> float | FloatAr
 
 
 @refuse_non_finite()
-def ls_mean_square_threshold(batch_size: Any, dim: Any) -> float | FloatArray:
+def ls_mean_square_threshold(batch_size: ArrayLike, dim: ArrayLike) -> float | FloatArray:
     """Mean-square stability threshold ``η_MS(B) = 2B/(B + d + 1)`` of Gaussian least-squares SGD [exact].
 
     The positive root of :func:`ls_mean_square_growth` ``= 1``: ``E‖w − w*‖²`` decays iff ``0 < η < η_MS``.
@@ -204,14 +209,14 @@ def _check_model_args(
 
 @refuse_non_finite()
 def batch_top_curvature(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Predicted top eigenvalue ``λ'_1(B)`` of the batch curvature.
 
@@ -227,13 +232,13 @@ def batch_top_curvature(
 
 @refuse_non_finite()
 def noise_edge_curvature(
-    batch_sizes: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Top of the batch-noise bulk: the curvature a *flat* direction of ``H`` has in ``H_B`` / ``G_B``.
 
@@ -248,13 +253,13 @@ def noise_edge_curvature(
 
 @refuse_non_finite(allow_inf=True)
 def model_critical_batch_size(
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Batch size above which the top spike ``λ`` separates from the noise bulk (``inf`` if it never does).
 
@@ -276,14 +281,14 @@ def model_critical_batch_size(
 
 
 def batch_regime(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> str | np.ndarray:
     """``"outlier"`` where the top spike has separated from the noise bulk, else ``"edge"``.
 
@@ -305,16 +310,16 @@ def batch_regime(
 
 @refuse_non_finite()
 def max_lr_vs_batch(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
     method: str = "sgd",
-    momentum: Any = 0.0,
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    momentum: ArrayLike = 0.0,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Predicted maximal stable learning rate ``η_max(B) = c / λ'_1(B)`` [model].
 
@@ -337,7 +342,7 @@ def max_lr_vs_batch(
 
 
 @refuse_non_finite()
-def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | FloatArray:
+def mccandlish_max_lr(batch_size: ArrayLike, eta_inf: ArrayLike, b_noise: ArrayLike) -> float | FloatArray:
     """McCandlish et al. form ``η_∞ / (1 + B_noise/B)`` (η_∞ > 0, B_noise ≥ 0, B ≥ 1).
 
     The additive model above threshold gives exactly this with ``η_∞ = c/λ_1`` and ``B_noise = B* = Pσ²/λ_1²``
@@ -350,7 +355,7 @@ def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | Fl
 
 
 @refuse_non_finite()
-def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
+def local_exponent(batch_sizes: ArrayLike, values: ArrayLike) -> FloatArray:
     """Local exponent ``d log(values) / d log B`` by finite differences on the log–log curve.
 
     Interior points: the second-order (non-uniform) central difference, a positively weighted mean of the two
@@ -375,7 +380,11 @@ def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
 # ------------------------------------------------------------------------------------------------------------
 @refuse_non_finite()
 def adam_preconditioner(
-    batch_size: Any, grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
+    batch_size: ArrayLike,
+    grad_sq: ArrayLike,
+    grad_var: ArrayLike,
+    eps: ArrayLike = 1e-8,
+    n_data: ArrayLike | None = None,
 ) -> float | FloatArray:
     """Frozen Adam preconditioner entry ``p(B) = √v̂ + ε`` with ``v̂ ≈ g² + s κ(B)``.
 
@@ -395,7 +404,7 @@ def adam_preconditioner(
 
 @refuse_non_finite()
 def adam_reversion_batch_size(
-    grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
+    grad_sq: ArrayLike, grad_var: ArrayLike, eps: ArrayLike = 1e-8, n_data: ArrayLike | None = None
 ) -> float | FloatArray:
     """Batch size ``B_rev`` where Adam's gradient-noise term stops dominating its preconditioner.
 
@@ -422,19 +431,19 @@ def adam_reversion_batch_size(
 
 @refuse_non_finite()
 def adam_max_lr_vs_batch(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
     form: str = "second_moment",
-    beta1: Any = 0.9,
-    grad_sq: Any = None,
-    grad_var: Any = None,
-    eps: Any = 1e-8,
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    beta1: ArrayLike = 0.9,
+    grad_sq: ArrayLike | None = None,
+    grad_var: ArrayLike | None = None,
+    eps: ArrayLike = 1e-8,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Adam's maximal stable learning rate versus batch size [model / recon], THEORY.md §3.
 
@@ -455,8 +464,17 @@ def adam_max_lr_vs_batch(
     form = check_choice(form, "form", ADAM_FORMS)
     check_positive(lam, "lam", allow_zero=True)  # a stability bound needs the top (positive) curvature
     c = np.asarray(stability_constant("adam", 0.0, beta1), dtype=np.float64)
-    model_args = {"model": model, "n_data": n_data, "outputs_per_sample": outputs_per_sample}
-    curvature = np.asarray(batch_top_curvature(batch_sizes, lam, sigma2, n_params, **model_args))
+    curvature = np.asarray(
+        batch_top_curvature(
+            batch_sizes,
+            lam,
+            sigma2,
+            n_params,
+            model=model,
+            n_data=n_data,
+            outputs_per_sample=outputs_per_sample,
+        )
+    )
     if form == "sqrt_curvature":
         return scalar_or_array(c / np.sqrt(curvature))
     if grad_sq is None or grad_var is None:
@@ -468,17 +486,17 @@ def adam_max_lr_vs_batch(
 
 @refuse_non_finite()
 def min_damping(
-    lr: Any,
-    batch_size: Any,
-    sigma2: Any,
-    n_params: Any,
+    lr: ArrayLike,
+    batch_size: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "multiplicative",
     method: str = "sgd",
-    momentum: Any = 0.0,
-    beta1: Any = 0.9,
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    momentum: ArrayLike = 0.0,
+    beta1: ArrayLike = 0.9,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Minimal damping ``δ_min(η, B)`` of a damped second-order / adaptive step [recon], THEORY.md §3.
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
 from rmt.checks import (
@@ -135,7 +135,7 @@ class BlockProfile:
         return cls(var, np.full(k, 1.0 / k), shifts)
 
 
-def coarse_grain_profile(S: Any, n_blocks: int, a: Any = None) -> BlockProfile:
+def coarse_grain_profile(S: ArrayLike, n_blocks: int, a: ArrayLike | None = None) -> BlockProfile:
     """Average a dense profile (and shifts) over ``n_blocks`` contiguous blocks of indices.
 
     Order the coordinates so that the profile varies smoothly with the index (e.g. sort by the field a_j)
@@ -482,7 +482,9 @@ def _upper_branch(system: _System) -> _Branch:
 # Public functions.
 
 
-def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
+def solve_qve(
+    S: ArrayLike | BlockProfile, z: ArrayLike, a: ArrayLike | None = None
+) -> FloatArray | ComplexArray:
     """Solve ``−1/m_j(z) = z − a_j + Σ_k S_jk m_k(z)`` (the quadratic vector equation, THEORY §1b).
 
     Args:
@@ -520,7 +522,9 @@ def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
     return result
 
 
-def wigner_type_density(S: Any, x: Any, a: Any = None) -> float | FloatArray:
+def wigner_type_density(
+    S: ArrayLike | BlockProfile, x: ArrayLike, a: ArrayLike | None = None
+) -> float | FloatArray:
     """Limiting spectral density ``ρ(x) = (1/π) Im mean_j m_j(x + i0)`` of ``diag(a) + E`` with profile S."""
     system = _build_system(S, a)
     x_arr = check_finite(x, "x")
@@ -535,7 +539,7 @@ def wigner_type_density(S: Any, x: Any, a: Any = None) -> float | FloatArray:
     return scalar_or_array(np.maximum(dens, 0.0).reshape(x_arr.shape))
 
 
-def wigner_type_edges(S: Any, a: Any = None) -> tuple[float, float]:
+def wigner_type_edges(S: ArrayLike | BlockProfile, a: ArrayLike | None = None) -> tuple[float, float]:
     """(lower, upper) edges of the spectrum of ``diag(a) + E``: where the real QVE branch folds.
 
     Computed by Newton continuation of the real solution from far outside the spectrum towards it; the fold is
@@ -548,7 +552,9 @@ def wigner_type_edges(S: Any, a: Any = None) -> tuple[float, float]:
     return float(lower), float(upper)
 
 
-def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> FloatArray:
+def wigner_type_outliers(
+    S: ArrayLike | BlockProfile, thetas: ArrayLike, vectors: ArrayLike, a: ArrayLike | None = None
+) -> FloatArray:
     """Outliers of ``Φ diag(θ) Φᵀ + diag(a) + E`` (noise profile S), one per spike, ordered like ``thetas``.
 
     A spike θ_i > 0 produces the outlier z > E₊ solving ``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0`` (rank one:
@@ -575,6 +581,10 @@ def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> Fl
         if isinstance(system, _RankOneSystem)
         else (int(expand.size) if expand is not None else int(system.n.sum()))
     )
+    if _leading_dim(vectors) not in (None, p):
+        raise ValueError(
+            f"vectors must have one row per coordinate of S (P = {p}), got shape {np.shape(vectors)}"
+        )
     phi = check_orthonormal_columns(vectors, "vectors", n_rows=p)
     if phi.shape[1] != r:
         raise ValueError(f"vectors must have one column per spike: {r} thetas but {phi.shape[1]} columns")
@@ -633,3 +643,12 @@ def _block_expansion(profile: BlockProfile) -> NDArray[np.intp]:
     if not np.allclose(n, np.round(n)):
         raise ValueError("vectors can only index a BlockProfile whose sizes are integers")
     return np.repeat(np.arange(n.size), np.round(n).astype(int))
+
+
+def _leading_dim(value: ArrayLike) -> int | None:
+    """Length of the first axis of an array-like (None for scalars and objects numpy cannot shape)."""
+    try:
+        shape = np.shape(value)
+    except (ValueError, TypeError):
+        return None
+    return shape[0] if shape else None

@@ -25,8 +25,9 @@ from typing import Any, Literal, overload
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 import scipy.sparse.linalg
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from rmt.checks import (
     FloatArray,
@@ -94,6 +95,10 @@ def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[Float
         raise ValueError(f"thetas must have at most n_params = {n_params} entries, got {th.size}")
     if vectors is None:
         return th, np.eye(n_params)[:, : th.size]
+    if _leading_dim(vectors) not in (None, n_params):
+        raise ValueError(
+            f"vectors must have one row per coordinate (n_params = P = {n_params}), got {np.shape(vectors)}"
+        )
     phi = check_orthonormal_columns(vectors, "vectors", n_rows=n_params)
     if phi.shape[1] != th.size:
         raise ValueError(f"vectors must have one column per spike: {th.size} thetas, {phi.shape[1]} columns")
@@ -111,7 +116,7 @@ def sample_goe(n_params: int, nu: float = 1.0, seed: SeedLike = None) -> FloatAr
 
 
 def sample_spiked_wigner(
-    n_params: int, thetas: Any, nu: float, vectors: Any = None, seed: SeedLike = None
+    n_params: int, thetas: ArrayLike, nu: float, vectors: ArrayLike | None = None, seed: SeedLike = None
 ) -> FloatArray:
     """``Φ diag(θ) Φᵀ + ν·GOE`` (dense P×P). Default spike directions: the first r coordinate vectors.
 
@@ -126,7 +131,11 @@ def sample_spiked_wigner(
 
 
 def sample_profile_wigner(
-    S: Any, thetas: Any = (), vectors: Any = None, seed: SeedLike = None, a: Any = None
+    S: ArrayLike,
+    thetas: ArrayLike = (),
+    vectors: ArrayLike | None = None,
+    seed: SeedLike = None,
+    a: ArrayLike | None = None,
 ) -> FloatArray:
     """``Φ diag(θ) Φᵀ + diag(a) + E`` with independent Gaussian noise ``Var E_jk = S_jk`` (diagonal: 2 S_jj).
 
@@ -142,7 +151,7 @@ def sample_profile_wigner(
     if a is not None:
         a_arr = check_finite(a, "a")
         if a_arr.shape != (p,):
-            raise ValueError(f"a must have shape ({p},), got {a_arr.shape}")
+            raise ValueError(f"a must have shape ({p},) (one shift per row of S), got {a_arr.shape}")
         with np.errstate(over="ignore", invalid="ignore"):
             noise[np.diag_indices(p)] += a_arr
     with np.errstate(over="ignore", invalid="ignore"):
@@ -150,12 +159,12 @@ def sample_profile_wigner(
 
 
 def sample_spiked_wishart(
-    n_params: int, n_samples: int, population_eigenvalues: Any, seed: SeedLike = None
+    n_params: int, n_samples: int, population_eigenvalues: ArrayLike, seed: SeedLike = None
 ) -> FloatArray:
     """``Σ^{1/2} Z Zᵀ Σ^{1/2} / n`` with ``Σ = diag(population_eigenvalues)`` (length P, all > 0)."""
     p = check_int(n_params, "n_params", minimum=1)
     n = check_int(n_samples, "n_samples", minimum=1)
-    check_size(p * n, "n_samples", copies=2)
+    check_size(p * n, "n_params x n_samples", copies=2)
     check_size(p * p, "n_params", copies=2)
     pop = check_positive(population_eigenvalues, "population_eigenvalues").reshape(-1)
     if pop.size != p:
@@ -165,7 +174,9 @@ def sample_spiked_wishart(
         return _finite((x @ x.T) / n, "population_eigenvalues")
 
 
-def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
+def discrete_bulk(
+    n_params: int, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> FloatArray:
     """P diagonal values realising a discrete measure Σ w_i δ_{x_i} (counts by largest-remainder rounding)."""
     p = check_int(n_params, "n_params", minimum=1)
     check_size(p, "n_params", copies=2)
@@ -192,10 +203,10 @@ def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None
 
 def sample_bulk_spike(
     n_params: int,
-    thetas: Any,
+    thetas: ArrayLike,
     nu: float,
-    bulk_eigenvalues: Any,
-    bulk_weights: Any = None,
+    bulk_eigenvalues: ArrayLike,
+    bulk_weights: ArrayLike | None = None,
     seed: SeedLike = None,
 ) -> FloatArray:
     """``diag(θ_1, …, θ_r, bulk) + ν·GOE``: spikes on the first r coordinates, orthogonal to a diagonal bulk.
@@ -226,7 +237,7 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
     first component of its unit eigenvector (inverse iteration with banded solves, O(P)); NaN otherwise."""
     p = d.size
     # eigenvalues scale with the matrix: work in units of a power of two near its largest entry (exact)
-    unit = 2.0 ** np.round(np.log2(max(float(np.abs(d).max()), float(np.abs(e).max(initial=0.0)), 1e-300)))
+    unit = 2.0 ** np.floor(np.log2(max(float(np.abs(d).max()), float(np.abs(e).max(initial=0.0)), 1e-300)))
     d, e = d / unit, e / unit
     lam = float(scipy.linalg.eigvalsh_tridiagonal(d, e, select="i", select_range=(p - 1, p - 1))[0])
     with np.errstate(over="ignore"):
@@ -378,7 +389,7 @@ def spiked_wishart_top_eigenvalues(
 
 @overload
 def extremal_eigenvalues(
-    A: Any,
+    A: ArrayLike | scipy.sparse.linalg.LinearOperator | scipy.sparse.spmatrix | scipy.sparse.sparray,
     k: int = ...,
     which: str = ...,
     *,
@@ -388,7 +399,7 @@ def extremal_eigenvalues(
 ) -> FloatArray: ...
 @overload
 def extremal_eigenvalues(
-    A: Any,
+    A: ArrayLike | scipy.sparse.linalg.LinearOperator | scipy.sparse.spmatrix | scipy.sparse.sparray,
     k: int = ...,
     which: str = ...,
     *,
@@ -397,7 +408,7 @@ def extremal_eigenvalues(
     seed: SeedLike = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 def extremal_eigenvalues(
-    A: Any,
+    A: ArrayLike | scipy.sparse.linalg.LinearOperator | scipy.sparse.spmatrix | scipy.sparse.sparray,
     k: int = 1,
     which: str = "LA",
     *,
@@ -417,15 +428,15 @@ def extremal_eigenvalues(
     which_v = check_choice(which, "which", ("LA", "SA", "LM"))
     if isinstance(A, scipy.sparse.linalg.LinearOperator) or scipy.sparse.issparse(A):
         op: Any = A
-        p = int(A.shape[0])
-        if A.shape[0] != A.shape[1]:
-            raise ValueError(f"A must be square, got shape {A.shape}")
+        p = int(op.shape[0])
+        if op.shape[0] != op.shape[1]:
+            raise ValueError(f"A must be square, got shape {op.shape}")
         dense = None
     else:
         dense = check_square_matrix(A, "A", symmetric=True)
         p = dense.shape[0]
         # eigenvalues scale with A: work with A / 2^k (exact) so that entries near 1e308 do not overflow
-        unit = 2.0 ** np.round(np.log2(max(float(np.abs(dense).max(initial=0.0)), 1e-300)))
+        unit = 2.0 ** np.floor(np.log2(max(float(np.abs(dense).max(initial=0.0)), 1e-300)))
         op = dense = dense / unit
     if p == 0:
         raise ValueError("A must be a non-empty square matrix, got shape (0, 0)")
@@ -469,3 +480,12 @@ def _outermost_first(vals: NDArray[np.float64], which: str) -> NDArray[np.intp]:
     if which == "LM":
         return np.argsort(-np.abs(vals))
     return np.argsort(-vals)
+
+
+def _leading_dim(value: ArrayLike) -> int | None:
+    """Length of the first axis of an array-like (None for scalars and objects numpy cannot shape)."""
+    try:
+        shape = np.shape(value)
+    except (ValueError, TypeError):
+        return None
+    return shape[0] if shape else None

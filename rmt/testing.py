@@ -20,12 +20,13 @@ Example (an outlier of the spiked GOE at P = 10⁴):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from numpy.typing import ArrayLike
 
 from rmt.checks import FloatArray, check_choice, check_finite, check_int, check_n_data, check_positive
 from rmt.sampling import SeedLike, as_generator
@@ -74,12 +75,12 @@ class MonteCarloComparison:
 
 
 def assert_matches_monte_carlo(
-    predict: Any,
-    sample: Any,
+    predict: ArrayLike | Callable[[], ArrayLike],
+    sample: ArrayLike | Callable[[np.random.Generator], ArrayLike],
     *,
     n_params: int,
     n_reps: int | None = None,
-    sd: Any = None,
+    sd: ArrayLike | None = None,
     z: float = 4.0,
     bias_per_param: float = 3.0,
     extra_tolerance: float = 0.0,

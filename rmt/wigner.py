@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmt.checks import (
     FloatArray,
@@ -53,7 +54,7 @@ def _kappa(batch: FloatArray, n: FloatArray) -> FloatArray:
 
 
 @refuse_non_finite()
-def kappa(batch_size: Any, n_data: Any = None) -> float | FloatArray:
+def kappa(batch_size: ArrayLike, n_data: ArrayLike | None = None) -> float | FloatArray:
     """Variance factor of a batch mean drawn without replacement (THEORY §1).
 
     ``κ(B) = (N − B) / (B (N − 1))`` for a batch of B distinct samples out of N, and ``κ(B) = 1/B`` when
@@ -69,7 +70,9 @@ def kappa(batch_size: Any, n_data: Any = None) -> float | FloatArray:
 
 
 @refuse_non_finite()
-def noise_scale(sigma2: Any, n_params: Any, batch_size: Any, n_data: Any = None) -> float | FloatArray:
+def noise_scale(
+    sigma2: ArrayLike, n_params: ArrayLike, batch_size: ArrayLike, n_data: ArrayLike | None = None
+) -> float | FloatArray:
     """Noise scale ``ν(B) = sqrt(P σ² κ(B))`` of the batch-Hessian noise E (THEORY §1a).
 
     The spectrum of E is the semicircle on ``[−2ν, 2ν]``.
@@ -95,7 +98,7 @@ def _outlier(theta: FloatArray, nu: FloatArray) -> FloatArray:
 
 
 @refuse_non_finite()
-def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
+def wigner_outlier(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     """Extremal eigenvalue of ``θ u uᵀ + E`` for a semicircle noise E of scale ν (THEORY §1a, BBP).
 
     ``θ + ν²/θ`` when ``|θ| > ν``; otherwise the bulk edge ``2ν sign(θ)`` (``+2ν`` for θ = 0). The map is C¹
@@ -111,7 +114,7 @@ def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
 
 
 @refuse_non_finite()
-def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
+def wigner_overlap(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     """Squared overlap ``|⟨u', u⟩|² = max(1 − ν²/θ², 0)`` of outlier eigenvector and spike (THEORY §1a).
 
     Args:
@@ -126,7 +129,7 @@ def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
 
 
 @refuse_non_finite()
-def outlier_fluctuation_sd(theta: Any, nu: Any, n_params: Any) -> float | FloatArray:
+def outlier_fluctuation_sd(theta: ArrayLike, nu: ArrayLike, n_params: ArrayLike) -> float | FloatArray:
     """Standard deviation of the outlier for real symmetric Gaussian (GOE) noise (THEORY §1d).
 
     ``sqrt(2 ν² (1 − ν²/θ²) / P)`` above the threshold ``|θ| > ν``; 0 below it (there the edge fluctuates on
@@ -145,7 +148,7 @@ def outlier_fluctuation_sd(theta: Any, nu: Any, n_params: Any) -> float | FloatA
 
 
 @refuse_non_finite()
-def semicircle_density(x: Any, nu: Any) -> float | FloatArray:
+def semicircle_density(x: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     """Wigner semicircle density ``sqrt(4ν² − x²) / (2π ν²)`` on ``[−2ν, 2ν]`` (0 outside) (THEORY §1a).
 
     Args:
@@ -159,14 +162,18 @@ def semicircle_density(x: Any, nu: Any) -> float | FloatArray:
 
 
 @refuse_non_finite()
-def semicircle_edge(nu: Any) -> float | FloatArray:
+def semicircle_edge(nu: ArrayLike) -> float | FloatArray:
     """Upper edge ``2ν`` of the semicircle of scale ν >= 0 (the lower edge is ``−2ν``) (THEORY §1a)."""
     return scalar_or_array(2.0 * check_positive(nu, "nu", allow_zero=True))
 
 
 @refuse_non_finite()
 def batch_hessian_extremal(
-    lam: Any, sigma2: Any, n_params: Any, batch_size: Any, n_data: Any = None
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
+    batch_size: ArrayLike,
+    n_data: ArrayLike | None = None,
 ) -> float | FloatArray:
     """Predicted extremal batch-Hessian eigenvalue ``wigner_outlier(λ, ν(B))`` (THEORY §1a).
 
@@ -182,7 +189,9 @@ def batch_hessian_extremal(
 
 
 @refuse_non_finite(allow_inf=True)
-def critical_batch_size(lam: Any, sigma2: Any, n_params: Any, n_data: Any = None) -> float | FloatArray:
+def critical_batch_size(
+    lam: ArrayLike, sigma2: ArrayLike, n_params: ArrayLike, n_data: ArrayLike | None = None
+) -> float | FloatArray:
     """Batch size B* at which the spike λ separates from the noise bulk: ``ν(B*) = |λ|`` (THEORY §1a).
 
     ``B* = P σ² / λ²`` for N = ∞, and ``B* = N / (1 + c (N − 1))`` with ``c = λ² / (P σ²)`` for finite N

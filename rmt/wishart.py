@@ -11,9 +11,8 @@ forms are derived in :mod:`rmt.symbolic` (``derivation("wishart")``) and checked
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmt.checks import (
     FloatArray,
@@ -41,7 +40,7 @@ def _edges(s2: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 
 @refuse_non_finite()
-def marchenko_pastur_edges(sigma2: Any, q: Any) -> tuple[float | FloatArray, float | FloatArray]:
+def marchenko_pastur_edges(sigma2: ArrayLike, q: ArrayLike) -> tuple[float | FloatArray, float | FloatArray]:
     """Edges ``(σ²(1 − √q)², σ²(1 + √q)²)`` of the Marchenko–Pastur law of ratio ``q = P/n`` (THEORY §2).
 
     For q > 1 the lower edge is that of the continuous part; the P×P matrix also has an atom at 0
@@ -57,7 +56,7 @@ def marchenko_pastur_edges(sigma2: Any, q: Any) -> tuple[float | FloatArray, flo
 
 
 @refuse_non_finite()
-def marchenko_pastur_atom(q: Any) -> float | FloatArray:
+def marchenko_pastur_atom(q: ArrayLike) -> float | FloatArray:
     """Mass ``max(1 − 1/q, 0)`` of the atom at 0 of the Marchenko–Pastur law of the P×P matrix (rank ≤ n).
 
     Args:
@@ -68,7 +67,7 @@ def marchenko_pastur_atom(q: Any) -> float | FloatArray:
 
 
 @refuse_non_finite()
-def marchenko_pastur_density(x: Any, sigma2: Any, q: Any) -> float | FloatArray:
+def marchenko_pastur_density(x: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
     """Absolutely continuous part of the Marchenko–Pastur law of ``σ² Z Zᵀ/n``, ``q = P/n`` (THEORY §2).
 
     ``sqrt((b − x)(x − a)) / (2π σ² q x)`` on ``[a, b] = marchenko_pastur_edges(σ², q)``, 0 outside.
@@ -100,7 +99,7 @@ def _outlier(ell: FloatArray, s2: FloatArray, q: FloatArray) -> FloatArray:
 
 
 @refuse_non_finite()
-def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
+def wishart_outlier(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
     """Top sample eigenvalue for a population spike ℓ over a white bulk σ² (Baik–Silverstein; THEORY §2).
 
     ``ℓ (1 + q σ² / (ℓ − σ²))`` when ``ℓ > σ²(1 + √q)`` (≈ ℓ + qσ² for ℓ ≫ σ²), otherwise the Marchenko–Pastur
@@ -116,7 +115,7 @@ def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
 
 
 @refuse_non_finite()
-def wishart_overlap(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
+def wishart_overlap(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
     """Squared overlap of the outlier eigenvector with the population spike (Paul 2007; THEORY §2).
 
     ``(1 − q σ⁴/(ℓ − σ²)²) / (1 + q σ²/(ℓ − σ²))`` above the threshold ``ℓ > σ²(1 + √q)``, 0 below.
@@ -135,7 +134,9 @@ def wishart_overlap(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
 
 
 @refuse_non_finite()
-def wishart_outlier_fluctuation_sd(ell: Any, sigma2: Any, q: Any, n_samples: Any) -> float | FloatArray:
+def wishart_outlier_fluctuation_sd(
+    ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike, n_samples: ArrayLike
+) -> float | FloatArray:
     """Standard deviation of the Wishart outlier (Paul 2007, Gaussian data; REFERENCE_VALUES row 8).
 
     ``sqrt(2 ℓ² (1 − q σ⁴/(ℓ − σ²)²) / n)`` above the threshold ``ℓ > σ²(1 + √q)``; 0 below (Tracy–Widom
@@ -157,7 +158,11 @@ def wishart_outlier_fluctuation_sd(ell: Any, sigma2: Any, q: Any, n_samples: Any
 
 @refuse_non_finite()
 def batch_ggn_extremal(
-    lam: Any, sigma2: Any, n_params: Any, batch_size: Any, outputs_per_sample: Any = 1
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
+    batch_size: ArrayLike,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Predicted top batch-GGN eigenvalue ``wishart_outlier(λ, σ², q)`` with ``q = P / (B C)`` (THEORY §2).
 
