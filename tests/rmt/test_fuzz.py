@@ -39,7 +39,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rmt
-from rmt import checks, learning_rates, profile, symbolic
+from rmt import checks, learning_rates, profile, sampling, symbolic
 
 CALL_LIMIT_S = int(
     os.environ.get("RMT_FUZZ_CALL_LIMIT_S", "60")
@@ -1012,3 +1012,22 @@ def test_input_contract(qualname: str) -> None:
         _run(qualname, kwargs, arg)
 
     run()
+
+
+# ============================================================================================ reported cases
+def test_reported_contract_failures_are_fixed() -> None:
+    """The five failures of issue 11's fuzz, and a size that cannot fit in memory."""
+    assert rmt.wigner_overlap(1e-200, 0.0) == 1.0  # was NaN (ν²/θ² underflowed to 0/0)
+    # H = δ_{1e-190}, q = 1: Marchenko–Pastur edges σ²(1 ± √q)² = (0, 4e-190); was [nan, nan]
+    np.testing.assert_allclose(rmt.wishart_bulk_edges(1.0, [1e-190]), [0.0, 4e-190], atol=1e-203)
+    # μ = δ_{1e308}, ν = 1: G(10i) ≈ 1/(10i − 1e308); was OverflowError
+    g = rmt.free_convolution_stieltjes(10j, 1.0, [1e308])
+    assert np.isfinite(g) and g.real == pytest.approx(-1e-308, rel=1e-12)
+    with pytest.raises(ValueError, match=r"\bS\b"):  # was RuntimeError (S + Sᵀ overflowed)
+        rmt.solve_qve(np.full((3, 3), 1e308), 1 + 1j)
+    with pytest.raises(ValueError, match="bulk_eigenvalues"):  # was ZeroDivisionError (empty bulk)
+        rmt.sample_bulk_spike(46, [0.1], 1.0, np.zeros((2, 0)))
+    with pytest.raises(ValueError, match="n_params.*cannot fit in memory"):
+        sampling.sample_goe(10**12)
+    with pytest.raises(ValueError, match="n_reps"):
+        rmt.spiked_wigner_top_eigenvalues(2.0, 1.0, 10, 10**12)
