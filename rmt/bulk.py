@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from rmt.checks import (
     FloatArray,
+    _power_of_two_unit,
     check_complex,
     check_finite,
     check_measure,
@@ -299,8 +300,8 @@ def _scalar_float(value: Any, name: str, *, allow_zero: bool) -> float:
 
 
 def _unit(size: float) -> float:
-    """The largest power of two <= ``size`` (exact rescaling, never overflows; 1 for size 0)."""
-    return float(2.0 ** np.floor(np.log2(size))) if size > 0 else 1.0
+    """Unit of the scaled maps (:func:`rmt.checks._power_of_two_unit`: 1 in the ordinary range)."""
+    return _power_of_two_unit(size)
 
 
 def _additive_map(nu: float, atoms: FloatArray, weights: FloatArray) -> _SpikeMap:
@@ -388,7 +389,8 @@ def critical_noise_variance(
     unit = _unit(max(float(np.abs(atoms).max()), float(np.abs(th).max(initial=0.0))))
     (s2,) = _moment_sums(th / unit, atoms / unit, weights, (2,))  # ν_c² scales like unit²
     with np.errstate(divide="ignore"):
-        return scalar_or_array(np.where(np.isin(th, atoms), 0.0, (unit / np.sqrt(s2)) ** 2))
+        nu_c2 = 1.0 / s2 if unit == 1.0 else (unit / np.sqrt(s2)) ** 2
+        return scalar_or_array(np.where(np.isin(th, atoms), 0.0, nu_c2))
 
 
 @refuse_non_finite()

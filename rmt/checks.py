@@ -281,6 +281,21 @@ def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _power_of_two_unit(size: float) -> float:
+    """A unit for exact rescaling: 1 for magnitudes in [1e-100, 1e100] (or 0 / non-finite), else the largest
+    power of two <= ``size`` (never overflows). Keeps results bit-identical in the ordinary range."""
+    if not np.isfinite(size) or size <= 0 or 1e-100 <= size <= 1e100:
+        return 1.0
+    return float(2.0 ** np.floor(np.log2(size)))
+
+
+def _finite_or(primary: FloatArray, fallback: FloatArray) -> FloatArray:
+    """``primary`` where it is finite, else ``fallback``: a closed form keeps its usual arithmetic (results
+    bit-identical in the ordinary range) and switches to a scale-free rewriting where that arithmetic
+    under- or overflows (e.g. ``1 − ν²/θ²`` → ``1 − (ν/θ)²`` when θ² underflows to 0)."""
+    return np.asarray(np.where(np.isfinite(primary), primary, fallback), dtype=np.float64)
+
+
 def _real_scalar(value: ArrayLike, name: str) -> float:
     arr = check_finite(value, name)
     if arr.ndim != 0:

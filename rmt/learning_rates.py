@@ -515,5 +515,7 @@ def min_damping(
         batch_size, sigma2, n_params, model=model, n_data=n_data, outputs_per_sample=outputs_per_sample
     )
     c = np.asarray(stability_constant(method, momentum, beta1), dtype=np.float64)
-    # η / max_lr(λ_noise) = η λ_noise / c; 0 when the batch has no noise (B = N: λ_noise = 0)
-    return scalar_or_array(eta * np.asarray(flat, dtype=np.float64) / c)
+    lam_noise = np.asarray(flat, dtype=np.float64)
+    # η / max_lr(λ_noise) with max_lr = c / λ_noise; 0 when the batch has no noise (B = N: λ_noise = 0)
+    bound = c / np.where(lam_noise > 0, lam_noise, 1.0)
+    return scalar_or_array(np.where(lam_noise > 0, eta / bound, 0.0))

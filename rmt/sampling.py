@@ -31,6 +31,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from rmt.checks import (
     FloatArray,
+    _power_of_two_unit,
     check_choice,
     check_finite,
     check_int,
@@ -237,7 +238,7 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
     first component of its unit eigenvector (inverse iteration with banded solves, O(P)); NaN otherwise."""
     p = d.size
     # eigenvalues scale with the matrix: work in units of a power of two near its largest entry (exact)
-    unit = 2.0 ** np.floor(np.log2(max(float(np.abs(d).max()), float(np.abs(e).max(initial=0.0)), 1e-300)))
+    unit = _power_of_two_unit(max(float(np.abs(d).max()), float(np.abs(e).max(initial=0.0))))
     d, e = d / unit, e / unit
     lam = float(scipy.linalg.eigvalsh_tridiagonal(d, e, select="i", select_range=(p - 1, p - 1))[0])
     with np.errstate(over="ignore"):
@@ -375,10 +376,14 @@ def spiked_wishart_top_eigenvalues(
             d[1:] += bs[: size - 1] ** 2
             e = bd[: size - 1] * bs[: size - 1]
         _finite(np.concatenate([d, e]), "ell / sigma2")
-        # σ²/n scales every eigenvalue: applied after the eigensolve (no overflow inside LAPACK)
-        vals[i], ovs[i] = _top_of_tridiagonal(d, e, return_overlaps)
-    with np.errstate(over="ignore"):
-        vals = vals * (s2 / n)
+        with np.errstate(over="ignore", under="ignore"):
+            ds, es = d * (s2 / n), e * (s2 / n)
+        if np.isfinite(ds).all() and np.isfinite(es).all():
+            vals[i], ovs[i] = _top_of_tridiagonal(ds, es, return_overlaps)
+        else:  # σ²/n scales every eigenvalue: applied after the eigensolve (no overflow inside LAPACK)
+            top, ovs[i] = _top_of_tridiagonal(d, e, return_overlaps)
+            with np.errstate(over="ignore"):
+                vals[i] = top * (s2 / n)
     _finite(vals, "ell, sigma2")
     return TopEigen(vals, ovs) if return_overlaps else vals
 
@@ -436,7 +441,7 @@ def extremal_eigenvalues(
         dense = check_square_matrix(A, "A", symmetric=True)
         p = dense.shape[0]
         # eigenvalues scale with A: work with A / 2^k (exact) so that entries near 1e308 do not overflow
-        unit = 2.0 ** np.floor(np.log2(max(float(np.abs(dense).max(initial=0.0)), 1e-300)))
+        unit = _power_of_two_unit(float(np.abs(dense).max(initial=0.0)))
         op = dense = dense / unit
     if p == 0:
         raise ValueError("A must be a non-empty square matrix, got shape (0, 0)")

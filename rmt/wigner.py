@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 
 from rmt.checks import (
     FloatArray,
+    _finite_or,
     check_batch_size,
     check_finite,
     check_n_data,
@@ -94,7 +95,8 @@ def _outlier(theta: FloatArray, nu: FloatArray) -> FloatArray:
     above = np.abs(theta) > nu
     safe = np.where(above, theta, 1.0)
     edge = np.where(theta < 0, -2.0 * nu, 2.0 * nu)
-    return np.where(above, safe + nu * (nu / safe), edge)
+    value = _finite_or(safe + nu**2 / safe, safe + nu * (nu / safe))
+    return np.where(above, value, edge)
 
 
 @refuse_non_finite()
@@ -125,7 +127,8 @@ def wigner_overlap(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     nu_ = check_positive(nu, "nu", allow_zero=True)
     above = np.abs(th) > nu_
     safe = np.where(above, th, 1.0)
-    return scalar_or_array(np.where(above, 1.0 - (nu_ / safe) ** 2, 0.0))
+    value = _finite_or(1.0 - nu_**2 / safe**2, 1.0 - (nu_ / safe) ** 2)  # θ² may underflow
+    return scalar_or_array(np.where(above, value, 0.0))
 
 
 @refuse_non_finite()
@@ -143,8 +146,9 @@ def outlier_fluctuation_sd(theta: ArrayLike, nu: ArrayLike, n_params: ArrayLike)
     p = check_positive(n_params, "n_params")
     above = np.abs(th) > nu_
     safe = np.where(above, th, 1.0)
-    sd = np.where(above, np.sqrt(2.0 * (1.0 - (nu_ / safe) ** 2)) * nu_, 0.0) / np.sqrt(p)
-    return scalar_or_array(sd)
+    var = np.where(above, 2.0 * nu_**2 * (1.0 - nu_**2 / safe**2), 0.0) / p
+    scale_free = np.where(above, np.sqrt(2.0 * (1.0 - (nu_ / safe) ** 2)) * nu_, 0.0) / np.sqrt(p)
+    return scalar_or_array(_finite_or(np.sqrt(var), scale_free))
 
 
 @refuse_non_finite()
@@ -157,8 +161,9 @@ def semicircle_density(x: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     """
     xs = check_finite(x, "x")
     nu_ = check_positive(nu, "nu")
-    r = xs / nu_  # dimensionless: ρ(x) = sqrt(4 − (x/ν)²) / (2π ν)
-    return scalar_or_array(np.sqrt(np.maximum(4.0 - r**2, 0.0)) / (2.0 * np.pi * nu_))
+    usual = np.sqrt(np.maximum(4.0 * nu_**2 - xs**2, 0.0)) / (2.0 * np.pi * nu_**2)
+    r = xs / nu_  # scale free: ρ(x) = sqrt(4 − (x/ν)²) / (2π ν)
+    return scalar_or_array(_finite_or(usual, np.sqrt(np.maximum(4.0 - r**2, 0.0)) / (2.0 * np.pi * nu_)))
 
 
 @refuse_non_finite()

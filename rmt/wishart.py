@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike
 
 from rmt.checks import (
     FloatArray,
+    _finite_or,
     check_batch_size,
     check_finite,
     check_positive,
@@ -80,12 +81,15 @@ def marchenko_pastur_density(x: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> f
     xs = check_finite(x, "x")
     s2 = check_positive(sigma2, "sigma2")
     q_ = check_positive(q, "q")
-    low, high = _edges(np.ones_like(s2), q_)  # in units of σ² (u = x/σ²), so that no product overflows
+    low, high = _edges(s2, q_)
+    inside = (xs > low) & (xs < high)
+    safe_x = np.where(inside, xs, 1.0)
+    usual = np.sqrt(np.maximum((high - xs) * (xs - low), 0.0)) / (2.0 * np.pi * s2 * q_ * safe_x)
+    lo1, hi1 = _edges(np.ones_like(s2), q_)  # fallback in units of σ² (u = x/σ²): no product overflows
     u = xs / s2
-    inside = (u > low) & (u < high)
     safe_u = np.where(inside, u, 1.0)
-    value = np.sqrt(np.maximum((high - u) * (u - low), 0.0)) / (2.0 * np.pi * q_ * safe_u) / s2
-    return scalar_or_array(np.where(inside, value, 0.0))
+    scale_free = np.sqrt(np.maximum((hi1 - u) * (u - lo1), 0.0)) / (2.0 * np.pi * q_ * safe_u) / s2
+    return scalar_or_array(np.where(inside, _finite_or(usual, scale_free), 0.0))
 
 
 def _threshold(s2: FloatArray, q: FloatArray) -> FloatArray:
@@ -129,7 +133,10 @@ def wishart_overlap(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | 
     q_ = check_positive(q, "q")
     above = ell_ > _threshold(s2, q_)
     gap = np.where(above, ell_ - s2, 1.0)
-    value = (1.0 - q_ * (s2 / gap) ** 2) / (1.0 + q_ * (s2 / gap))
+    value = _finite_or(
+        (1.0 - q_ * s2**2 / gap**2) / (1.0 + q_ * s2 / gap),
+        (1.0 - q_ * (s2 / gap) ** 2) / (1.0 + q_ * (s2 / gap)),
+    )
     return scalar_or_array(np.where(above, value, 0.0))
 
 
@@ -151,9 +158,9 @@ def wishart_outlier_fluctuation_sd(
     n = check_positive(n_samples, "n_samples")
     above = ell_ > _threshold(s2, q_)
     gap = np.where(above, ell_ - s2, 1.0)
+    var = np.where(above, 2.0 * ell_**2 * (1.0 - q_ * s2**2 / gap**2), 0.0) / n
     rel = np.sqrt(np.maximum(2.0 * (1.0 - q_ * (s2 / gap) ** 2), 0.0))
-    sd = np.where(above, rel * ell_, 0.0) / np.sqrt(n)
-    return scalar_or_array(sd)
+    return scalar_or_array(_finite_or(np.sqrt(var), np.where(above, rel * ell_, 0.0) / np.sqrt(n)))
 
 
 @refuse_non_finite()
