@@ -261,8 +261,9 @@ def check_orthonormal_columns(
         raise ValueError(f"{name} must be a P x r matrix, got shape {arr.shape}")
     if rows is not None and arr.shape[0] != rows:
         raise ValueError(f"{name} must have {rows} rows, got {arr.shape[0]}")
-    gram = arr.T @ arr
-    err = float(np.abs(gram - np.eye(arr.shape[1])).max(initial=0.0))
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: inf/NaN error, refused below
+        gram = arr.T @ arr
+        err = float(np.abs(gram - np.eye(arr.shape[1])).max(initial=0.0))
     if not err <= tol_:
         raise ValueError(f"{name} must have orthonormal columns (max |VᵀV - I| = {err:.2e} > {tol_:g})")
     return arr

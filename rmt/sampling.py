@@ -445,7 +445,9 @@ def extremal_eigenvalues(
         op = dense = dense / unit
     if p == 0:
         raise ValueError("A must be a non-empty square matrix, got shape (0, 0)")
-    kk = check_int(k, "k", minimum=1, maximum=p)
+    kk = check_int(k, "k", minimum=1)
+    if kk > p:
+        raise ValueError(f"k must be <= the size of A ({p}), got {kk}")
     tol_ = check_positive(tol, "tol", allow_zero=True)
     if tol_.ndim != 0:
         raise ValueError(f"tol must be a scalar, got shape {tol_.shape}")
