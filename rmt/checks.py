@@ -68,7 +68,7 @@ def refuse_non_finite(*, allow_inf: bool = False) -> Callable[[Callable[_P, _R]]
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                     out = fn(*args, **kwargs)
             except ValueError as exc:
-                if "could not be broadcast" not in str(exc):
+                if "broadcast" not in str(exc):
                     raise
                 raise ValueError(
                     f"{fn.__name__}: the array arguments ({names}) must broadcast together: {exc}"

@@ -88,6 +88,12 @@ class Derivation:
                 )
         if isinstance(expr, sympy.Equality):
             expr = expr.rhs
+        abstract = expr.atoms(sympy.Derivative) | expr.atoms(sympy.core.function.AppliedUndef)
+        if abstract:
+            raise ValueError(
+                f"name: step {name!r} contains abstract functions {sorted(map(str, abstract))} and has no "
+                "numpy form; use its sympy expression"
+            )
         return sympy.lambdify([self.symbols[a] for a in args], expr, modules="numpy")
 
     def latex(self) -> str:
