@@ -146,7 +146,9 @@ def coarse_grain_profile(S: ArrayLike, n_blocks: int, a: ArrayLike | None = None
     p = S_arr.shape[0]
     if p == 0:
         raise ValueError("S must be a non-empty square matrix")
-    k = check_int(n_blocks, "n_blocks", minimum=1, maximum=p)
+    k = check_int(n_blocks, "n_blocks", minimum=1)
+    if k > p:
+        raise ValueError(f"n_blocks must be <= the size of S (P = {p}), got {k}")
     _check_magnitude(S_arr.max(), "S", squared=True)
     a_arr = _check_shifts(a, p)
     bounds = np.linspace(0, p, k + 1).round().astype(int)

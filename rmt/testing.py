@@ -222,7 +222,10 @@ def supercritical_spikes(
             f"nu is too large: the default max_value 10 nu (1 + window) overflows (nu = {nu_:g})"
         )
     if high <= low:
-        raise ValueError(f"max_value must exceed the critical window's upper end {low:g}")
+        raise ValueError(
+            f"max_value must exceed the critical window's upper end nu (1 + width P^(-1/3)) = {low:g} "
+            f"(nu = {nu_:g}, max_value = {high:g})"
+        )
     return st.floats(low, high, allow_nan=False, allow_infinity=False)
 
 
