@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _P = ParamSpec("_P")
+_NAN_RESULT = "arr must not contain NaN (a result that is not a number)"
 _R = TypeVar("_R")
 
 
@@ -64,10 +65,16 @@ def refuse_non_finite(*, allow_inf: bool = False) -> Callable[[Callable[_P, _R]]
 
         @functools.wraps(fn)
         def inner(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            overflow = (
+                f"{fn.__name__}: the result is not representable in float64 (overflow) for these "
+                f"arguments; one of ({names}) is too large or too small in magnitude"
+            )
             try:
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
                     out = fn(*args, **kwargs)
             except ValueError as exc:
+                if str(exc).startswith(_NAN_RESULT):  # scalar_or_array met a NaN result
+                    raise ValueError(overflow) from None
                 if "broadcast" not in str(exc):
                     raise
                 raise ValueError(
@@ -80,10 +87,7 @@ def refuse_non_finite(*, allow_inf: bool = False) -> Callable[[Callable[_P, _R]]
                     continue
                 bad = np.isnan(arr) if allow_inf else ~np.isfinite(arr)
                 if bad.any():
-                    raise ValueError(
-                        f"{fn.__name__}: the result is not representable in float64 (overflow) for these "
-                        f"arguments; one of ({names}) is too large or too small in magnitude"
-                    )
+                    raise ValueError(overflow)
             return out
 
         return inner
@@ -311,7 +315,7 @@ def scalar_or_array(arr: FloatArray) -> float | FloatArray:
     if isinstance(arr, np.ndarray) and arr.dtype.kind not in "fiu":
         raise TypeError(f"arr must be a real numpy array, got dtype {arr.dtype}")
     if np.isnan(arr).any():
-        raise ValueError("arr must not contain NaN (a result that is not a number)")
+        raise ValueError(_NAN_RESULT)
     return float(arr) if np.ndim(arr) == 0 else arr
 
 
