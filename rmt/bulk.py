@@ -30,14 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from rmt.checks import (
     FloatArray,
+    _power_of_two_unit,
     check_complex,
     check_finite,
     check_measure,
     check_positive,
+    refuse_non_finite,
     scalar_or_array,
 )
 
@@ -93,6 +95,24 @@ class _SpikeMap:
     masses: FloatArray
     coupling: float
     shift: float
+    unit: float = 1.0  # the map acts on w / unit: atoms, coupling and shift are stored in these units
+
+    # ----------------------------------------------------------------- in the caller's units
+    def image(self, theta: FloatArray) -> FloatArray:
+        """:meth:`spike_image` of ``theta`` (caller's units)."""
+        return self.unit * self.spike_image(theta / self.unit)
+
+    def overlap(self, theta: FloatArray) -> FloatArray:
+        """:meth:`spike_slope` of ``theta`` (dimensionless)."""
+        return self.spike_slope(theta / self.unit)
+
+    def value_at(self, w: FloatArray) -> FloatArray:
+        """``f(w)`` in the caller's units."""
+        return np.asarray(self.unit * self.value(w / self.unit), dtype=np.float64)
+
+    def support_edges(self) -> FloatArray:
+        """:meth:`edges` in the caller's units."""
+        return self.unit * self.edges()
 
     # ----------------------------------------------------------------- evaluation
     def value(self, w: Any) -> Any:
@@ -166,8 +186,10 @@ class _SpikeMap:
         return out
 
     def spike_slope(self, theta: FloatArray) -> FloatArray:
-        """``max(f'(θ), 0)`` (0 on atoms)."""
+        """``max(f'(θ), 0)`` (0 on atoms; 1 elsewhere without noise, coupling 0)."""
         on_atom = np.isin(theta, self.atoms)
+        if self.coupling == 0.0:
+            return np.where(on_atom, 0.0, 1.0)
         safe = np.where(on_atom, self.atoms[-1] + 1.0 + self.scale, theta)
         return np.where(on_atom, 0.0, np.maximum(self.slope(safe), 0.0))
 
@@ -196,7 +218,8 @@ class _SpikeMap:
         scale = self.scale
         eta0 = 10.0 * (scale + float(np.abs(self.atoms).max()))
         omega = target.real + 1j * np.maximum(eta0, target.imag)
-        n_levels = int(np.ceil(np.log(eta0 / (1e-10 * scale)) / np.log(4.0))) + 1
+        # levels from η0 down to 1e-10·scale (in logarithms: the ratio may exceed the float range); bounded
+        n_levels = min(int(np.ceil((np.log(eta0) - np.log(1e-10) - np.log(scale)) / np.log(4.0))) + 1, 1200)
         for k in range(n_levels):
             eta = eta0 * 0.25**k
             level = target.real + 1j * np.maximum(eta, target.imag)
@@ -276,18 +299,28 @@ def _scalar_float(value: Any, name: str, *, allow_zero: bool) -> float:
     return float(arr)
 
 
-def _additive_map(nu: float, bulk_eigenvalues: Any, bulk_weights: Any) -> _SpikeMap:
-    atoms, weights = check_measure(bulk_eigenvalues, bulk_weights)
-    return _SpikeMap(atoms, weights, float(nu) ** 2, 0.0)
+def _unit(size: float) -> float:
+    """Unit of the scaled maps (:func:`rmt.checks._power_of_two_unit`: 1 in the ordinary range)."""
+    return _power_of_two_unit(size)
 
 
-def _multiplicative_map(q: float, bulk_eigenvalues: Any, bulk_weights: Any) -> _SpikeMap:
-    atoms, weights = check_measure(bulk_eigenvalues, bulk_weights, nonnegative=True)
+def _additive_map(nu: float, atoms: FloatArray, weights: FloatArray) -> _SpikeMap:
+    """h for ``μ = Σ w δ_x`` and noise ν, stored in units of ``max(|x|, ν)`` (the map is scale covariant:
+    h_{sμ, sν}(s w) = s h_{μ,ν}(w)), so that atoms near 1e±300 neither overflow nor underflow."""
+    unit = _unit(max(float(np.abs(atoms).max()), float(nu)))
+    return _SpikeMap(atoms / unit, weights, (float(nu) / unit) ** 2, 0.0, unit)
+
+
+def _multiplicative_map(q: float, atoms: FloatArray, weights: FloatArray) -> _SpikeMap:
+    """ψ for the population bulk ``H = Σ w δ_t`` (t >= 0) and ratio q, in units of ``max t`` (scale
+    covariant: ψ_{sH}(s α) = s ψ_H(α))."""
     keep = atoms > 0
     if not keep.any():
         raise ValueError("bulk_eigenvalues must contain a positive value (a bulk H = δ₀ has no spectrum)")
-    mean = float(weights @ atoms)
-    return _SpikeMap(atoms[keep], weights[keep] * atoms[keep] ** 2, float(q), float(q) * mean)
+    unit = _unit(float(atoms.max()))
+    scaled = atoms / unit
+    mean = float(weights @ scaled)
+    return _SpikeMap(scaled[keep], weights[keep] * scaled[keep] ** 2, float(q), float(q) * mean, unit)
 
 
 def _per_parameter(
@@ -303,8 +336,9 @@ def _per_parameter(
 
 
 # ===================================================================== additive model (THEORY §1c)
+@refuse_non_finite()
 def bulk_spike_outlier(
-    theta: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    theta: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Batch eigenvalue of a spike θ over the bulk μ under semicircle noise of scale ν (THEORY §1c).
 
@@ -321,13 +355,12 @@ def bulk_spike_outlier(
     th = check_finite(theta, "theta")
     nu_ = check_positive(nu, "nu", allow_zero=True)
     atoms, weights = check_measure(bulk_eigenvalues, bulk_weights)
-    return scalar_or_array(
-        _per_parameter(th, nu_, lambda v: _SpikeMap(atoms, weights, v * v, 0.0), "spike_image")
-    )
+    return scalar_or_array(_per_parameter(th, nu_, lambda v: _additive_map(v, atoms, weights), "image"))
 
 
+@refuse_non_finite()
 def bulk_spike_overlap(
-    theta: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    theta: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Squared overlap ``|⟨u', u⟩|² = max(h'(θ), 0)`` of the batch outlier with the spike (THEORY §1c).
 
@@ -336,13 +369,12 @@ def bulk_spike_overlap(
     th = check_finite(theta, "theta")
     nu_ = check_positive(nu, "nu", allow_zero=True)
     atoms, weights = check_measure(bulk_eigenvalues, bulk_weights)
-    return scalar_or_array(
-        _per_parameter(th, nu_, lambda v: _SpikeMap(atoms, weights, v * v, 0.0), "spike_slope")
-    )
+    return scalar_or_array(_per_parameter(th, nu_, lambda v: _additive_map(v, atoms, weights), "overlap"))
 
 
+@refuse_non_finite()
 def critical_noise_variance(
-    theta: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    theta: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Critical noise variance ``ν_c² = 1 / ∫ dμ(x)/(θ − x)²`` for the spike θ (THEORY §1c).
 
@@ -354,12 +386,17 @@ def critical_noise_variance(
     """
     th = check_finite(theta, "theta")
     atoms, weights = check_measure(bulk_eigenvalues, bulk_weights)
-    (s2,) = _moment_sums(th, atoms, weights, (2,))
+    unit = _unit(max(float(np.abs(atoms).max()), float(np.abs(th).max(initial=0.0))))
+    (s2,) = _moment_sums(th / unit, atoms / unit, weights, (2,))  # ν_c² scales like unit²
     with np.errstate(divide="ignore"):
-        return scalar_or_array(np.where(np.isin(th, atoms), 0.0, 1.0 / s2))
+        nu_c2 = 1.0 / s2 if unit == 1.0 else (unit / np.sqrt(s2)) ** 2
+        return scalar_or_array(np.where(np.isin(th, atoms), 0.0, nu_c2))
 
 
-def free_convolution_edges(nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
+@refuse_non_finite()
+def free_convolution_edges(
+    nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> FloatArray:
     """Sorted edges of ``μ ⊞ sc(ν)``: ``h(w*)`` at the real roots of ``h'(w*) = 0`` outside supp μ
     (THEORY §1c).
 
@@ -370,10 +407,13 @@ def free_convolution_edges(nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = N
         nu: scalar ν > 0; bulk_eigenvalues, bulk_weights: the bulk measure μ.
     """
     nu_ = _scalar_float(nu, "nu", allow_zero=False)
-    return _additive_map(nu_, bulk_eigenvalues, bulk_weights).edges()
+    return _additive_map(nu_, *check_measure(bulk_eigenvalues, bulk_weights)).support_edges()
 
 
-def free_convolution_subordination(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> Any:
+@refuse_non_finite()
+def free_convolution_subordination(
+    z: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> complex | ComplexArray:
     """Subordination function ω(z) of ``μ ⊞ sc(ν)``: the solution of ``ω + ν² g_μ(ω) = z`` with Im ω > 0.
 
     For real z the limit ``z + i0`` is returned (real outside the support). Complex array (complex
@@ -384,11 +424,15 @@ def free_convolution_subordination(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_
     """
     zs = check_complex(z, "z")
     nu_ = _scalar_float(nu, "nu", allow_zero=False)
-    omega = _additive_map(nu_, bulk_eigenvalues, bulk_weights).solve(zs)
+    spike_map = _additive_map(nu_, *check_measure(bulk_eigenvalues, bulk_weights))
+    omega = spike_map.unit * spike_map.solve(zs / spike_map.unit)
     return complex(omega) if omega.ndim == 0 else omega
 
 
-def free_convolution_stieltjes(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> Any:
+@refuse_non_finite()
+def free_convolution_stieltjes(
+    z: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> complex | ComplexArray:
     """Stieltjes transform ``G(z) = ∫ dρ(x)/(z − x)`` of ``ρ = μ ⊞ sc(ν)``, via ``G(z) = g_μ(ω(z))``.
 
     Solves the Pastur equation ``G = g_μ(z − ν² G)``. For real z outside the support G is real.
@@ -397,14 +441,16 @@ def free_convolution_stieltjes(z: Any, nu: Any, bulk_eigenvalues: Any, bulk_weig
     """
     zs = check_complex(z, "z")
     nu_ = _scalar_float(nu, "nu", allow_zero=False)
-    atoms, weights = check_measure(bulk_eigenvalues, bulk_weights)
-    omega = _SpikeMap(atoms, weights, nu_**2, 0.0).solve(zs)
-    (g,) = _moment_sums(omega, atoms, weights, (1,))
+    spike_map = _additive_map(nu_, *check_measure(bulk_eigenvalues, bulk_weights))
+    omega = spike_map.solve(zs / spike_map.unit)  # in units of spike_map.unit; G scales like 1/unit
+    (g,) = _moment_sums(omega, spike_map.atoms, spike_map.masses, (1,))
+    g = g / spike_map.unit
     return complex(g) if np.ndim(g) == 0 else g
 
 
+@refuse_non_finite()
 def free_convolution_density(
-    x: Any, nu: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    x: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Density of ``μ ⊞ sc(ν)`` at real x: ``Im ω(x + i0) / (π ν²)`` (THEORY §1c; Biane 1997).
 
@@ -417,14 +463,16 @@ def free_convolution_density(
     """
     xs = check_finite(x, "x")
     nu_ = _scalar_float(nu, "nu", allow_zero=False)
-    omega = _additive_map(nu_, bulk_eigenvalues, bulk_weights).solve(xs.astype(np.complex128))
-    return scalar_or_array(np.maximum(omega.imag, 0.0) / (np.pi * nu_**2))
+    spike_map = _additive_map(nu_, *check_measure(bulk_eigenvalues, bulk_weights))
+    omega = spike_map.solve((xs / spike_map.unit).astype(np.complex128))  # in units of spike_map.unit
+    return scalar_or_array(np.maximum(omega.imag, 0.0) / (np.pi * spike_map.coupling) / spike_map.unit)
 
 
 # ===================================================================== multiplicative model (THEORY
 # §2, Bai–Yao)
+@refuse_non_finite()
 def wishart_bulk_spike_outlier(
-    alpha: Any, q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    alpha: ArrayLike, q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Sample eigenvalue of a population spike α over the population bulk H, ratio ``q = P/n`` (Bai–Yao; §2).
 
@@ -440,13 +488,12 @@ def wishart_bulk_spike_outlier(
     al = check_positive(alpha, "alpha", allow_zero=True)
     q_ = check_positive(q, "q")
     atoms, weights = check_measure(bulk_eigenvalues, bulk_weights, nonnegative=True)
-    return scalar_or_array(
-        _per_parameter(al, q_, lambda v: _multiplicative_map(v, atoms, weights), "spike_image")
-    )
+    return scalar_or_array(_per_parameter(al, q_, lambda v: _multiplicative_map(v, atoms, weights), "image"))
 
 
+@refuse_non_finite()
 def wishart_bulk_spike_overlap(
-    alpha: Any, q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    alpha: ArrayLike, q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Squared overlap ``α ψ'(α) / ψ(α)`` of the sample outlier with the population spike (0 when ψ'(α) <= 0).
 
@@ -456,14 +503,22 @@ def wishart_bulk_spike_overlap(
     al = check_positive(alpha, "alpha", allow_zero=True)
     q_ = check_positive(q, "q")
     atoms, weights = check_measure(bulk_eigenvalues, bulk_weights, nonnegative=True)
-    slope = _per_parameter(al, q_, lambda v: _multiplicative_map(v, atoms, weights), "spike_slope")
-    value = _per_parameter(al, q_, lambda v: _multiplicative_map(v, atoms, weights), "value")
+    slope = _per_parameter(al, q_, lambda v: _multiplicative_map(v, atoms, weights), "overlap")
+    # α ψ'(α)/ψ(α) = ψ'(α) / (1 + q Σ w t/(α − t)): ψ(α)/α without the cancellation of ψ at small α
+    # (and the limit 1 at α = 0, where ψ(0) = 0: a null direction of Σ stays null)
+    al_b, q_b = np.broadcast_arrays(al, q_)
+    keep = atoms > 0
+    unit = _unit(max(float(atoms.max()), float(al.max(initial=0.0))))
+    (s1,) = _moment_sums(al_b / unit, atoms[keep] / unit, weights[keep] * atoms[keep] / unit, (1,))
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(slope > 0, np.broadcast_to(al, slope.shape) * slope / value, 0.0)
+        ratio = np.where(slope > 0, slope / (1.0 + q_b * s1), 0.0)
     return scalar_or_array(ratio)
 
 
-def wishart_critical_ratio(alpha: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> float | FloatArray:
+@refuse_non_finite(allow_inf=True)
+def wishart_critical_ratio(
+    alpha: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> float | FloatArray:
     """Critical ratio ``q_c(α) = 1 / ∫ t² dH(t)/(α − t)²``: the spike α is an outlier iff ``q < q_c``.
 
     For H = δ₁: ``q_c = (α − 1)²``, i.e. α_c = 1 + √q. 0 when α is an atom of H.
@@ -473,12 +528,16 @@ def wishart_critical_ratio(alpha: Any, bulk_eigenvalues: Any, bulk_weights: Any 
     """
     al = check_positive(alpha, "alpha", allow_zero=True)
     atoms, weights = check_measure(bulk_eigenvalues, bulk_weights, nonnegative=True)
-    (s2,) = _moment_sums(al, atoms, weights * atoms**2, (2,))
+    unit = _unit(max(float(atoms.max()), float(al.max(initial=0.0))))  # q_c is scale invariant
+    (s2,) = _moment_sums(al / unit, atoms / unit, weights * (atoms / unit) ** 2, (2,))
     with np.errstate(divide="ignore"):
         return scalar_or_array(np.where(np.isin(al, atoms[atoms > 0]), 0.0, 1.0 / s2))
 
 
-def wishart_bulk_edges(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
+@refuse_non_finite()
+def wishart_bulk_edges(
+    q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> FloatArray:
     """Sorted edges of the continuous part of the limiting sample spectrum (critical values of ψ;
     Bai–Yao, §2).
 
@@ -489,10 +548,14 @@ def wishart_bulk_edges(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) 
         q: scalar P/n > 0; bulk_eigenvalues: population bulk atoms t >= 0 (not all 0); bulk_weights: weights.
     """
     q_ = _scalar_float(q, "q", allow_zero=False)
-    return _multiplicative_map(q_, bulk_eigenvalues, bulk_weights).edges()
+    atoms, weights = check_measure(bulk_eigenvalues, bulk_weights, nonnegative=True)
+    return _multiplicative_map(q_, atoms, weights).support_edges()
 
 
-def wishart_bulk_atom(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -> float | FloatArray:
+@refuse_non_finite()
+def wishart_bulk_atom(
+    q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> float | FloatArray:
     """Mass at 0 of the limiting P×P sample spectrum: ``1 − min(1 − H({0}), 1/q)`` (rank ≤ min(P·(1
     − H({0})), n)).
 
@@ -507,8 +570,9 @@ def wishart_bulk_atom(q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None) -
     return scalar_or_array(1.0 - np.minimum(positive, 1.0 / q_))
 
 
+@refuse_non_finite()
 def wishart_bulk_density(
-    x: Any, q: Any, bulk_eigenvalues: Any, bulk_weights: Any = None
+    x: ArrayLike, q: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
     """Density of the continuous part of the limiting sample spectrum ``H ⊠ MP_q`` (Silverstein equation; §2).
 
@@ -522,9 +586,9 @@ def wishart_bulk_density(
     """
     xs = check_finite(x, "x")
     q_ = _scalar_float(q, "q", allow_zero=False)
-    spike_map = _multiplicative_map(q_, bulk_eigenvalues, bulk_weights)
+    spike_map = _multiplicative_map(q_, *check_measure(bulk_eigenvalues, bulk_weights, nonnegative=True))
     positive = xs > 0
-    alpha = spike_map.solve(np.where(positive, xs, 1.0).astype(np.complex128))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        density = np.maximum((-1.0 / alpha).imag, 0.0) / (np.pi * q_)
+    alpha = spike_map.solve((np.where(positive, xs, 1.0) / spike_map.unit).astype(np.complex128))
+    with np.errstate(divide="ignore", invalid="ignore"):  # alpha is in units of spike_map.unit
+        density = np.maximum((-1.0 / alpha).imag, 0.0) / (np.pi * q_) / spike_map.unit
     return scalar_or_array(np.where(positive, density, 0.0))

@@ -3,16 +3,128 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import numbers
-from typing import Any
+import os
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 FloatArray = NDArray[np.float64]
+ComplexArray = NDArray[np.complex128]
+RealLike = ArrayLike
+"""A real scalar or array-like of reals (what every ``rmt`` function accepts for a numeric argument)."""
+
+__all__ = [
+    "ArrayLike",
+    "ComplexArray",
+    "FloatArray",
+    "RealLike",
+    "as_float_array",
+    "check_batch_size",
+    "check_choice",
+    "check_complex",
+    "check_finite",
+    "check_in_range",
+    "check_int",
+    "check_measure",
+    "check_n_data",
+    "check_orthonormal_columns",
+    "check_positive",
+    "check_size",
+    "check_square_matrix",
+    "memory_limit_bytes",
+    "refuse_non_finite",
+    "scalar_or_array",
+]
+
+_P = ParamSpec("_P")
+_NAN_RESULT = "arr must not contain NaN (a result that is not a number)"
+_R = TypeVar("_R")
 
 
-def as_float_array(value: Any, name: str) -> FloatArray:
+def refuse_non_finite(*, allow_inf: bool = False) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Decorator for closed forms: a float64 overflow in the result becomes a ``ValueError`` naming the
+    arguments.
+
+    The function runs under ``np.errstate(over="ignore", invalid="ignore", divide="ignore")``; a non-finite
+    entry in its result (a NaN, or an inf unless ``allow_inf``: an infinity the function documents) means
+    that the arguments are too large or too small in magnitude for float64 and is refused with a
+    ``ValueError`` that lists every argument; so is numpy's broadcasting error for arrays of incompatible
+    shapes. Argument errors raised by the function pass through unchanged.
+    """
+
+    if not isinstance(allow_inf, bool):
+        raise TypeError(f"allow_inf must be a bool, got {type(allow_inf).__name__}")
+
+    def wrap(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+        names = ", ".join(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)
+        def inner(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            overflow = (
+                f"{fn.__name__}: the result is not representable in float64 (overflow) for these "
+                f"arguments; one of ({names}) is too large or too small in magnitude"
+            )
+            try:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                    out = fn(*args, **kwargs)
+            except ValueError as exc:
+                if str(exc).startswith(_NAN_RESULT):  # scalar_or_array met a NaN result
+                    raise ValueError(overflow) from None
+                if "broadcast" not in str(exc):
+                    raise
+                raise ValueError(
+                    f"{fn.__name__}: the array arguments ({names}) must broadcast together: {exc}"
+                ) from None
+            parts = out if isinstance(out, tuple) else (out,)
+            for part in parts:
+                arr = np.asarray(part)
+                if arr.dtype.kind not in "fc":
+                    continue
+                bad = np.isnan(arr) if allow_inf else ~np.isfinite(arr)
+                if bad.any():
+                    raise ValueError(overflow)
+            return out
+
+        return inner
+
+    return wrap
+
+
+def memory_limit_bytes() -> int:
+    """Bytes one array request may use: this machine's physical memory (16 GiB if it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return 16 * 2**30
+
+
+def check_size(count: int, name: str, *, itemsize: int = 8, copies: int = 1) -> int:
+    """Refuse, before allocating, a request for ``copies`` arrays of ``count`` items of ``itemsize`` bytes
+    that cannot fit in memory (:func:`memory_limit_bytes`): ``ValueError`` naming ``name`` and the sizes.
+
+    ``count`` is the number of items one array holds (e.g. ``P*P`` for a dense P×P matrix); returns it.
+    """
+    n = check_int(count, name, minimum=0)
+    size = check_int(itemsize, "itemsize", minimum=1)
+    k = check_int(copies, "copies", minimum=1)
+    need = n * size * k
+    limit = memory_limit_bytes()
+    if need > limit:
+        amount = f"{need / 2**30:.3g} GiB" if need < 2**1000 else "more than 2^1000 bytes"
+        raise ValueError(
+            f"{name} asks for {amount} (copies = {k} array(s) of {n} items of itemsize {size} "
+            "bytes), more than "
+            f"this machine's memory ({limit / 2**30:.3g} GiB): it cannot fit in memory"
+        )
+    return n
+
+
+def as_float_array(value: ArrayLike, name: str) -> FloatArray:
     """Return ``value`` as a float64 array, raising ``TypeError``/``ValueError`` that name ``name``.
 
     Booleans, strings, complex numbers and objects are rejected with ``TypeError``; NaN with ``ValueError``.
@@ -37,7 +149,7 @@ def as_float_array(value: Any, name: str) -> FloatArray:
     return arr
 
 
-def check_finite(value: Any, name: str) -> FloatArray:
+def check_finite(value: ArrayLike, name: str) -> FloatArray:
     """Float64 array of finite values (``ValueError`` on inf/NaN)."""
     arr = as_float_array(value, name)
     if not np.isfinite(arr).all():
@@ -45,7 +157,9 @@ def check_finite(value: Any, name: str) -> FloatArray:
     return arr
 
 
-def check_positive(value: Any, name: str, *, allow_zero: bool = False, allow_inf: bool = False) -> FloatArray:
+def check_positive(
+    value: ArrayLike, name: str, *, allow_zero: bool = False, allow_inf: bool = False
+) -> FloatArray:
     """Float64 array of values > 0 (>= 0 with ``allow_zero``)."""
     arr = as_float_array(value, name) if allow_inf else check_finite(value, name)
     bad = arr < 0 if allow_zero else arr <= 0
@@ -56,9 +170,12 @@ def check_positive(value: Any, name: str, *, allow_zero: bool = False, allow_inf
 
 
 def check_in_range(
-    value: Any, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
+    value: ArrayLike, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
 ) -> FloatArray:
     """Float64 array of values in the interval [low, high] (open ends on request)."""
+    low, high = _real_scalar(low, "low"), _real_scalar(high, "high")
+    if low > high:
+        raise ValueError(f"low must be <= high, got low = {low:g} > high = {high:g}")
     arr = check_finite(value, name)
     bad = (arr <= low if low_open else arr < low) | (arr >= high if high_open else arr > high)
     if bad.any():
@@ -68,8 +185,11 @@ def check_in_range(
     return arr
 
 
-def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def check_int(value: object, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """A Python int (numpy integers and integral floats are accepted) within [minimum, maximum]."""
+    for bound, label in ((minimum, "minimum"), (maximum, "maximum")):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Integral)):
+            raise TypeError(f"{label} must be an integer or None, got {type(bound).__name__}")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if isinstance(value, numbers.Integral):
@@ -86,19 +206,28 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, maximum: int
     return out
 
 
-def check_batch_size(batch_size: Any, n_data: Any = None, name: str = "batch_size") -> FloatArray:
+def check_batch_size(
+    batch_size: ArrayLike, n_data: ArrayLike | None = None, name: str = "batch_size"
+) -> FloatArray:
     """Batch sizes B with 1 <= B (<= N when ``n_data`` is given); returns float64 array."""
     arr = check_finite(batch_size, name)
     if (arr < 1).any():
         raise ValueError(f"{name} must be >= 1, got {_show(arr[arr < 1])}")
     if n_data is not None:
         n = check_n_data(n_data)
-        if (arr > n).any():
-            raise ValueError(f"{name} must be <= n_data = {_show(n)}, got {_show(arr[arr > n])}")
+        try:
+            shape = np.broadcast_shapes(arr.shape, n.shape)
+        except ValueError:
+            raise ValueError(f"{name} {arr.shape} and n_data {n.shape} must broadcast together") from None
+        over = arr > n
+        if over.any():
+            raise ValueError(
+                f"{name} must be <= n_data = {_show(n)}, got {_show(np.broadcast_to(arr, shape)[over])}"
+            )
     return arr
 
 
-def check_n_data(n_data: Any, name: str = "n_data") -> FloatArray:
+def check_n_data(n_data: ArrayLike, name: str = "n_data") -> FloatArray:
     """Training-set size N >= 2 (``inf`` allowed: sampling with an infinite pool)."""
     arr = as_float_array(n_data, name)
     if (arr < 2).any():
@@ -107,7 +236,7 @@ def check_n_data(n_data: Any, name: str = "n_data") -> FloatArray:
 
 
 def check_square_matrix(
-    value: Any, name: str, *, symmetric: bool = False, nonnegative: bool = False
+    value: ArrayLike, name: str, *, symmetric: bool = False, nonnegative: bool = False
 ) -> FloatArray:
     """A finite float64 square matrix, optionally symmetric (to 1e-10 relative) and entrywise >= 0."""
     arr = check_finite(value, name)
@@ -123,26 +252,33 @@ def check_square_matrix(
 
 
 def check_orthonormal_columns(
-    value: Any, name: str, n_rows: int | None = None, tol: float = 1e-8
+    value: ArrayLike, name: str, n_rows: int | None = None, tol: float = 1e-8
 ) -> FloatArray:
     """A P x r float64 matrix with orthonormal columns (``VᵀV = I`` to ``tol``);
     a 1-D vector is one column."""
+    tol_ = _real_scalar(check_positive(tol, "tol", allow_zero=True), "tol")
+    rows = None if n_rows is None else check_int(n_rows, "n_rows", minimum=0)
     arr = check_finite(value, name)
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2:
         raise ValueError(f"{name} must be a P x r matrix, got shape {arr.shape}")
-    if n_rows is not None and arr.shape[0] != n_rows:
-        raise ValueError(f"{name} must have {n_rows} rows, got {arr.shape[0]}")
-    gram = arr.T @ arr
-    err = float(np.abs(gram - np.eye(arr.shape[1])).max(initial=0.0))
-    if err > tol:
-        raise ValueError(f"{name} must have orthonormal columns (max |VᵀV - I| = {err:.2e} > {tol:g})")
+    if rows is not None and arr.shape[0] != rows:
+        raise ValueError(f"{name} must have {rows} rows, got {arr.shape[0]}")
+    with np.errstate(over="ignore", invalid="ignore"):  # huge entries: inf/NaN error, refused below
+        gram = arr.T @ arr
+        err = float(np.abs(gram - np.eye(arr.shape[1])).max(initial=0.0))
+    if not err <= tol_:
+        raise ValueError(f"{name} must have orthonormal columns (max |VᵀV - I| = {err:.2e} > {tol_:g})")
     return arr
 
 
-def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
     """One of a fixed set of strings."""
+    if not isinstance(choices, tuple) or not all(isinstance(c, str) for c in choices):
+        raise TypeError(f"choices must be a tuple of strings, got {choices!r:.80}")
+    if not choices:
+        raise ValueError("choices must hold at least one string")
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a string, one of {choices}, got {type(value).__name__}")
     if value not in choices:
@@ -150,8 +286,36 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _power_of_two_unit(size: float) -> float:
+    """A unit for exact rescaling: 1 for magnitudes in [1e-100, 1e100] (or 0 / non-finite), else the largest
+    power of two <= ``size`` (never overflows). Keeps results bit-identical in the ordinary range."""
+    if not np.isfinite(size) or size <= 0 or 1e-100 <= size <= 1e100:
+        return 1.0
+    return float(2.0 ** np.floor(np.log2(size)))
+
+
+def _finite_or(primary: FloatArray, fallback: FloatArray) -> FloatArray:
+    """``primary`` where it is finite, else ``fallback``: a closed form keeps its usual arithmetic (results
+    bit-identical in the ordinary range) and switches to a scale-free rewriting where that arithmetic
+    under- or overflows (e.g. ``1 − ν²/θ²`` → ``1 − (ν/θ)²`` when θ² underflows to 0)."""
+    return np.asarray(np.where(np.isfinite(primary), primary, fallback), dtype=np.float64)
+
+
+def _real_scalar(value: ArrayLike, name: str) -> float:
+    arr = check_finite(value, name)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a real scalar, got shape {arr.shape}")
+    return float(arr)
+
+
 def scalar_or_array(arr: FloatArray) -> float | FloatArray:
     """Return a Python float for 0-d results and the array otherwise (numpy-style vectorisation)."""
+    if not isinstance(arr, (np.ndarray, np.floating, float, int)) or isinstance(arr, bool):
+        raise TypeError(f"arr must be a float64 numpy array, got {type(arr).__name__}")
+    if isinstance(arr, np.ndarray) and arr.dtype.kind not in "fiu":
+        raise TypeError(f"arr must be a real numpy array, got dtype {arr.dtype}")
+    if np.isnan(arr).any():
+        raise ValueError(_NAN_RESULT)
     return float(arr) if np.ndim(arr) == 0 else arr
 
 
@@ -162,7 +326,7 @@ def _show(values: FloatArray) -> str:
     return "[" + ", ".join(f"{v:g}" for v in flat[:5]) + (", ...]" if flat.size > 5 else "]")
 
 
-def check_complex(value: Any, name: str, *, upper_half_plane: bool = True) -> NDArray[np.complex128]:
+def check_complex(value: ArrayLike, name: str, *, upper_half_plane: bool = True) -> NDArray[np.complex128]:
     """Complex128 array of finite values (real input accepted), with ``Im >= 0`` when ``upper_half_plane``."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(
@@ -186,8 +350,8 @@ def check_complex(value: Any, name: str, *, upper_half_plane: bool = True) -> ND
 
 
 def check_measure(
-    eigenvalues: Any,
-    weights: Any = None,
+    eigenvalues: ArrayLike,
+    weights: ArrayLike | None = None,
     *,
     name: str = "bulk_eigenvalues",
     weights_name: str = "bulk_weights",

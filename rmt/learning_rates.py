@@ -35,15 +35,18 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmt.checks import (
     FloatArray,
     as_float_array,
     check_batch_size,
     check_choice,
+    check_finite,
     check_in_range,
     check_n_data,
     check_positive,
+    refuse_non_finite,
     scalar_or_array,
 )
 from rmt.wigner import (
@@ -88,7 +91,10 @@ ADAM_FORMS: tuple[str, ...] = ("second_moment", "sqrt_curvature")
 # ------------------------------------------------------------------------------------------------------------
 # 1. Quadratic stability thresholds
 # ------------------------------------------------------------------------------------------------------------
-def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
+@refuse_non_finite()
+def stability_constant(
+    method: str = "sgd", momentum: ArrayLike = 0.0, beta1: ArrayLike = 0.9
+) -> float | FloatArray:
     """The constant ``c`` of the stability condition ``η λ < c`` (see the module table).
 
     ``sgd``: 2 (``momentum`` must be 0: PyTorch's SGD with momentum is ``heavy_ball``); ``heavy_ball``:
@@ -112,7 +118,10 @@ def stability_constant(method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.
     return scalar_or_array(np.asarray(out, dtype=np.float64))
 
 
-def max_lr(curvature: Any, method: str = "sgd", momentum: Any = 0.0, beta1: Any = 0.9) -> float | FloatArray:
+@refuse_non_finite()
+def max_lr(
+    curvature: ArrayLike, method: str = "sgd", momentum: ArrayLike = 0.0, beta1: ArrayLike = 0.9
+) -> float | FloatArray:
     """Largest stable learning rate ``η_max = c / λ`` on a quadratic with top curvature ``λ`` [exact].
 
     ``c`` is :func:`stability_constant`. For ``method="adam"`` the curvature must be that of the
@@ -124,7 +133,8 @@ def max_lr(curvature: Any, method: str = "sgd", momentum: Any = 0.0, beta1: Any 
     return scalar_or_array(c / lam)
 
 
-def polyak_heavy_ball(L: Any, mu: Any) -> tuple[float | FloatArray, float | FloatArray]:
+@refuse_non_finite()
+def polyak_heavy_ball(L: ArrayLike, mu: ArrayLike) -> tuple[float | FloatArray, float | FloatArray]:
     """Polyak's optimal heavy-ball parameters for a spectrum in ``[μ, L]``, 0 < μ ≤ L [exact].
 
     ``η = 4/(√L + √μ)²``, ``β = ((√L − √μ)/(√L + √μ))²``. In PyTorch's convention (``v ← βv + g; w ← w − ηv``,
@@ -141,7 +151,8 @@ def polyak_heavy_ball(L: Any, mu: Any) -> tuple[float | FloatArray, float | Floa
     return scalar_or_array(lr), scalar_or_array(momentum)
 
 
-def ls_mean_square_growth(lr: Any, batch_size: Any, dim: Any) -> float | FloatArray:
+@refuse_non_finite()
+def ls_mean_square_growth(lr: ArrayLike, batch_size: ArrayLike, dim: ArrayLike) -> float | FloatArray:
     """One-step factor of ``E‖w − w*‖²`` for SGD on noiseless Gaussian least squares [exact].
 
     Loss ``½ E(xᵀ(w − w*))²`` with ``x ~ N(0, I_d)``; a step uses the mean gradient of ``B`` i.i.d. samples
@@ -155,7 +166,8 @@ def ls_mean_square_growth(lr: Any, batch_size: Any, dim: Any) -> float | FloatAr
     return scalar_or_array(1.0 - 2.0 * eta + eta**2 * (b + d + 1.0) / b)
 
 
-def ls_mean_square_threshold(batch_size: Any, dim: Any) -> float | FloatArray:
+@refuse_non_finite()
+def ls_mean_square_threshold(batch_size: ArrayLike, dim: ArrayLike) -> float | FloatArray:
     """Mean-square stability threshold ``η_MS(B) = 2B/(B + d + 1)`` of Gaussian least-squares SGD [exact].
 
     The positive root of :func:`ls_mean_square_growth` ``= 1``: ``E‖w − w*‖²`` decays iff ``0 < η < η_MS``.
@@ -176,8 +188,14 @@ def _aspect_ratio(batch_sizes: Any, n_params: Any, outputs_per_sample: Any) -> f
     return scalar_or_array(p / (b * check_positive(outputs_per_sample, "outputs_per_sample")))
 
 
-def _check_model_args(model: str, n_data: Any, outputs_per_sample: Any) -> str:
+def _check_model_args(
+    model: str, n_data: Any, outputs_per_sample: Any, batch_sizes: Any = None, batch_name: str = "batch_sizes"
+) -> str:
     model = check_choice(model, "model", MODELS)
+    if batch_sizes is not None:  # checked here so that the error names the caller's argument
+        check_batch_size(
+            batch_sizes, n_data if model == "additive" and n_data is not None else None, batch_name
+        )
     check_positive(outputs_per_sample, "outputs_per_sample")
     finite_pool = n_data is not None and bool(np.any(np.isfinite(as_float_array(n_data, "n_data"))))
     if model == "multiplicative" and finite_pool:
@@ -189,15 +207,16 @@ def _check_model_args(model: str, n_data: Any, outputs_per_sample: Any) -> str:
     return model
 
 
+@refuse_non_finite()
 def batch_top_curvature(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Predicted top eigenvalue ``λ'_1(B)`` of the batch curvature.
 
@@ -205,40 +224,42 @@ def batch_top_curvature(
     (:func:`rmt.wigner.batch_hessian_extremal`). ``multiplicative``: spiked Wishart with ``q = P/(B·C)``,
     ``λ(1 + qσ²/(λ − σ²))`` above threshold, else ``σ²(1 + √q)²`` (:func:`rmt.wishart.batch_ggn_extremal`).
     """
-    model = _check_model_args(model, n_data, outputs_per_sample)
+    model = _check_model_args(model, n_data, outputs_per_sample, batch_sizes)
     if model == "additive":
         return batch_hessian_extremal(lam, sigma2, n_params, batch_sizes, n_data)
     return batch_ggn_extremal(lam, sigma2, n_params, batch_sizes, outputs_per_sample)
 
 
+@refuse_non_finite()
 def noise_edge_curvature(
-    batch_sizes: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Top of the batch-noise bulk: the curvature a *flat* direction of ``H`` has in ``H_B`` / ``G_B``.
 
     ``additive``: semicircle edge ``2ν(B)``; ``multiplicative``: Marchenko–Pastur edge ``σ²(1 + √q)²``,
     ``q = P/(B·C)``.
     """
-    model = _check_model_args(model, n_data, outputs_per_sample)
+    model = _check_model_args(model, n_data, outputs_per_sample, batch_sizes)
     if model == "additive":
         return semicircle_edge(noise_scale(sigma2, n_params, batch_sizes, n_data))
     return marchenko_pastur_edges(sigma2, _aspect_ratio(batch_sizes, n_params, outputs_per_sample))[1]
 
 
+@refuse_non_finite(allow_inf=True)
 def model_critical_batch_size(
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Batch size above which the top spike ``λ`` separates from the noise bulk (``inf`` if it never does).
 
@@ -260,21 +281,25 @@ def model_critical_batch_size(
 
 
 def batch_regime(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> str | np.ndarray:
     """``"outlier"`` where the top spike has separated from the noise bulk, else ``"edge"``.
 
     Same condition as the outlier formulas (a non-zero eigenvector overlap): additive ``|λ| > ν(B)``,
     multiplicative ``λ > σ²(1 + √q)`` — equivalently ``B > B*`` (:func:`model_critical_batch_size`).
     """
-    model = _check_model_args(model, n_data, outputs_per_sample)
+    model = _check_model_args(model, n_data, outputs_per_sample, batch_sizes)
+    if model == "additive":
+        check_finite(lam, "lam")
+    else:
+        check_positive(lam, "lam", allow_zero=True)
     if model == "additive":
         overlap = wigner_overlap(lam, noise_scale(sigma2, n_params, batch_sizes, n_data))
     else:
@@ -283,17 +308,18 @@ def batch_regime(
     return str(out) if out.ndim == 0 else out
 
 
+@refuse_non_finite()
 def max_lr_vs_batch(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
     method: str = "sgd",
-    momentum: Any = 0.0,
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    momentum: ArrayLike = 0.0,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Predicted maximal stable learning rate ``η_max(B) = c / λ'_1(B)`` [model].
 
@@ -308,13 +334,15 @@ def max_lr_vs_batch(
     method = check_choice(method, "method", METHODS)
     if method == "adam":
         raise ValueError("method='adam' needs the preconditioner: use adam_max_lr_vs_batch")
+    check_positive(lam, "lam", allow_zero=True)  # a stability bound needs the top (positive) curvature
     curvature = batch_top_curvature(
         batch_sizes, lam, sigma2, n_params, model=model, n_data=n_data, outputs_per_sample=outputs_per_sample
     )
     return max_lr(curvature, method=method, momentum=momentum)
 
 
-def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | FloatArray:
+@refuse_non_finite()
+def mccandlish_max_lr(batch_size: ArrayLike, eta_inf: ArrayLike, b_noise: ArrayLike) -> float | FloatArray:
     """McCandlish et al. form ``η_∞ / (1 + B_noise/B)`` (η_∞ > 0, B_noise ≥ 0, B ≥ 1).
 
     The additive model above threshold gives exactly this with ``η_∞ = c/λ_1`` and ``B_noise = B* = Pσ²/λ_1²``
@@ -326,7 +354,8 @@ def mccandlish_max_lr(batch_size: Any, eta_inf: Any, b_noise: Any) -> float | Fl
     return scalar_or_array(eta / (1.0 + noise / b))
 
 
-def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
+@refuse_non_finite()
+def local_exponent(batch_sizes: ArrayLike, values: ArrayLike) -> FloatArray:
     """Local exponent ``d log(values) / d log B`` by finite differences on the log–log curve.
 
     Interior points: the second-order (non-uniform) central difference, a positively weighted mean of the two
@@ -349,8 +378,13 @@ def local_exponent(batch_sizes: Any, values: Any) -> FloatArray:
 # ------------------------------------------------------------------------------------------------------------
 # 3. Adam and damped / adaptive methods [model / recon]
 # ------------------------------------------------------------------------------------------------------------
+@refuse_non_finite()
 def adam_preconditioner(
-    batch_size: Any, grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
+    batch_size: ArrayLike,
+    grad_sq: ArrayLike,
+    grad_var: ArrayLike,
+    eps: ArrayLike = 1e-8,
+    n_data: ArrayLike | None = None,
 ) -> float | FloatArray:
     """Frozen Adam preconditioner entry ``p(B) = √v̂ + ε`` with ``v̂ ≈ g² + s κ(B)``.
 
@@ -368,8 +402,9 @@ def adam_preconditioner(
     return scalar_or_array(np.sqrt(g2 + s * k) + e)
 
 
+@refuse_non_finite()
 def adam_reversion_batch_size(
-    grad_sq: Any, grad_var: Any, eps: Any = 1e-8, n_data: Any = None
+    grad_sq: ArrayLike, grad_var: ArrayLike, eps: ArrayLike = 1e-8, n_data: ArrayLike | None = None
 ) -> float | FloatArray:
     """Batch size ``B_rev`` where Adam's gradient-noise term stops dominating its preconditioner.
 
@@ -394,20 +429,21 @@ def adam_reversion_batch_size(
     return scalar_or_array(np.asarray(np.where(np.isinf(n), s / floor_sq, finite), dtype=np.float64))
 
 
+@refuse_non_finite()
 def adam_max_lr_vs_batch(
-    batch_sizes: Any,
-    lam: Any,
-    sigma2: Any,
-    n_params: Any,
+    batch_sizes: ArrayLike,
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "additive",
     form: str = "second_moment",
-    beta1: Any = 0.9,
-    grad_sq: Any = None,
-    grad_var: Any = None,
-    eps: Any = 1e-8,
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    beta1: ArrayLike = 0.9,
+    grad_sq: ArrayLike | None = None,
+    grad_var: ArrayLike | None = None,
+    eps: ArrayLike = 1e-8,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Adam's maximal stable learning rate versus batch size [model / recon], THEORY.md §3.
 
@@ -426,9 +462,19 @@ def adam_max_lr_vs_batch(
       (homogeneous ``P``).
     """
     form = check_choice(form, "form", ADAM_FORMS)
+    check_positive(lam, "lam", allow_zero=True)  # a stability bound needs the top (positive) curvature
     c = np.asarray(stability_constant("adam", 0.0, beta1), dtype=np.float64)
-    model_args = {"model": model, "n_data": n_data, "outputs_per_sample": outputs_per_sample}
-    curvature = np.asarray(batch_top_curvature(batch_sizes, lam, sigma2, n_params, **model_args))
+    curvature = np.asarray(
+        batch_top_curvature(
+            batch_sizes,
+            lam,
+            sigma2,
+            n_params,
+            model=model,
+            n_data=n_data,
+            outputs_per_sample=outputs_per_sample,
+        )
+    )
     if form == "sqrt_curvature":
         return scalar_or_array(c / np.sqrt(curvature))
     if grad_sq is None or grad_var is None:
@@ -438,18 +484,19 @@ def adam_max_lr_vs_batch(
     return scalar_or_array(c * np.asarray(precond) / curvature)
 
 
+@refuse_non_finite()
 def min_damping(
-    lr: Any,
-    batch_size: Any,
-    sigma2: Any,
-    n_params: Any,
+    lr: ArrayLike,
+    batch_size: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
     *,
     model: str = "multiplicative",
     method: str = "sgd",
-    momentum: Any = 0.0,
-    beta1: Any = 0.9,
-    n_data: Any = None,
-    outputs_per_sample: Any = 1,
+    momentum: ArrayLike = 0.0,
+    beta1: ArrayLike = 0.9,
+    n_data: ArrayLike | None = None,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Minimal damping ``δ_min(η, B)`` of a damped second-order / adaptive step [recon], THEORY.md §3.
 
@@ -463,8 +510,12 @@ def min_damping(
     ``δ_min ∝ η/√B``.
     """
     eta = check_positive(lr, "lr")
+    _check_model_args(model, n_data, outputs_per_sample, batch_size, "batch_size")
     flat = noise_edge_curvature(
         batch_size, sigma2, n_params, model=model, n_data=n_data, outputs_per_sample=outputs_per_sample
     )
-    bound = np.asarray(max_lr(flat, method=method, momentum=momentum, beta1=beta1), dtype=np.float64)
-    return scalar_or_array(eta / bound)
+    c = np.asarray(stability_constant(method, momentum, beta1), dtype=np.float64)
+    lam_noise = np.asarray(flat, dtype=np.float64)
+    # η / max_lr(λ_noise) with max_lr = c / λ_noise; 0 when the batch has no noise (B = N: λ_noise = 0)
+    bound = c / np.where(lam_noise > 0, lam_noise, 1.0)
+    return scalar_or_array(np.where(lam_noise > 0, eta / bound, 0.0))

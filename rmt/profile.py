@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import brentq
 
 from rmt.checks import (
@@ -46,6 +46,7 @@ from rmt.checks import (
     check_int,
     check_orthonormal_columns,
     check_positive,
+    check_size,
     check_square_matrix,
     scalar_or_array,
 )
@@ -55,6 +56,13 @@ ComplexArray = NDArray[np.complex128]
 _RESIDUAL_TOL = 1e-13
 _MAX_NEWTON = 80
 _BLOCK_LIMIT = 256  # use the class reduction when it leaves at most this many classes (else try rank one)
+_MAX_MAGNITUDE = 1e100  # |a|, |z|, |θ| and the noise scale sqrt(max_j Σ_k S_jk) must stay below this
+_MAX_DOUBLINGS = 2000  # bracket expansions of the outlier equation (each doubles the upper end)
+
+
+class QVEConvergenceError(ValueError):
+    """The QVE solver did not converge for these arguments (a ``ValueError``: the arguments are outside the
+    range the solver handles)."""
 
 
 @dataclass(frozen=True)
@@ -110,14 +118,24 @@ class BlockProfile:
         the
         error of edges and outliers is O(K⁻²) for smooth s and a (REFERENCE row 26).
         """
+        if not callable(variance):
+            raise TypeError(f"variance must be a callable s(x, y), got {type(variance).__name__}")
+        if shift is not None and not callable(shift):
+            raise TypeError(f"shift must be a callable a(x) or None, got {type(shift).__name__}")
         k = check_int(n_blocks, "n_blocks", minimum=1)
+        check_size(k * k, "n_blocks", copies=4)
         x = (np.arange(k) + 0.5) / k
-        var = np.asarray(variance(x[:, None], x[None, :]), dtype=np.float64) * np.ones((k, k))
-        shifts = np.zeros(k) if shift is None else np.asarray(shift(x), dtype=np.float64) * np.ones(k)
+        var = check_finite(variance(x[:, None], x[None, :]), "variance") * np.ones((k, k))
+        if var.shape != (k, k):
+            raise ValueError(f"variance(x, y) must broadcast to shape ({k}, {k}), got {var.shape}")
+        shifts = np.zeros(k) if shift is None else check_finite(shift(x), "shift") * np.ones(k)
+        if shifts.shape != (k,):
+            raise ValueError(f"shift(x) must broadcast to shape ({k},), got {shifts.shape}")
+        check_square_matrix(var, "variance", symmetric=True, nonnegative=True)
         return cls(var, np.full(k, 1.0 / k), shifts)
 
 
-def coarse_grain_profile(S: Any, n_blocks: int, a: Any = None) -> BlockProfile:
+def coarse_grain_profile(S: ArrayLike, n_blocks: int, a: ArrayLike | None = None) -> BlockProfile:
     """Average a dense profile (and shifts) over ``n_blocks`` contiguous blocks of indices.
 
     Order the coordinates so that the profile varies smoothly with the index (e.g. sort by the field a_j)
@@ -126,7 +144,12 @@ def coarse_grain_profile(S: Any, n_blocks: int, a: Any = None) -> BlockProfile:
     """
     S_arr = check_square_matrix(S, "S", symmetric=True, nonnegative=True)
     p = S_arr.shape[0]
-    k = check_int(n_blocks, "n_blocks", minimum=1, maximum=p)
+    if p == 0:
+        raise ValueError("S must be a non-empty square matrix")
+    k = check_int(n_blocks, "n_blocks", minimum=1)
+    if k > p:
+        raise ValueError(f"n_blocks must be <= the size of S (P = {p}), got {k}")
+    _check_magnitude(S_arr.max(), "S", squared=True)
     a_arr = _check_shifts(a, p)
     bounds = np.linspace(0, p, k + 1).round().astype(int)
     labels = np.repeat(np.arange(k), np.diff(bounds))
@@ -240,13 +263,27 @@ def _check_shifts(a: Any, p: int) -> FloatArray:
     a_arr = check_finite(a, "a")
     if a_arr.shape != (p,):
         raise ValueError(f"a must have shape ({p},) to match S, got {a_arr.shape}")
+    _check_magnitude(np.abs(a_arr).max(initial=0.0), "a")
     return a_arr
+
+
+def _check_magnitude(value: Any, name: str, *, squared: bool = False) -> None:
+    """The solver's range: |a|, |z|, |θ| <= 1e100 and S (a variance: a squared scale) <= 1e200."""
+    limit = _MAX_MAGNITUDE**2 if squared else _MAX_MAGNITUDE
+    if not float(value) <= limit:
+        raise ValueError(
+            f"{name} must be at most {limit:g} in magnitude (the QVE solver's range), got {float(value):g}"
+        )
 
 
 def _build_system(S: Any, a: Any = None) -> _System:
     if isinstance(S, BlockProfile):
         if a is not None:
             raise ValueError("a must be None for a BlockProfile (its shifts are part of the profile)")
+        with np.errstate(over="ignore"):
+            row_sums = (S.variances * S.sizes[None, :]).sum(axis=1)
+        _check_magnitude(row_sums.max(), "S", squared=True)
+        _check_magnitude(np.abs(S.shifts).max(initial=0.0), "S")
         return _BlockSystem(S.variances, S.sizes, S.shifts, None)
     if isinstance(S, (str, bytes)) or S is None:
         raise TypeError(f"S must be a square matrix or a BlockProfile, got {type(S).__name__}")
@@ -254,6 +291,8 @@ def _build_system(S: Any, a: Any = None) -> _System:
     p = S_arr.shape[0]
     if p == 0:
         raise ValueError("S must be a non-empty square matrix")
+    _check_magnitude(S_arr.max(), "S", squared=True)
+    _check_magnitude(S_arr.max() * p, "S", squared=True)
     S_arr = 0.5 * (S_arr + S_arr.T)
     a_arr = _check_shifts(a, p)
     labels, first = _row_classes(S_arr, a_arr)
@@ -333,7 +372,9 @@ def _solve_complex(system: _System, z: complex) -> Any:
                 new = 0.5 * (new + system.fixed_point(new, complex(x, eta)))
             new = _newton_solve(system, new, complex(x, eta), upper_half=True)
             if new is None:
-                raise RuntimeError(f"QVE solver did not converge at z = {complex(x, eta)}")
+                raise QVEConvergenceError(
+                    f"QVE solver did not converge at z = {complex(x, eta)} for this profile S (and shifts a)"
+                )
         state = new
         if eta <= eta_floor:
             break
@@ -378,28 +419,43 @@ class _Branch:
     far_state: Any
 
     def at(self, z: float) -> Any:
-        """Real solution at z >= edge by Newton continuation from the nearer end."""
+        """Real solution at z >= edge by Newton continuation from the nearer end of [edge, far].
+
+        Above ``far`` Newton starts from the far solution (continuing upwards if one jump fails). Between
+        the ends the continuation starts at the nearer one; from the edge (a fold, where Newton's Jacobian is
+        nearly singular) it may fail, and then the far end takes over.
+        """
         if z <= self.edge:
             return self.edge_state
-        z0, st = (self.far, self.far_state) if z >= self.far else (self.edge, self.edge_state)
         if z >= self.far:
-            st2 = _real_newton(self.system, z, st, -1.0)
-            if st2 is not None:
-                return st2
-        # continue from the far point downwards in adaptive steps
-        z0, st = self.far, self.far_state
-        h = z0 - z
-        while z0 > z:
-            step = min(h, z0 - z)
-            new = _real_newton(self.system, z0 - step, st, -1.0)
+            return self._continue(self.far, self.far_state, z, strict=True)
+        if z - self.edge < self.far - z:
+            state = self._continue(self.edge, self.edge_state, z, strict=False)
+            if state is not None:
+                return state
+        return self._continue(self.far, self.far_state, z, strict=True)
+
+    def _continue(self, z0: float, state: Any, z: float, *, strict: bool) -> Any:
+        """Newton continuation from the solution ``state`` at ``z0`` to ``z`` in adaptive steps (doubled after
+        a success, halved after a failure); None (or an error when ``strict``) if the step size underflows."""
+        direction = 1.0 if z > z0 else -1.0
+        h = abs(z - z0)
+        while z0 != z:
+            remaining = abs(z - z0)
+            target = z if h >= remaining else z0 + direction * h
+            new = _real_newton(self.system, target, state, -1.0)
             if new is None:
-                h *= 0.5
+                h = min(h, remaining) * 0.5
                 if h < 1e-15 * (1 + abs(z)):
-                    raise RuntimeError(f"real QVE branch could not be continued to z = {z}")
+                    if not strict:
+                        return None
+                    raise QVEConvergenceError(
+                        f"real QVE branch could not be continued to z = {z} for this profile S (and shifts a)"
+                    )
                 continue
-            z0, st = z0 - step, new
+            z0, state = target, new
             h *= 2.0
-        return st
+        return state
 
 
 def _upper_branch(system: _System) -> _Branch:
@@ -408,7 +464,9 @@ def _upper_branch(system: _System) -> _Branch:
     far_state = np.real(_solve_complex(system, complex(far, 0.0)))
     far_state = _real_newton(system, far, far_state, -1.0)
     if far_state is None:  # pragma: no cover - the bound above guarantees a real branch
-        raise RuntimeError("QVE real branch not found above the spectrum")
+        raise QVEConvergenceError(
+            "QVE real branch not found above the spectrum of this profile S (and shifts a)"
+        )
     z, st = far, far_state
     h = 0.1 * scale
     tol = 1e-13 * scale
@@ -426,7 +484,9 @@ def _upper_branch(system: _System) -> _Branch:
 # Public functions.
 
 
-def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
+def solve_qve(
+    S: ArrayLike | BlockProfile, z: ArrayLike, a: ArrayLike | None = None
+) -> FloatArray | ComplexArray:
     """Solve ``−1/m_j(z) = z − a_j + Σ_k S_jk m_k(z)`` (the quadratic vector equation, THEORY §1b).
 
     Args:
@@ -454,6 +514,7 @@ def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
     z_arr = z_arr.astype(np.complex128)
     if not np.all(np.isfinite(z_arr)):
         raise ValueError("z must be finite")
+    _check_magnitude(np.abs(z_arr).max(initial=0.0), "z")
     if np.any(z_arr.imag < 0):
         raise ValueError("z must lie in the closed upper half plane (Im z >= 0)")
     out = [system.full_m(_solve_complex(system, complex(zz)), complex(zz)) for zz in z_arr.ravel()]
@@ -463,10 +524,13 @@ def solve_qve(S: Any, z: Any, a: Any = None) -> Any:
     return result
 
 
-def wigner_type_density(S: Any, x: Any, a: Any = None) -> float | FloatArray:
+def wigner_type_density(
+    S: ArrayLike | BlockProfile, x: ArrayLike, a: ArrayLike | None = None
+) -> float | FloatArray:
     """Limiting spectral density ``ρ(x) = (1/π) Im mean_j m_j(x + i0)`` of ``diag(a) + E`` with profile S."""
     system = _build_system(S, a)
     x_arr = check_finite(x, "x")
+    _check_magnitude(np.abs(x_arr).max(initial=0.0), "x")
     w = system.weights()
     dens = np.array(
         [
@@ -477,7 +541,7 @@ def wigner_type_density(S: Any, x: Any, a: Any = None) -> float | FloatArray:
     return scalar_or_array(np.maximum(dens, 0.0).reshape(x_arr.shape))
 
 
-def wigner_type_edges(S: Any, a: Any = None) -> tuple[float, float]:
+def wigner_type_edges(S: ArrayLike | BlockProfile, a: ArrayLike | None = None) -> tuple[float, float]:
     """(lower, upper) edges of the spectrum of ``diag(a) + E``: where the real QVE branch folds.
 
     Computed by Newton continuation of the real solution from far outside the spectrum towards it; the fold is
@@ -490,7 +554,9 @@ def wigner_type_edges(S: Any, a: Any = None) -> tuple[float, float]:
     return float(lower), float(upper)
 
 
-def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> FloatArray:
+def wigner_type_outliers(
+    S: ArrayLike | BlockProfile, thetas: ArrayLike, vectors: ArrayLike, a: ArrayLike | None = None
+) -> FloatArray:
     """Outliers of ``Φ diag(θ) Φᵀ + diag(a) + E`` (noise profile S), one per spike, ordered like ``thetas``.
 
     A spike θ_i > 0 produces the outlier z > E₊ solving ``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0`` (rank one:
@@ -509,6 +575,9 @@ def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> Fl
     """
     system = _build_system(S, a)
     thetas_arr = check_finite(thetas, "thetas").reshape(-1)
+    _check_magnitude(np.abs(thetas_arr).max(initial=0.0), "thetas")
+    # |θ| < 1e-300 (1/θ overflows) never separates from the bulk: the same answer as θ = 0, the edge
+    thetas_arr = np.where(np.abs(thetas_arr) < 1e-300, 0.0, thetas_arr)
     r = thetas_arr.size
     expand = _block_expansion(S) if isinstance(S, BlockProfile) else None
     p = (
@@ -516,6 +585,10 @@ def wigner_type_outliers(S: Any, thetas: Any, vectors: Any, a: Any = None) -> Fl
         if isinstance(system, _RankOneSystem)
         else (int(expand.size) if expand is not None else int(system.n.sum()))
     )
+    if _leading_dim(vectors) not in (None, p):
+        raise ValueError(
+            f"vectors must have one row per coordinate of S (P = {p}), got shape {np.shape(vectors)}"
+        )
     phi = check_orthonormal_columns(vectors, "vectors", n_rows=p)
     if phi.shape[1] != r:
         raise ValueError(f"vectors must have one column per spike: {r} thetas but {phi.shape[1]} columns")
@@ -558,8 +631,12 @@ def _side_outliers(
             return float(eigs(z, branch.at(z))[_j])
 
         hi = branch.far + float(np.max(np.abs(thetas)))
-        while f(hi) <= 0:
+        for _ in range(_MAX_DOUBLINGS):
+            if f(hi) > 0:
+                break
             hi = 2.0 * hi + 1.0
+        else:  # pragma: no cover - f(z) → 1/θ > 0 as z → ∞
+            raise QVEConvergenceError(f"no outlier bracket found for theta = {thetas[idx]:g} (thetas, S)")
         out[idx] = float(brentq(f, branch.edge, hi, xtol=1e-14 * max(1.0, abs(hi)), maxiter=200))
     return out
 
@@ -570,3 +647,12 @@ def _block_expansion(profile: BlockProfile) -> NDArray[np.intp]:
     if not np.allclose(n, np.round(n)):
         raise ValueError("vectors can only index a BlockProfile whose sizes are integers")
     return np.repeat(np.arange(n.size), np.round(n).astype(int))
+
+
+def _leading_dim(value: ArrayLike) -> int | None:
+    """Length of the first axis of an array-like (None for scalars and objects numpy cannot shape)."""
+    try:
+        shape = np.shape(value)
+    except (ValueError, TypeError):
+        return None
+    return shape[0] if shape else None

@@ -25,21 +25,25 @@ from typing import Any, Literal, overload
 
 import numpy as np
 import scipy.linalg
+import scipy.sparse
 import scipy.sparse.linalg
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from rmt.checks import (
     FloatArray,
+    _power_of_two_unit,
     check_choice,
     check_finite,
     check_int,
     check_orthonormal_columns,
     check_positive,
+    check_size,
     check_square_matrix,
 )
 
 SeedLike = int | np.random.Generator | None
 
+MAX_REPS = 10**7  # replicates per call (a Python loop: more would run for hours; split such a run)
 _DENSE_SUBSET_LIMIT = 600  # below this size, eigh(subset_by_index) beats ARPACK
 
 
@@ -47,8 +51,12 @@ def as_generator(seed: SeedLike) -> np.random.Generator:
     """A numpy Generator from an int seed, None (fresh entropy) or an existing Generator (returned as is)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
-        return np.random.default_rng(seed)
+    if seed is None:
+        return np.random.default_rng()
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed}")
+        return np.random.default_rng(int(seed))
     raise TypeError(f"seed must be an int, None or a numpy.random.Generator, got {type(seed).__name__}")
 
 
@@ -69,12 +77,29 @@ def _spike_matrix(thetas: FloatArray, vectors: FloatArray) -> FloatArray:
     return (vectors * thetas[None, :]) @ vectors.T
 
 
+def _scalar(arr: FloatArray, name: str) -> float:
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
+    return float(arr)
+
+
+def _finite(out: FloatArray, names: str) -> FloatArray:
+    """``out`` if every entry is finite; else a ``ValueError`` naming the arguments that overflowed."""
+    if not np.isfinite(out).all():
+        raise ValueError(f"the sample overflows float64: {names} too large in magnitude")
+    return out
+
+
 def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[FloatArray, FloatArray]:
     th = check_finite(thetas, "thetas").reshape(-1)
     if th.size > n_params:
         raise ValueError(f"thetas must have at most n_params = {n_params} entries, got {th.size}")
     if vectors is None:
         return th, np.eye(n_params)[:, : th.size]
+    if _leading_dim(vectors) not in (None, n_params):
+        raise ValueError(
+            f"vectors must have one row per coordinate (n_params = P = {n_params}), got {np.shape(vectors)}"
+        )
     phi = check_orthonormal_columns(vectors, "vectors", n_rows=n_params)
     if phi.shape[1] != th.size:
         raise ValueError(f"vectors must have one column per spike: {th.size} thetas, {phi.shape[1]} columns")
@@ -84,13 +109,15 @@ def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[Float
 def sample_goe(n_params: int, nu: float = 1.0, seed: SeedLike = None) -> FloatArray:
     """GOE matrix with off-diagonal variance ν²/P and diagonal variance 2ν²/P (semicircle on [−2ν, 2ν])."""
     p = check_int(n_params, "n_params", minimum=1)
-    scale = float(check_positive(nu, "nu", allow_zero=True))
+    check_size(p * p, "n_params", copies=3)
+    scale = _scalar(check_positive(nu, "nu", allow_zero=True), "nu")
     g = as_generator(seed).standard_normal((p, p))
-    return (g + g.T) * (scale / np.sqrt(2.0 * p))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite((g + g.T) * (scale / np.sqrt(2.0 * p)), "nu")
 
 
 def sample_spiked_wigner(
-    n_params: int, thetas: Any, nu: float, vectors: Any = None, seed: SeedLike = None
+    n_params: int, thetas: ArrayLike, nu: float, vectors: ArrayLike | None = None, seed: SeedLike = None
 ) -> FloatArray:
     """``Φ diag(θ) Φᵀ + ν·GOE`` (dense P×P). Default spike directions: the first r coordinate vectors.
 
@@ -98,12 +125,18 @@ def sample_spiked_wigner(
         >>> A = sample_spiked_wigner(1000, [2.0], 1.0, seed=0)   # top eigenvalue ≈ 2 + 1/2
     """
     p = check_int(n_params, "n_params", minimum=1)
+    check_size(p * p, "n_params", copies=4)
     th, phi = _spikes_and_vectors(p, thetas, vectors)
-    return sample_goe(p, nu, seed) + _spike_matrix(th, phi)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(sample_goe(p, nu, seed) + _spike_matrix(th, phi), "nu, thetas")
 
 
 def sample_profile_wigner(
-    S: Any, thetas: Any = (), vectors: Any = None, seed: SeedLike = None, a: Any = None
+    S: ArrayLike,
+    thetas: ArrayLike = (),
+    vectors: ArrayLike | None = None,
+    seed: SeedLike = None,
+    a: ArrayLike | None = None,
 ) -> FloatArray:
     """``Φ diag(θ) Φᵀ + diag(a) + E`` with independent Gaussian noise ``Var E_jk = S_jk`` (diagonal: 2 S_jj).
 
@@ -119,35 +152,50 @@ def sample_profile_wigner(
     if a is not None:
         a_arr = check_finite(a, "a")
         if a_arr.shape != (p,):
-            raise ValueError(f"a must have shape ({p},), got {a_arr.shape}")
-        noise[np.diag_indices(p)] += a_arr
-    return noise + _spike_matrix(th, phi)
+            raise ValueError(f"a must have shape ({p},) (one shift per row of S), got {a_arr.shape}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            noise[np.diag_indices(p)] += a_arr
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite(noise + _spike_matrix(th, phi), "S, thetas, a")
 
 
 def sample_spiked_wishart(
-    n_params: int, n_samples: int, population_eigenvalues: Any, seed: SeedLike = None
+    n_params: int, n_samples: int, population_eigenvalues: ArrayLike, seed: SeedLike = None
 ) -> FloatArray:
     """``Σ^{1/2} Z Zᵀ Σ^{1/2} / n`` with ``Σ = diag(population_eigenvalues)`` (length P, all > 0)."""
     p = check_int(n_params, "n_params", minimum=1)
     n = check_int(n_samples, "n_samples", minimum=1)
+    check_size(p * n, "n_params x n_samples", copies=2)
+    check_size(p * p, "n_params", copies=2)
     pop = check_positive(population_eigenvalues, "population_eigenvalues").reshape(-1)
     if pop.size != p:
         raise ValueError(f"population_eigenvalues must have n_params = {p} entries, got {pop.size}")
     x = np.sqrt(pop)[:, None] * as_generator(seed).standard_normal((p, n))
-    return (x @ x.T) / n
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _finite((x @ x.T) / n, "population_eigenvalues")
 
 
-def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None) -> FloatArray:
+def discrete_bulk(
+    n_params: int, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
+) -> FloatArray:
     """P diagonal values realising a discrete measure Σ w_i δ_{x_i} (counts by largest-remainder rounding)."""
     p = check_int(n_params, "n_params", minimum=1)
+    check_size(p, "n_params", copies=2)
     x = check_finite(bulk_eigenvalues, "bulk_eigenvalues").reshape(-1)
+    if x.size == 0:
+        raise ValueError("bulk_eigenvalues must hold at least one value, got an empty array")
     w = (
         np.full(x.size, 1.0 / x.size)
         if bulk_weights is None
         else check_positive(bulk_weights, "bulk_weights", allow_zero=True).reshape(-1)
     )
-    if w.size != x.size or w.sum() <= 0:
-        raise ValueError("bulk_weights must have one positive-sum weight per bulk eigenvalue")
+    if w.size != x.size or not (w > 0).any():
+        raise ValueError(
+            f"bulk_weights must have one weight per entry of bulk_eigenvalues ({x.size}) with a positive "
+            "sum, "
+            f"got {w.size} weights"
+        )
+    w = w / w.max()
     exact = p * w / w.sum()
     counts = np.floor(exact).astype(int)
     counts[np.argsort(-(exact - counts))[: p - counts.sum()]] += 1
@@ -156,10 +204,10 @@ def discrete_bulk(n_params: int, bulk_eigenvalues: Any, bulk_weights: Any = None
 
 def sample_bulk_spike(
     n_params: int,
-    thetas: Any,
+    thetas: ArrayLike,
     nu: float,
-    bulk_eigenvalues: Any,
-    bulk_weights: Any = None,
+    bulk_eigenvalues: ArrayLike,
+    bulk_weights: ArrayLike | None = None,
     seed: SeedLike = None,
 ) -> FloatArray:
     """``diag(θ_1, …, θ_r, bulk) + ν·GOE``: spikes on the first r coordinates, orthogonal to a diagonal bulk.
@@ -169,13 +217,15 @@ def sample_bulk_spike(
     are eigenvalues of H with eigenvectors orthogonal to the bulk's — the Hessian case).
     """
     p = check_int(n_params, "n_params", minimum=2)
+    check_size(p * p, "n_params", copies=3)
     th = check_finite(thetas, "thetas").reshape(-1)
     if th.size >= p:
         raise ValueError(f"thetas must have fewer than n_params = {p} entries")
     diag = np.concatenate([th, discrete_bulk(p - th.size, bulk_eigenvalues, bulk_weights)])
     out = sample_goe(p, nu, seed)
-    out[np.diag_indices(p)] += diag
-    return out
+    with np.errstate(over="ignore", invalid="ignore"):
+        out[np.diag_indices(p)] += diag
+    return _finite(out, "thetas, nu, bulk_eigenvalues")
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -187,9 +237,14 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
     squared
     first component of its unit eigenvector (inverse iteration with banded solves, O(P)); NaN otherwise."""
     p = d.size
+    # eigenvalues scale with the matrix: work in units of a power of two near its largest entry (exact)
+    unit = _power_of_two_unit(max(float(np.abs(d).max()), float(np.abs(e).max(initial=0.0))))
+    d, e = d / unit, e / unit
     lam = float(scipy.linalg.eigvalsh_tridiagonal(d, e, select="i", select_range=(p - 1, p - 1))[0])
+    with np.errstate(over="ignore"):
+        lam_out = float(lam * unit)
     if not with_overlap:
-        return lam, float("nan")
+        return lam_out, float("nan")
     shift = lam + 1e-9 * (abs(lam) + float(np.abs(e).max(initial=0.0)) + 1e-300)
     banded = np.zeros((3, p))
     banded[0, 1:] = e
@@ -199,7 +254,7 @@ def _top_of_tridiagonal(d: FloatArray, e: FloatArray, with_overlap: bool) -> tup
     for _ in range(3):
         x = scipy.linalg.solve_banded((1, 1), banded, x, check_finite=False)
         x /= np.linalg.norm(x)
-    return lam, float(x[0] ** 2)
+    return lam_out, float(x[0] ** 2)
 
 
 @overload
@@ -240,10 +295,11 @@ def spiked_wigner_top_eigenvalues(
     Example:
         >>> lam = spiked_wigner_top_eigenvalues(2.0, 1.0, 10_000, 200, seed=0)   # mean ≈ 2.5, sd ≈ 1.22/√P
     """
-    th = float(check_finite(theta, "theta"))
-    scale = float(check_positive(nu, "nu"))
+    th = _scalar(check_finite(theta, "theta"), "theta")
+    scale = _scalar(check_positive(nu, "nu"), "nu")
     p = check_int(n_params, "n_params", minimum=2)
-    reps = check_int(n_reps, "n_reps", minimum=1)
+    reps = check_int(n_reps, "n_reps", minimum=1, maximum=MAX_REPS)
+    check_size(p, "n_params", copies=8)
     rng = as_generator(seed)
     dof = np.arange(p - 1, 0, -1, dtype=np.float64)
     vals, ovs = np.empty(reps), np.empty(reps)
@@ -252,6 +308,7 @@ def spiked_wigner_top_eigenvalues(
         d[0] += th
         e = np.sqrt(rng.chisquare(dof)) * (scale / np.sqrt(p))
         vals[i], ovs[i] = _top_of_tridiagonal(d, e, return_overlaps)
+    _finite(vals, "theta, nu")
     return TopEigen(vals, ovs) if return_overlaps else vals
 
 
@@ -294,11 +351,12 @@ def spiked_wishart_top_eigenvalues(
     ``B_{k+1,k} ~ χ_{P−k}``; the spike scales row 1 of B by √(ℓ/σ²), and the top eigenvalue is that of the
     tridiagonal ``σ² B Bᵀ / n`` (size min(P, n + 1); the remaining eigenvalues are 0).
     """
-    ell_v = float(check_positive(ell, "ell"))
-    s2 = float(check_positive(sigma2, "sigma2"))
+    ell_v = _scalar(check_positive(ell, "ell"), "ell")
+    s2 = _scalar(check_positive(sigma2, "sigma2"), "sigma2")
     p = check_int(n_params, "n_params", minimum=2)
     n = check_int(n_samples, "n_samples", minimum=1)
-    reps = check_int(n_reps, "n_reps", minimum=1)
+    reps = check_int(n_reps, "n_reps", minimum=1, maximum=MAX_REPS)
+    check_size(min(p, n + 1), "n_params", copies=8)
     rng = as_generator(seed)
     size = min(p, n + 1)
     n_diag = min(p, n)  # B_kk, k = 1..n_diag
@@ -311,11 +369,22 @@ def spiked_wishart_top_eigenvalues(
         bd[:n_diag] = np.sqrt(rng.chisquare(diag_dof))
         bs = np.zeros(size)  # bs[k] = B_{k+1,k} (0-based: row k+1, column k)
         bs[:n_sub] = np.sqrt(rng.chisquare(sub_dof))
-        bd[0] *= np.sqrt(ell_v / s2)
-        d = bd**2
-        d[1:] += bs[: size - 1] ** 2
-        e = bd[: size - 1] * bs[: size - 1]
-        vals[i], ovs[i] = _top_of_tridiagonal(d * (s2 / n), e * (s2 / n), return_overlaps)
+        with np.errstate(over="ignore"):
+            bd[0] *= np.sqrt(ell_v / s2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = bd**2
+            d[1:] += bs[: size - 1] ** 2
+            e = bd[: size - 1] * bs[: size - 1]
+        _finite(np.concatenate([d, e]), "ell / sigma2")
+        with np.errstate(over="ignore", under="ignore"):
+            ds, es = d * (s2 / n), e * (s2 / n)
+        if np.isfinite(ds).all() and np.isfinite(es).all():
+            vals[i], ovs[i] = _top_of_tridiagonal(ds, es, return_overlaps)
+        else:  # σ²/n scales every eigenvalue: applied after the eigensolve (no overflow inside LAPACK)
+            top, ovs[i] = _top_of_tridiagonal(d, e, return_overlaps)
+            with np.errstate(over="ignore"):
+                vals[i] = top * (s2 / n)
+    _finite(vals, "ell, sigma2")
     return TopEigen(vals, ovs) if return_overlaps else vals
 
 
@@ -325,7 +394,7 @@ def spiked_wishart_top_eigenvalues(
 
 @overload
 def extremal_eigenvalues(
-    A: Any,
+    A: ArrayLike | scipy.sparse.linalg.LinearOperator | scipy.sparse.spmatrix | scipy.sparse.sparray,
     k: int = ...,
     which: str = ...,
     *,
@@ -335,7 +404,7 @@ def extremal_eigenvalues(
 ) -> FloatArray: ...
 @overload
 def extremal_eigenvalues(
-    A: Any,
+    A: ArrayLike | scipy.sparse.linalg.LinearOperator | scipy.sparse.spmatrix | scipy.sparse.sparray,
     k: int = ...,
     which: str = ...,
     *,
@@ -344,7 +413,7 @@ def extremal_eigenvalues(
     seed: SeedLike = ...,
 ) -> tuple[FloatArray, FloatArray]: ...
 def extremal_eigenvalues(
-    A: Any,
+    A: ArrayLike | scipy.sparse.linalg.LinearOperator | scipy.sparse.spmatrix | scipy.sparse.sparray,
     k: int = 1,
     which: str = "LA",
     *,
@@ -364,20 +433,35 @@ def extremal_eigenvalues(
     which_v = check_choice(which, "which", ("LA", "SA", "LM"))
     if isinstance(A, scipy.sparse.linalg.LinearOperator) or scipy.sparse.issparse(A):
         op: Any = A
-        p = int(A.shape[0])
-        if A.shape[0] != A.shape[1]:
-            raise ValueError(f"A must be square, got shape {A.shape}")
+        p = int(op.shape[0])
+        if op.shape[0] != op.shape[1]:
+            raise ValueError(f"A must be square, got shape {op.shape}")
         dense = None
     else:
-        dense = check_square_matrix(A, "A")
+        dense = check_square_matrix(A, "A", symmetric=True)
         p = dense.shape[0]
-        op = dense
-    kk = check_int(k, "k", minimum=1, maximum=p)
+        # eigenvalues scale with A: work with A / 2^k (exact) so that entries near 1e308 do not overflow
+        unit = _power_of_two_unit(float(np.abs(dense).max(initial=0.0)))
+        op = dense = dense / unit
+    if p == 0:
+        raise ValueError("A must be a non-empty square matrix, got shape (0, 0)")
+    kk = check_int(k, "k", minimum=1)
+    if kk > p:
+        raise ValueError(f"k must be <= the size of A ({p}), got {kk}")
+    tol_ = check_positive(tol, "tol", allow_zero=True)
+    if tol_.ndim != 0:
+        raise ValueError(f"tol must be a scalar, got shape {tol_.shape}")
+    rng = as_generator(seed)
     if dense is not None and (p <= _DENSE_SUBSET_LIMIT or kk >= p - 1):
         vals, vecs = _dense_subset(dense, kk, which_v)
     else:
-        v0 = as_generator(seed).standard_normal(p)
-        vals, vecs = scipy.sparse.linalg.eigsh(op, k=kk, which=which_v, v0=v0, tol=tol)
+        v0 = rng.standard_normal(p)
+        vals, vecs = scipy.sparse.linalg.eigsh(op, k=kk, which=which_v, v0=v0, tol=float(tol_))
+    if dense is not None:
+        with np.errstate(over="ignore"):
+            vals = vals * unit
+        if not np.isfinite(vals).all():
+            raise ValueError("A has eigenvalues beyond the float64 range (entries too large in magnitude)")
     order = _outermost_first(vals, which_v)
     vals, vecs = vals[order], vecs[:, order]
     return (vals, vecs) if return_vectors else vals
@@ -403,3 +487,12 @@ def _outermost_first(vals: NDArray[np.float64], which: str) -> NDArray[np.intp]:
     if which == "LM":
         return np.argsort(-np.abs(vals))
     return np.argsort(-vals)
+
+
+def _leading_dim(value: ArrayLike) -> int | None:
+    """Length of the first axis of an array-like (None for scalars and objects numpy cannot shape)."""
+    try:
+        shape = np.shape(value)
+    except (ValueError, TypeError):
+        return None
+    return shape[0] if shape else None

@@ -22,9 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TOPICS", "Derivation", "Step", "derivation"]
+__all__ = ["TOPICS", "Derivation", "Step", "UnknownStepError", "derivation"]
 
 TOPICS: tuple[str, ...] = ("wigner", "wishart", "critical_batch_size", "exponents", "bulk")
+
+
+class UnknownStepError(KeyError, ValueError):
+    """A step name that the derivation does not have (a ``KeyError`` for mapping-style lookups and a
+    ``ValueError`` for the argument contract)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -49,10 +57,14 @@ class Derivation:
         return [s.name for s in self.steps]
 
     def __getitem__(self, name: str) -> Any:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a step name (a string), got {type(name).__name__}")
         for step in self.steps:
             if step.name == name:
                 return step.expr
-        raise KeyError(f"no step named {name!r} in derivation {self.topic!r}; steps: {self.names()}")
+        raise UnknownStepError(
+            f"no step named {name!r} in derivation {self.topic!r}: name must be one of {self.names()}"
+        )
 
     def __contains__(self, name: object) -> bool:
         return any(s.name == name for s in self.steps)
@@ -69,8 +81,19 @@ class Derivation:
         import sympy
 
         expr = self[name]
+        for a in args:
+            if not isinstance(a, str) or a not in self.symbols:
+                raise ValueError(
+                    f"args must be symbol names of this derivation {sorted(self.symbols)}, got {a!r}"
+                )
         if isinstance(expr, sympy.Equality):
             expr = expr.rhs
+        abstract = expr.atoms(sympy.Derivative) | expr.atoms(sympy.core.function.AppliedUndef)
+        if abstract:
+            raise ValueError(
+                f"name: step {name!r} contains abstract functions {sorted(map(str, abstract))} and has no "
+                "numpy form; use its sympy expression"
+            )
         return sympy.lambdify([self.symbols[a] for a in args], expr, modules="numpy")
 
     def latex(self) -> str:
@@ -87,6 +110,8 @@ class Derivation:
         """
         import sympy
 
+        if not isinstance(pretty, bool):
+            raise TypeError(f"pretty must be a bool, got {type(pretty).__name__}")
         lines = [f"Derivation: {self.topic}"]
         for s in self.steps:
             body = sympy.pretty(s.expr, use_unicode=True) if pretty else sympy.sstr(s.expr)

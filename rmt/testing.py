@@ -20,14 +20,15 @@ Example (an outlier of the spiked GOE at P = 10⁴):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from numpy.typing import ArrayLike
 
-from rmt.checks import FloatArray, check_finite, check_int, check_positive
+from rmt.checks import FloatArray, check_choice, check_finite, check_int, check_n_data, check_positive
 from rmt.sampling import SeedLike, as_generator
 
 __all__ = [
@@ -74,12 +75,12 @@ class MonteCarloComparison:
 
 
 def assert_matches_monte_carlo(
-    predict: Any,
-    sample: Any,
+    predict: ArrayLike | Callable[[], ArrayLike],
+    sample: ArrayLike | Callable[[np.random.Generator], ArrayLike],
     *,
     n_params: int,
     n_reps: int | None = None,
-    sd: Any = None,
+    sd: ArrayLike | None = None,
     z: float = 4.0,
     bias_per_param: float = 3.0,
     extra_tolerance: float = 0.0,
@@ -116,15 +117,17 @@ def assert_matches_monte_carlo(
         >>> _ = assert_matches_monte_carlo(10 / 3, top, n_params=400, n_reps=20)
     """
     p = check_int(n_params, "n_params", minimum=1)
-    z_v = float(check_positive(z, "z"))
-    bias = float(check_positive(bias_per_param, "bias_per_param", allow_zero=True))
-    extra = float(check_positive(extra_tolerance, "extra_tolerance", allow_zero=True))
+    z_v = _scalar(check_positive(z, "z"), "z")
+    bias = _scalar(check_positive(bias_per_param, "bias_per_param", allow_zero=True), "bias_per_param")
+    extra = _scalar(check_positive(extra_tolerance, "extra_tolerance", allow_zero=True), "extra_tolerance")
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping (name -> value) or None, got {type(params).__name__}")
+    rng = as_generator(seed)
     if callable(sample):
-        reps = check_int(n_reps, "n_reps", minimum=2) if n_reps is not None else None
+        reps = check_int(n_reps, "n_reps", minimum=2, maximum=MAX_REPS) if n_reps is not None else None
         if reps is None:
             raise TypeError("n_reps is required when sample is a callable")
-        rng = as_generator(seed)
-        draws = np.array([np.asarray(sample(rng), dtype=np.float64) for _ in range(reps)])
+        draws = np.array([check_finite(sample(rng), "sample") for _ in range(reps)])
     else:
         draws = check_finite(sample, "sample")
         if draws.ndim == 0 or draws.shape[0] < 2:
@@ -141,10 +144,18 @@ def assert_matches_monte_carlo(
         pred = np.full(mean.shape, pred[0])
     if pred.shape != mean.shape:
         raise ValueError(f"predict has {pred.size} components but each replicate has {mean.size}")
-    sd_arr = draws.std(axis=0, ddof=1) if sd is None else check_positive(sd, "sd", allow_zero=True)
-    se = np.broadcast_to(sd_arr, mean.shape) / np.sqrt(reps)
-    tol = z_v * se + bias / p + extra
-    z_score = float(np.max(np.abs(pred - mean) / np.maximum(se, 1e-300)))
+    if (
+        sd is not None
+        and np.broadcast_shapes(np.shape(check_positive(sd, "sd", allow_zero=True)), mean.shape) != mean.shape
+    ):
+        raise ValueError(
+            f"sd must be a scalar or have one entry per component ({mean.size}), got shape {np.shape(sd)}"
+        )
+    with np.errstate(over="ignore"):  # an overflowing tolerance or spread is +inf: the comparison still holds
+        sd_arr = draws.std(axis=0, ddof=1) if sd is None else check_positive(sd, "sd", allow_zero=True)
+        se = np.broadcast_to(sd_arr, mean.shape) / np.sqrt(reps)
+        tol = z_v * se + bias / p + extra
+        z_score = float(np.max(np.abs(pred - mean) / np.maximum(se, 1e-300)))
     result = MonteCarloComparison(
         pred, mean, np.asarray(se, dtype=np.float64), tol, z_score, reps, dict(params or {})
     )
@@ -157,39 +168,84 @@ def assert_matches_monte_carlo(
 # Hypothesis strategies.
 
 
+MAX_REPS = 10**7  # replicates drawn by one call (a Python loop)
+MAX_PROFILE_SIZE = 1000  # P of a drawn variance profile (hypothesis draws P² floats)
+
+
+def _scalar(arr: FloatArray, name: str) -> float:
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
+    return float(arr)
+
+
+def _interval(min_value: float, max_value: float) -> tuple[float, float]:
+    lo = _scalar(check_finite(min_value, "min_value"), "min_value")
+    hi = _scalar(check_finite(max_value, "max_value"), "max_value")
+    if lo > hi:
+        raise ValueError(f"min_value must be <= max_value, got {lo:g} > {hi:g}")
+    return lo, hi
+
+
 def critical_window(theta_c: float, n_params: int, width: float = 5.0) -> float:
     """Half-width ``width · θ_c · P^{-1/3}`` of the finite-P critical window around a threshold θ_c."""
-    return float(width * abs(theta_c) * check_int(n_params, "n_params", minimum=1) ** (-1.0 / 3.0))
+    theta = _scalar(check_finite(theta_c, "theta_c"), "theta_c")
+    w = _scalar(check_positive(width, "width", allow_zero=True), "width")
+    p = check_int(n_params, "n_params", minimum=1)
+    with np.errstate(over="ignore"):
+        out = w * abs(theta) * float(p) ** (-1.0 / 3.0)
+    if not np.isfinite(out):
+        raise ValueError(f"width * |theta_c| overflows float64 (width = {w:g}, theta_c = {theta:g})")
+    return float(out)
 
 
 def spikes(min_value: float = 1.2, max_value: float = 10.0) -> st.SearchStrategy[float]:
-    """Spike strengths θ (REFERENCE default range (1.2, 10))."""
-    return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False)
+    """Spike strengths θ (REFERENCE default range (1.2, 10)); ``min_value <= max_value``, both finite."""
+    lo, hi = _interval(min_value, max_value)
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
 def noise_scales(min_value: float = 1e-3, max_value: float = 5.0) -> st.SearchStrategy[float]:
-    """Noise scales ν (or variances ε = ν², REFERENCE range (1e-3, 5))."""
-    return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False)
+    """Noise scales ν (or variances ε = ν², REFERENCE range (1e-3, 5)); ``min_value <= max_value``."""
+    lo, hi = _interval(min_value, max_value)
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
 def supercritical_spikes(
     nu: float, n_params: int, max_value: float | None = None, width: float = 5.0
 ) -> st.SearchStrategy[float]:
     """Spikes θ above the critical window of ``θ_c = ν``: ``θ ≥ ν (1 + width P^{-1/3})``."""
-    low = nu + critical_window(nu, n_params, width)
-    high = max_value if max_value is not None else 10.0 * max(nu, low)
+    nu_ = _scalar(check_positive(nu, "nu", allow_zero=True), "nu")
+    low = nu_ + critical_window(nu_, n_params, width)
+    high = _scalar(check_finite(max_value, "max_value"), "max_value") if max_value is not None else 10.0 * low
+    if not np.isfinite(high):
+        raise ValueError(
+            f"nu is too large: the default max_value 10 nu (1 + window) overflows (nu = {nu_:g})"
+        )
     if high <= low:
-        raise ValueError(f"max_value must exceed the critical window's upper end {low:g}")
+        raise ValueError(
+            f"max_value must exceed the critical window's upper end nu (1 + width P^(-1/3)) = {low:g} "
+            f"(nu = {nu_:g}, max_value = {high:g})"
+        )
     return st.floats(low, high, allow_nan=False, allow_infinity=False)
 
 
-@st.composite
 def discrete_measures(
-    draw: st.DrawFn, max_atoms: int = 20, low: float = -1.0, high: float = 1.0
-) -> tuple[FloatArray, FloatArray]:
+    max_atoms: int = 20, low: float = -1.0, high: float = 1.0
+) -> st.SearchStrategy[tuple[FloatArray, FloatArray]]:
     """A discrete bulk measure: (atoms, weights) with 1–``max_atoms`` distinct atoms in [low, high] and
-    weights
-    summing to 1 (REFERENCE strategy for ν)."""
+    weights summing to 1 (REFERENCE strategy for ν). ``1 <= max_atoms <= 1000``, ``low < high`` finite."""
+    k = check_int(max_atoms, "max_atoms", minimum=1, maximum=1000)
+    lo = _scalar(check_finite(low, "low"), "low")
+    hi = _scalar(check_finite(high, "high"), "high")
+    if not lo < hi:
+        raise ValueError(f"low must be < high, got {lo:g} >= {hi:g}")
+    return _discrete_measures(k, lo, hi)
+
+
+@st.composite
+def _discrete_measures(
+    draw: st.DrawFn, max_atoms: int, low: float, high: float
+) -> tuple[FloatArray, FloatArray]:
     k = draw(st.integers(1, max_atoms))
     atoms = draw(st.lists(st.floats(low, high, allow_nan=False), min_size=k, max_size=k, unique=True))
     raw = draw(st.lists(st.floats(0.05, 1.0), min_size=k, max_size=k))
@@ -197,16 +253,26 @@ def discrete_measures(
     return np.sort(np.asarray(atoms, dtype=np.float64)), weights[np.argsort(atoms)]
 
 
-@st.composite
+_PROFILE_KINDS = ("constant", "rank_one", "block", "random")
+
+
 def variance_profiles(
-    draw: st.DrawFn, n_params: int = 12, kind: str | None = None, max_blocks: int = 4
-) -> FloatArray:
+    n_params: int = 12, kind: str | None = None, max_blocks: int = 4
+) -> st.SearchStrategy[FloatArray]:
     """A symmetric non-negative P×P variance profile of one of the kinds "constant", "rank_one", "block" or
-    "random", normalised so that the largest row sum is at most 1 (bulk edge of order 2)."""
-    kinds = ("constant", "rank_one", "block", "random")
+    "random" (any of them for ``kind=None``), normalised so that the largest row sum is at most 1 (bulk edge
+    of
+    order 2). ``1 <= n_params <= 1000``, ``max_blocks >= 1``."""
+    p = check_int(n_params, "n_params", minimum=1, maximum=MAX_PROFILE_SIZE)
+    chosen = None if kind is None else check_choice(kind, "kind", _PROFILE_KINDS)
+    blocks = check_int(max_blocks, "max_blocks", minimum=1, maximum=MAX_PROFILE_SIZE)
+    return _variance_profiles(p, chosen, blocks)
+
+
+@st.composite
+def _variance_profiles(draw: st.DrawFn, n_params: int, kind: str | None, max_blocks: int) -> FloatArray:
+    kinds = _PROFILE_KINDS
     chosen = draw(st.sampled_from(kinds)) if kind is None else kind
-    if chosen not in kinds:
-        raise ValueError(f"kind must be one of {kinds}, got {chosen!r}")
     p = n_params
     if chosen == "constant":
         s = np.full((p, p), draw(st.floats(0.1, 1.0)) / p)
@@ -242,13 +308,20 @@ def batch_sizes(
     """
     from rmt.wigner import noise_scale
 
+    lam_ = _scalar(check_finite(lam, "lam"), "lam")
+    s2 = _scalar(check_positive(sigma2, "sigma2", allow_zero=True), "sigma2")
     p = check_int(n_params, "n_params", minimum=1)
-    if regime not in ("any", "super", "sub"):
-        raise ValueError(f"regime must be one of ('any', 'super', 'sub'), got {regime!r}")
-    rel = width * p ** (-1.0 / 3.0)
+    top_batch = check_int(max_batch, "max_batch", minimum=1)
+    pool = None if n_data is None else _scalar(check_n_data(n_data), "n_data")
+    w = _scalar(check_positive(width, "width", allow_zero=True), "width")
+    regime = check_choice(regime, "regime", ("any", "super", "sub"))
+    lam, sigma2, max_batch, n_data = lam_, s2, top_batch, pool
+    rel = w * float(p) ** (-1.0 / 3.0)
 
     def allowed(b: int) -> bool:
         nu = float(noise_scale(sigma2, p, b, n_data))
+        if nu == 0.0:  # no noise: the spike is separated (or, for λ = 0, sits at the edge 0 = 2ν)
+            return {"any": True, "super": True, "sub": lam == 0.0}[regime]
         sup = abs(lam) >= nu * (1.0 + rel)
         sub = abs(lam) <= nu * (1.0 - rel)
         return {"any": sup or sub, "super": sup, "sub": sub}[regime]
@@ -256,7 +329,10 @@ def batch_sizes(
     top = int(min(max_batch, n_data)) if n_data is not None else max_batch
     admissible = [b for b in _candidate_batches(top) if allowed(b)]
     if not admissible:
-        raise ValueError("no batch size in [1, max_batch] lies outside the critical window for these inputs")
+        raise ValueError(
+            "no batch size in [1, max_batch] lies outside the critical window for these inputs "
+            "(lam, sigma2, n_params, max_batch, n_data, width, regime)"
+        )
     return st.sampled_from(admissible)
 
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmt.checks import (
     FloatArray,
+    _finite_or,
     check_batch_size,
     check_finite,
     check_n_data,
     check_positive,
+    refuse_non_finite,
     scalar_or_array,
 )
 
@@ -51,7 +54,8 @@ def _kappa(batch: FloatArray, n: FloatArray) -> FloatArray:
     return np.where(np.isinf(n), 1.0 / batch, finite)
 
 
-def kappa(batch_size: Any, n_data: Any = None) -> float | FloatArray:
+@refuse_non_finite()
+def kappa(batch_size: ArrayLike, n_data: ArrayLike | None = None) -> float | FloatArray:
     """Variance factor of a batch mean drawn without replacement (THEORY §1).
 
     ``κ(B) = (N − B) / (B (N − 1))`` for a batch of B distinct samples out of N, and ``κ(B) = 1/B`` when
@@ -66,7 +70,10 @@ def kappa(batch_size: Any, n_data: Any = None) -> float | FloatArray:
     return scalar_or_array(_kappa(batch, n))
 
 
-def noise_scale(sigma2: Any, n_params: Any, batch_size: Any, n_data: Any = None) -> float | FloatArray:
+@refuse_non_finite()
+def noise_scale(
+    sigma2: ArrayLike, n_params: ArrayLike, batch_size: ArrayLike, n_data: ArrayLike | None = None
+) -> float | FloatArray:
     """Noise scale ``ν(B) = sqrt(P σ² κ(B))`` of the batch-Hessian noise E (THEORY §1a).
 
     The spectrum of E is the semicircle on ``[−2ν, 2ν]``.
@@ -88,10 +95,12 @@ def _outlier(theta: FloatArray, nu: FloatArray) -> FloatArray:
     above = np.abs(theta) > nu
     safe = np.where(above, theta, 1.0)
     edge = np.where(theta < 0, -2.0 * nu, 2.0 * nu)
-    return np.where(above, safe + nu**2 / safe, edge)
+    value = _finite_or(safe + nu**2 / safe, safe + nu * (nu / safe))
+    return np.where(above, value, edge)
 
 
-def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
+@refuse_non_finite()
+def wigner_outlier(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     """Extremal eigenvalue of ``θ u uᵀ + E`` for a semicircle noise E of scale ν (THEORY §1a, BBP).
 
     ``θ + ν²/θ`` when ``|θ| > ν``; otherwise the bulk edge ``2ν sign(θ)`` (``+2ν`` for θ = 0). The map is C¹
@@ -106,7 +115,8 @@ def wigner_outlier(theta: Any, nu: Any) -> float | FloatArray:
     return scalar_or_array(_outlier(th, nu_))
 
 
-def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
+@refuse_non_finite()
+def wigner_overlap(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     """Squared overlap ``|⟨u', u⟩|² = max(1 − ν²/θ², 0)`` of outlier eigenvector and spike (THEORY §1a).
 
     Args:
@@ -117,10 +127,12 @@ def wigner_overlap(theta: Any, nu: Any) -> float | FloatArray:
     nu_ = check_positive(nu, "nu", allow_zero=True)
     above = np.abs(th) > nu_
     safe = np.where(above, th, 1.0)
-    return scalar_or_array(np.where(above, 1.0 - nu_**2 / safe**2, 0.0))
+    value = _finite_or(1.0 - nu_**2 / safe**2, 1.0 - (nu_ / safe) ** 2)  # θ² may underflow
+    return scalar_or_array(np.where(above, value, 0.0))
 
 
-def outlier_fluctuation_sd(theta: Any, nu: Any, n_params: Any) -> float | FloatArray:
+@refuse_non_finite()
+def outlier_fluctuation_sd(theta: ArrayLike, nu: ArrayLike, n_params: ArrayLike) -> float | FloatArray:
     """Standard deviation of the outlier for real symmetric Gaussian (GOE) noise (THEORY §1d).
 
     ``sqrt(2 ν² (1 − ν²/θ²) / P)`` above the threshold ``|θ| > ν``; 0 below it (there the edge fluctuates on
@@ -135,10 +147,12 @@ def outlier_fluctuation_sd(theta: Any, nu: Any, n_params: Any) -> float | FloatA
     above = np.abs(th) > nu_
     safe = np.where(above, th, 1.0)
     var = np.where(above, 2.0 * nu_**2 * (1.0 - nu_**2 / safe**2), 0.0) / p
-    return scalar_or_array(np.sqrt(var))
+    scale_free = np.where(above, np.sqrt(2.0 * (1.0 - (nu_ / safe) ** 2)) * nu_, 0.0) / np.sqrt(p)
+    return scalar_or_array(_finite_or(np.sqrt(var), scale_free))
 
 
-def semicircle_density(x: Any, nu: Any) -> float | FloatArray:
+@refuse_non_finite()
+def semicircle_density(x: ArrayLike, nu: ArrayLike) -> float | FloatArray:
     """Wigner semicircle density ``sqrt(4ν² − x²) / (2π ν²)`` on ``[−2ν, 2ν]`` (0 outside) (THEORY §1a).
 
     Args:
@@ -147,16 +161,24 @@ def semicircle_density(x: Any, nu: Any) -> float | FloatArray:
     """
     xs = check_finite(x, "x")
     nu_ = check_positive(nu, "nu")
-    return scalar_or_array(np.sqrt(np.maximum(4.0 * nu_**2 - xs**2, 0.0)) / (2.0 * np.pi * nu_**2))
+    usual = np.sqrt(np.maximum(4.0 * nu_**2 - xs**2, 0.0)) / (2.0 * np.pi * nu_**2)
+    r = xs / nu_  # scale free: ρ(x) = sqrt(4 − (x/ν)²) / (2π ν)
+    return scalar_or_array(_finite_or(usual, np.sqrt(np.maximum(4.0 - r**2, 0.0)) / (2.0 * np.pi * nu_)))
 
 
-def semicircle_edge(nu: Any) -> float | FloatArray:
+@refuse_non_finite()
+def semicircle_edge(nu: ArrayLike) -> float | FloatArray:
     """Upper edge ``2ν`` of the semicircle of scale ν >= 0 (the lower edge is ``−2ν``) (THEORY §1a)."""
     return scalar_or_array(2.0 * check_positive(nu, "nu", allow_zero=True))
 
 
+@refuse_non_finite()
 def batch_hessian_extremal(
-    lam: Any, sigma2: Any, n_params: Any, batch_size: Any, n_data: Any = None
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
+    batch_size: ArrayLike,
+    n_data: ArrayLike | None = None,
 ) -> float | FloatArray:
     """Predicted extremal batch-Hessian eigenvalue ``wigner_outlier(λ, ν(B))`` (THEORY §1a).
 
@@ -171,7 +193,10 @@ def batch_hessian_extremal(
     return scalar_or_array(_outlier(lam_, nu))
 
 
-def critical_batch_size(lam: Any, sigma2: Any, n_params: Any, n_data: Any = None) -> float | FloatArray:
+@refuse_non_finite(allow_inf=True)
+def critical_batch_size(
+    lam: ArrayLike, sigma2: ArrayLike, n_params: ArrayLike, n_data: ArrayLike | None = None
+) -> float | FloatArray:
     """Batch size B* at which the spike λ separates from the noise bulk: ``ν(B*) = |λ|`` (THEORY §1a).
 
     ``B* = P σ² / λ²`` for N = ∞, and ``B* = N / (1 + c (N − 1))`` with ``c = λ² / (P σ²)`` for finite N

@@ -11,11 +11,18 @@ forms are derived in :mod:`rmt.symbolic` (``derivation("wishart")``) and checked
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
-from rmt.checks import FloatArray, check_batch_size, check_finite, check_positive, scalar_or_array
+from rmt.checks import (
+    FloatArray,
+    _finite_or,
+    check_batch_size,
+    check_finite,
+    check_positive,
+    refuse_non_finite,
+    scalar_or_array,
+)
 
 __all__ = [
     "batch_ggn_extremal",
@@ -33,7 +40,8 @@ def _edges(s2: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray]:
     return s2 * (1.0 - root) ** 2, s2 * (1.0 + root) ** 2
 
 
-def marchenko_pastur_edges(sigma2: Any, q: Any) -> tuple[float | FloatArray, float | FloatArray]:
+@refuse_non_finite()
+def marchenko_pastur_edges(sigma2: ArrayLike, q: ArrayLike) -> tuple[float | FloatArray, float | FloatArray]:
     """Edges ``(σ²(1 − √q)², σ²(1 + √q)²)`` of the Marchenko–Pastur law of ratio ``q = P/n`` (THEORY §2).
 
     For q > 1 the lower edge is that of the continuous part; the P×P matrix also has an atom at 0
@@ -48,7 +56,8 @@ def marchenko_pastur_edges(sigma2: Any, q: Any) -> tuple[float | FloatArray, flo
     return scalar_or_array(low), scalar_or_array(high)
 
 
-def marchenko_pastur_atom(q: Any) -> float | FloatArray:
+@refuse_non_finite()
+def marchenko_pastur_atom(q: ArrayLike) -> float | FloatArray:
     """Mass ``max(1 − 1/q, 0)`` of the atom at 0 of the Marchenko–Pastur law of the P×P matrix (rank ≤ n).
 
     Args:
@@ -58,7 +67,8 @@ def marchenko_pastur_atom(q: Any) -> float | FloatArray:
     return scalar_or_array(np.maximum(1.0 - 1.0 / q_, 0.0))
 
 
-def marchenko_pastur_density(x: Any, sigma2: Any, q: Any) -> float | FloatArray:
+@refuse_non_finite()
+def marchenko_pastur_density(x: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
     """Absolutely continuous part of the Marchenko–Pastur law of ``σ² Z Zᵀ/n``, ``q = P/n`` (THEORY §2).
 
     ``sqrt((b − x)(x − a)) / (2π σ² q x)`` on ``[a, b] = marchenko_pastur_edges(σ², q)``, 0 outside.
@@ -74,8 +84,12 @@ def marchenko_pastur_density(x: Any, sigma2: Any, q: Any) -> float | FloatArray:
     low, high = _edges(s2, q_)
     inside = (xs > low) & (xs < high)
     safe_x = np.where(inside, xs, 1.0)
-    value = np.sqrt(np.maximum((high - xs) * (xs - low), 0.0)) / (2.0 * np.pi * s2 * q_ * safe_x)
-    return scalar_or_array(np.where(inside, value, 0.0))
+    usual = np.sqrt(np.maximum((high - xs) * (xs - low), 0.0)) / (2.0 * np.pi * s2 * q_ * safe_x)
+    lo1, hi1 = _edges(np.ones_like(s2), q_)  # fallback in units of σ² (u = x/σ²): no product overflows
+    u = xs / s2
+    safe_u = np.where(inside, u, 1.0)
+    scale_free = np.sqrt(np.maximum((hi1 - u) * (u - lo1), 0.0)) / (2.0 * np.pi * q_ * safe_u) / s2
+    return scalar_or_array(np.where(inside, _finite_or(usual, scale_free), 0.0))
 
 
 def _threshold(s2: FloatArray, q: FloatArray) -> FloatArray:
@@ -88,7 +102,8 @@ def _outlier(ell: FloatArray, s2: FloatArray, q: FloatArray) -> FloatArray:
     return np.where(above, ell * (1.0 + q * s2 / gap), _edges(s2, q)[1])
 
 
-def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
+@refuse_non_finite()
+def wishart_outlier(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
     """Top sample eigenvalue for a population spike ℓ over a white bulk σ² (Baik–Silverstein; THEORY §2).
 
     ``ℓ (1 + q σ² / (ℓ − σ²))`` when ``ℓ > σ²(1 + √q)`` (≈ ℓ + qσ² for ℓ ≫ σ²), otherwise the Marchenko–Pastur
@@ -103,7 +118,8 @@ def wishart_outlier(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     return scalar_or_array(_outlier(ell_, s2, q_))
 
 
-def wishart_overlap(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
+@refuse_non_finite()
+def wishart_overlap(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
     """Squared overlap of the outlier eigenvector with the population spike (Paul 2007; THEORY §2).
 
     ``(1 − q σ⁴/(ℓ − σ²)²) / (1 + q σ²/(ℓ − σ²))`` above the threshold ``ℓ > σ²(1 + √q)``, 0 below.
@@ -117,11 +133,17 @@ def wishart_overlap(ell: Any, sigma2: Any, q: Any) -> float | FloatArray:
     q_ = check_positive(q, "q")
     above = ell_ > _threshold(s2, q_)
     gap = np.where(above, ell_ - s2, 1.0)
-    value = (1.0 - q_ * s2**2 / gap**2) / (1.0 + q_ * s2 / gap)
+    value = _finite_or(
+        (1.0 - q_ * s2**2 / gap**2) / (1.0 + q_ * s2 / gap),
+        (1.0 - q_ * (s2 / gap) ** 2) / (1.0 + q_ * (s2 / gap)),
+    )
     return scalar_or_array(np.where(above, value, 0.0))
 
 
-def wishart_outlier_fluctuation_sd(ell: Any, sigma2: Any, q: Any, n_samples: Any) -> float | FloatArray:
+@refuse_non_finite()
+def wishart_outlier_fluctuation_sd(
+    ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike, n_samples: ArrayLike
+) -> float | FloatArray:
     """Standard deviation of the Wishart outlier (Paul 2007, Gaussian data; REFERENCE_VALUES row 8).
 
     ``sqrt(2 ℓ² (1 − q σ⁴/(ℓ − σ²)²) / n)`` above the threshold ``ℓ > σ²(1 + √q)``; 0 below (Tracy–Widom
@@ -137,11 +159,17 @@ def wishart_outlier_fluctuation_sd(ell: Any, sigma2: Any, q: Any, n_samples: Any
     above = ell_ > _threshold(s2, q_)
     gap = np.where(above, ell_ - s2, 1.0)
     var = np.where(above, 2.0 * ell_**2 * (1.0 - q_ * s2**2 / gap**2), 0.0) / n
-    return scalar_or_array(np.sqrt(var))
+    rel = np.sqrt(np.maximum(2.0 * (1.0 - q_ * (s2 / gap) ** 2), 0.0))
+    return scalar_or_array(_finite_or(np.sqrt(var), np.where(above, rel * ell_, 0.0) / np.sqrt(n)))
 
 
+@refuse_non_finite()
 def batch_ggn_extremal(
-    lam: Any, sigma2: Any, n_params: Any, batch_size: Any, outputs_per_sample: Any = 1
+    lam: ArrayLike,
+    sigma2: ArrayLike,
+    n_params: ArrayLike,
+    batch_size: ArrayLike,
+    outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
     """Predicted top batch-GGN eigenvalue ``wishart_outlier(λ, σ², q)`` with ``q = P / (B C)`` (THEORY §2).
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -221,3 +223,30 @@ def test_invalid_vectors_and_z_rejected() -> None:
         solve_qve(s, 1.0 - 1.0j)
     with pytest.raises(ValueError, match="a"):
         solve_qve(s, 1.0j, a=np.zeros(3))
+
+
+def test_real_branch_continues_from_the_nearer_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_Branch.at`` starts the Newton continuation at the nearer end of [edge, far] (issue 8: the branch
+    that chose the nearer end was dead and every point was continued from ``far``); the answer is the physical
+    branch either way: for ``S = 1/P`` (semicircle on [-2, 2]) ``m(z) = (-z + sqrt(z² - 4)) / 2``."""
+    from rmt import profile
+
+    branch = profile._upper_branch(profile._build_system(np.full((4, 4), 0.25)))
+    starts: list[np.ndarray] = []
+    real_newton = profile._real_newton
+
+    def recording(system: Any, z: float, state: np.ndarray, sign: float) -> Any:
+        starts.append(np.array(state, copy=True))
+        return real_newton(system, z, state, sign)
+
+    monkeypatch.setattr(profile, "_real_newton", recording)
+    for frac, start in ((1e-3, branch.edge_state), (0.999, branch.far_state)):
+        starts.clear()
+        z = branch.edge + frac * (branch.far - branch.edge)
+        m = branch.system.full_m(branch.at(z), z)
+        np.testing.assert_allclose(m, (-z + np.sqrt(z * z - 4.0)) / 2.0, rtol=1e-10)
+        np.testing.assert_array_equal(starts[0], start)  # continued from the nearer end
+    z_beyond = branch.far + 3.0
+    np.testing.assert_allclose(
+        branch.system.full_m(branch.at(z_beyond), z_beyond), (-z_beyond + np.sqrt(z_beyond**2 - 4.0)) / 2.0
+    )
