@@ -39,6 +39,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from networks.curvature import CurvatureOperator, curvature_operator
+from rmt.checks import check_int
 
 ENV_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 BACKENDS = ("gloo", "nccl")
@@ -49,11 +50,7 @@ T = TypeVar("T")
 
 # --- sharding ------------------------------------------------------------------------------------------
 def _check_int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+    return check_int(value, name, minimum=minimum, integral_type=True)
 
 
 def shard_indices(n: int, rank: int, world_size: int, strategy: str = "contiguous") -> range:

@@ -185,12 +185,20 @@ def check_in_range(
     return arr
 
 
-def check_int(value: object, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
-    """A Python int (numpy integers and integral floats are accepted) within [minimum, maximum]."""
+def check_int(
+    value: object,
+    name: str,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    integral_type: bool = False,
+) -> int:
+    """A Python int within [minimum, maximum]. Numpy integers and integral floats (``3.0``) are accepted,
+    unless ``integral_type``: then anything but an integer type is a ``TypeError`` (a layer count, say)."""
     for bound, label in ((minimum, "minimum"), (maximum, "maximum")):
         if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Integral)):
             raise TypeError(f"{label} must be an integer or None, got {type(bound).__name__}")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral if integral_type else numbers.Real):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
     if isinstance(value, numbers.Integral):
         out = int(value)

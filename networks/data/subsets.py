@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from rmt.checks import check_int
 
 
 def _check_int(value: object, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
-    v = int(value)
-    if v < low or (high is not None and v > high):
-        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {bound}, got {v}")
-    return v
+    return check_int(value, name, minimum=low, maximum=high, integral_type=True)
 
 
 def batch_indices(n: int, batch_size: int, seed: int, index: int) -> np.ndarray:

@@ -8,14 +8,13 @@ from collections.abc import Iterable
 
 from torch import nn
 
+from rmt.checks import check_int
+
 
 def check_positive_int(value: object, name: str) -> int:
-    """``value`` as an ``int`` >= 1 (``TypeError`` for non-integers, ``ValueError`` for values < 1)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive integer, got {value!r}")
-    if int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer (>= 1), got {value!r}")
-    return int(value)
+    """``value`` as an ``int`` >= 1: ``TypeError`` for anything but an integer type, ``ValueError`` below 1
+    (:func:`rmt.checks.check_int`)."""
+    return check_int(value, name, minimum=1, integral_type=True)
 
 
 def check_width(width: object, name: str = "width") -> float:
