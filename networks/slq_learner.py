@@ -1,4 +1,4 @@
-"""On-the-fly learning rate and momentum from stochastic Lanczos quadrature (THEORY §6, corrected).
+"""On-the-fly learning rate and momentum from stochastic Lanczos quadrature (docs/theory.md §6, corrected).
 
 Every ``every`` optimiser steps, :class:`SLQLearner` runs ``lanczos_steps`` Lanczos steps on the curvature
 (Hessian or GGN) of a fixed curvature subset, reads the extremal curvatures off the Ritz values and resets
@@ -14,7 +14,8 @@ SGD's learning rate (and, for ``rule="heavy_ball"``, its momentum):
     step (gradient descent leaves them at rate 1 + η|λ|, which is what it should do), and the bulk is the
     unresolved near-flat mass. So μ is the smallest resolved positive curvature. Without a heavy Ritz value
     (e.g. a positive-definite quadratic) nothing is discarded and μ is the smallest positive Ritz value;
-  - ``mu_mode="weight"`` (THEORY §6 as written): the smallest Ritz value with ``τ_k ≤ weight_threshold``.
+  - ``mu_mode="weight"`` (docs/theory.md §6 as written): the smallest Ritz value with ``τ_k ≤
+  weight_threshold``.
     On a network Hessian this is a negative Ritz value, so μ always ends at the floor below;
   - ``mu_mode="quantile"``: the smallest θ_k whose cumulative weight (θ ascending) reaches ``quantile``;
 

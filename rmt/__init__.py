@@ -3,13 +3,14 @@ imply.
 
 numpy, scipy and sympy only: this package never imports torch. Where each formula lives:
 
-- ``rmt.wigner``          additive model, homogeneous noise (THEORY §1a, §1d): κ(B), ν(B), θ + ν²/θ, B*
-- ``rmt.wishart``         multiplicative model (THEORY §2): Baik–Silverstein outlier, Marchenko–Pastur
-- ``rmt.bulk``            spikes over a measured bulk (THEORY §1c free convolution, §2 Bai–Yao)
-- ``rmt.profile``         field-dependent noise: quadratic vector equation (THEORY §1b)
+- ``rmt.wigner``          additive model, homogeneous noise (docs/theory.md §1a, §1d): κ(B), ν(B), θ + ν²/θ,
+B*
+- ``rmt.wishart``         multiplicative model (docs/theory.md §2): Baik–Silverstein outlier, Marchenko–Pastur
+- ``rmt.bulk``            spikes over a measured bulk (docs/theory.md §1c free convolution, §2 Bai–Yao)
+- ``rmt.profile``         field-dependent noise: quadratic vector equation (docs/theory.md §1b)
 - ``rmt.sample_spikes``   sample-side spikes: heavy-tailed low-rank per-sample terms + shared spikes (§1e)
 - ``rmt.sample_spikes_sampling``  exact Gram/Bartlett sampler of that model
-- ``rmt.learning_rates``  stability thresholds and η_max(B) laws (THEORY §3)
+- ``rmt.learning_rates``  stability thresholds and η_max(B) laws (docs/theory.md §3)
 - ``rmt.symbolic``        sympy derivations, the source of truth of the closed forms
 - ``rmt.sampling``        seeded Monte-Carlo samplers and fast extremal eigenvalues
 - ``rmt.testing``         hypothesis strategies and a Monte-Carlo assertion helper (imports hypothesis)

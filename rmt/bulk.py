@@ -1,4 +1,4 @@
-"""Spikes over a non-trivial bulk: free additive convolution (THEORY §1c) and Bai–Yao multiplicative
+"""Spikes over a non-trivial bulk: free additive convolution (docs/theory.md §1c) and Bai–Yao multiplicative
 spikes (§2).
 
 Additive (batch Hessian). The bulk of H is a discrete measure ``μ = Σ_i w_i δ_{x_i}`` (e.g. Ritz
@@ -20,7 +20,7 @@ masses ``w_i t_i²``, coupling q and shift ``q E_H[t]``: both models share one i
 :class:`_SpikeMap`.
 
 Do not use the "generic spike" formula ``g_{μ⊞sc}(z) = 1/θ`` here (it assumes a spike eigenvector
-random relative to the bulk; THEORY §1c).
+random relative to the bulk; docs/theory.md §1c).
 """
 
 from __future__ import annotations
@@ -335,12 +335,12 @@ def _per_parameter(
     return out
 
 
-# ===================================================================== additive model (THEORY §1c)
+# ===================================================================== additive model (docs/theory.md §1c)
 @refuse_non_finite()
 def bulk_spike_outlier(
     theta: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
-    """Batch eigenvalue of a spike θ over the bulk μ under semicircle noise of scale ν (THEORY §1c).
+    """Batch eigenvalue of a spike θ over the bulk μ under semicircle noise of scale ν (docs/theory.md §1c).
 
     ``h(θ) = θ + ν² ∫ dμ(x)/(θ − x)`` if ``h'(θ) = 1 − ν² ∫ dμ(x)/(θ − x)² > 0``; otherwise the
     nearest bulk edge of ``μ ⊞ sc(ν)``: the top edge for θ above supp μ, the bottom edge for θ below
@@ -362,7 +362,8 @@ def bulk_spike_outlier(
 def bulk_spike_overlap(
     theta: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
-    """Squared overlap ``|⟨u', u⟩|² = max(h'(θ), 0)`` of the batch outlier with the spike (THEORY §1c).
+    """Squared overlap ``|⟨u', u⟩|² = max(h'(θ), 0)`` of the batch outlier with the spike (docs/theory.md
+    §1c).
 
     Args: as :func:`bulk_spike_outlier`.
     """
@@ -376,7 +377,7 @@ def bulk_spike_overlap(
 def critical_noise_variance(
     theta: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
-    """Critical noise variance ``ν_c² = 1 / ∫ dμ(x)/(θ − x)²`` for the spike θ (THEORY §1c).
+    """Critical noise variance ``ν_c² = 1 / ∫ dμ(x)/(θ − x)²`` for the spike θ (docs/theory.md §1c).
 
     The spike is an outlier iff ``ν² < ν_c²``; with ``ν² = P σ² κ(B)`` this gives the critical batch size.
     0 when θ is an atom of μ. For μ = δ₀: ``ν_c = |θ|``.
@@ -398,7 +399,7 @@ def free_convolution_edges(
     nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> FloatArray:
     """Sorted edges of ``μ ⊞ sc(ν)``: ``h(w*)`` at the real roots of ``h'(w*) = 0`` outside supp μ
-    (THEORY §1c).
+    (docs/theory.md §1c).
 
     Consecutive pairs ``(edges[2k], edges[2k+1])`` are the connected components of the support. A gap whose
     maximum of h' is ≤ 1e-12 counts as closed (a cusp is not an edge).
@@ -452,7 +453,7 @@ def free_convolution_stieltjes(
 def free_convolution_density(
     x: ArrayLike, nu: ArrayLike, bulk_eigenvalues: ArrayLike, bulk_weights: ArrayLike | None = None
 ) -> float | FloatArray:
-    """Density of ``μ ⊞ sc(ν)`` at real x: ``Im ω(x + i0) / (π ν²)`` (THEORY §1c; Biane 1997).
+    """Density of ``μ ⊞ sc(ν)`` at real x: ``Im ω(x + i0) / (π ν²)`` (docs/theory.md §1c; Biane 1997).
 
     ω is the subordination function (Newton on ``h(ω) = x`` with η-continuation). The density is ≥
     0, integrates to 1, has mean ``E_μ[x]`` and variance ``Var μ + ν²``, and vanishes outside
@@ -468,7 +469,7 @@ def free_convolution_density(
     return scalar_or_array(np.maximum(omega.imag, 0.0) / (np.pi * spike_map.coupling) / spike_map.unit)
 
 
-# ===================================================================== multiplicative model (THEORY
+# ===================================================================== multiplicative model (docs/theory.md
 # §2, Bai–Yao)
 @refuse_non_finite()
 def wishart_bulk_spike_outlier(

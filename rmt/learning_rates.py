@@ -1,4 +1,4 @@
-"""Learning-rate stability bounds and the batch-size laws they imply (THEORY.md §3).
+"""Learning-rate stability bounds and the batch-size laws they imply (docs/theory.md §3).
 
 Two layers:
 
@@ -19,7 +19,7 @@ Two layers:
    ============================  ==========================================  =============================
 
    (p(1) = h, resp. (1 − β₁)h, is positive for h > 0, and |p(0)| < 1 holds on the whole stable range for
-   0 ≤ β < 1, so p(−1) > 0 is the binding condition.) These agree with THEORY.md §3 and with
+   0 ≤ β < 1, so p(−1) > 0 is the binding condition.) These agree with docs/theory.md §3 and with
    ``torch.optim.SGD`` / ``torch.optim.Adam`` (Adam's bias correction ``m/(1 − β₁ᵗ)`` → ``m`` does not change
    the asymptotic bound, although near it the first steps are transiently amplified).
 
@@ -182,7 +182,7 @@ def ls_mean_square_threshold(batch_size: ArrayLike, dim: ArrayLike) -> float | F
 # 2. Batch-size laws from the random-matrix models
 # ------------------------------------------------------------------------------------------------------------
 def _aspect_ratio(batch_sizes: Any, n_params: Any, outputs_per_sample: Any) -> float | FloatArray:
-    """Wishart aspect ratio ``q = P/(B·C)``: parameters over effective samples (THEORY.md §2)."""
+    """Wishart aspect ratio ``q = P/(B·C)``: parameters over effective samples (docs/theory.md §2)."""
     b = check_batch_size(batch_sizes)
     p = check_positive(n_params, "n_params")
     return scalar_or_array(p / (b * check_positive(outputs_per_sample, "outputs_per_sample")))
@@ -201,7 +201,7 @@ def _check_model_args(
     if model == "multiplicative" and finite_pool:
         raise ValueError(
             "n_data must be None for model='multiplicative': the finite-N correction of the spiked-Wishart "
-            "model is not part of the model (THEORY.md §2); use model='additive' for sampling without "
+            "model is not part of the model (docs/theory.md §2); use model='additive' for sampling without "
             "replacement"
         )
     return model
@@ -412,7 +412,7 @@ def adam_reversion_batch_size(
     ``B_rev = s/(|g| + ε)²`` for ``N = ∞``, else ``N / (1 + r(N − 1))`` with ``r = (|g| + ε)²/s``. For
     ``B ≪ B_rev`` the preconditioner shrinks like ``B^{-1/2}``; for ``B ≫ B_rev`` it is constant and Adam
     reverts to SGD-like scaling ``η_max ∝ 1/λ'_1(B)``. Large ε (or a large mean gradient) pushes ``B_rev``
-    → 0: the mechanism check "Adam with large ε reverts to linear scaling" (VALIDATION.md §4).
+    → 0: the mechanism check "Adam with large ε reverts to linear scaling" (docs/validation.md §4).
     ``grad_var`` = 0 gives 0.
     """
     g2 = check_positive(grad_sq, "grad_sq", allow_zero=True)
@@ -445,7 +445,7 @@ def adam_max_lr_vs_batch(
     n_data: ArrayLike | None = None,
     outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
-    """Adam's maximal stable learning rate versus batch size [model / recon], THEORY.md §3.
+    """Adam's maximal stable learning rate versus batch size [model / recon], docs/theory.md §3.
 
     The exact statement is ``η λ_max(P⁻¹ H_B) < c(β₁) = 2(1 + β₁)/(1 − β₁)`` for the EMA iteration with a
     frozen diagonal preconditioner ``P = diag(√v̂) + ε`` (:func:`max_lr` with ``method="adam"``). Two models
@@ -498,7 +498,7 @@ def min_damping(
     n_data: ArrayLike | None = None,
     outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
-    """Minimal damping ``δ_min(η, B)`` of a damped second-order / adaptive step [recon], THEORY.md §3.
+    """Minimal damping ``δ_min(η, B)`` of a damped second-order / adaptive step [recon], docs/theory.md §3.
 
     Step ``w ← w − η (C + δ I)⁻¹ g_B`` (or Adam's ``η m/(√v̂ + ε)`` with ``δ = ε``). Assumptions: in a
     direction that is flat for the curvature estimate ``C`` (``C``'s eigenvalue ≪ δ, e.g. a low-rank / stale /

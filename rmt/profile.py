@@ -1,4 +1,4 @@
-"""Field-dependent noise: the quadratic vector equation (QVE) of Wigner-type matrices (THEORY §1b).
+"""Field-dependent noise: the quadratic vector equation (QVE) of Wigner-type matrices (docs/theory.md §1b).
 
 A symmetric random matrix ``diag(a) + E`` with independent noise entries of variance ``Var E_jk = S_jk``
 has, for large P, a resolvent ``(diag(a) + E − z)⁻¹ ≈ diag(m_1(z), …, m_P(z))`` where m solves
@@ -18,7 +18,8 @@ down to the fold (step halving; Newton started on the physical branch cannot jum
 Fast paths (chosen automatically for a dense ``S``):
 * block structure: rows of ``[S | a]`` that coincide form one class and the equation has one unknown per
   class (exact). :class:`BlockProfile` states such a profile directly; :meth:`BlockProfile.from_function`
-  and :func:`coarse_grain_profile` coarse-grain smooth profiles (error O(K⁻²) for K blocks, REFERENCE
+  and :func:`coarse_grain_profile` coarse-grain smooth profiles (error O(K⁻²) for K blocks,
+  docs/reference-values.md
   row 26);
 * rank one: ``S = g gᵀ`` reduces to the scalar equation ``u = −Σ_k g_k / (z − a_k + g_k u)`` with
   ``m_j = −1/(z − a_j + g_j u)``.
@@ -116,7 +117,7 @@ class BlockProfile:
         The continuum QVE is ``−1/m(x) = z − a(x) + ∫_0^1 s(x, y) m(y) dy``; it is the large-P limit of
         ``S_jk = s(x_j, x_k)/P``, ``a_j = a(x_j)``. Blocks have weight 1/K and midpoints ``x_c = (c + ½)/K``;
         the
-        error of edges and outliers is O(K⁻²) for smooth s and a (REFERENCE row 26).
+        error of edges and outliers is O(K⁻²) for smooth s and a (docs/reference-values.md row 26).
         """
         if not callable(variance):
             raise TypeError(f"variance must be a callable s(x, y), got {type(variance).__name__}")
@@ -487,7 +488,7 @@ def _upper_branch(system: _System) -> _Branch:
 def solve_qve(
     S: ArrayLike | BlockProfile, z: ArrayLike, a: ArrayLike | None = None
 ) -> FloatArray | ComplexArray:
-    """Solve ``−1/m_j(z) = z − a_j + Σ_k S_jk m_k(z)`` (the quadratic vector equation, THEORY §1b).
+    """Solve ``−1/m_j(z) = z − a_j + Σ_k S_jk m_k(z)`` (the quadratic vector equation, docs/theory.md §1b).
 
     Args:
         S: P×P symmetric entrywise non-negative variance profile (``S_jk = Var E_jk``), or a

@@ -1,6 +1,6 @@
 """Seeded Monte-Carlo samplers for the package's random-matrix models, and fast extremal eigenvalues.
 
-Conventions (THEORY §1a, §2):
+Conventions (docs/theory.md §1a, §2):
 * GOE noise of scale ν: symmetric, off-diagonal variance ν²/P, diagonal variance 2ν²/P; spectrum → [−2ν, 2ν].
 * Profile noise: ``Var E_jk = S_jk`` off the diagonal and ``2 S_jj`` on it (reduces to the GOE for S = ν²/P).
 * Spiked Wishart: ``Σ^{1/2} Z Zᵀ Σ^{1/2} / n`` with Z ∈ R^{P×n} standard Gaussian.
@@ -212,7 +212,8 @@ def sample_bulk_spike(
 ) -> FloatArray:
     """``diag(θ_1, …, θ_r, bulk) + ν·GOE``: spikes on the first r coordinates, orthogonal to a diagonal bulk.
 
-    The bulk realises the discrete measure Σ w_i δ_{x_i} on the remaining P − r coordinates (THEORY §1c:
+    The bulk realises the discrete measure Σ w_i δ_{x_i} on the remaining P − r coordinates (docs/theory.md
+    §1c:
     spikes
     are eigenvalues of H with eigenvectors orthogonal to the bulk's — the Hessian case).
     """

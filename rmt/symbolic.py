@@ -1,4 +1,4 @@
-"""Symbolic source of truth for the closed forms of :mod:`rmt` (sympy; THEORY §1a, §1c, §2, §3).
+"""Symbolic source of truth for the closed forms of :mod:`rmt` (sympy; docs/theory.md §1a, §1c, §2, §3).
 
 ``derivation(topic)`` returns a :class:`Derivation`: an ordered list of named steps, each a sympy
 expression or equation, derived (solved, differentiated, simplified) by sympy rather than typed in. The numpy
@@ -205,7 +205,7 @@ def _wigner() -> Derivation:
     overlap = sympy.simplify(-1 / (theta**2 / dz_dg.subs(g, 1 / theta)))
     steps.append(Step("overlap", "squared overlap −1/(θ² g_sc'(λ')) (g' = 1/(dz/dg))", sympy.expand(overlap)))
     var = 2 * nu**2 * (1 - nu**2 / theta**2) / P
-    steps.append(Step("fluctuation_variance", "GOE outlier variance (THEORY §1d)", var))
+    steps.append(Step("fluctuation_variance", "GOE outlier variance (docs/theory.md §1d)", var))
     steps.append(
         Step(
             "outlier_slope_at_threshold",
@@ -350,7 +350,7 @@ def _bulk() -> Derivation:
     steps: list[Step] = []
     g_mu = sympy.Function("g_mu")
     h = w + eps * g_mu(w)
-    steps.append(Step("h", "subordination map h(w) = w + ν² g_μ(w), ε = ν² (THEORY §1c)", h))
+    steps.append(Step("h", "subordination map h(w) = w + ν² g_μ(w), ε = ν² (docs/theory.md §1c)", h))
     steps.append(
         Step(
             "h_prime",
@@ -375,7 +375,7 @@ def _bulk() -> Derivation:
         )
     )
     psi = alpha + q * alpha * sympy.Integral(t * sympy.Function("dH")(t) / (alpha - t), t)
-    steps.append(Step("psi", "Bai–Yao ψ(α) = α + qα∫t dH(t)/(α − t) (THEORY §2)", psi))
+    steps.append(Step("psi", "Bai–Yao ψ(α) = α + qα∫t dH(t)/(α − t) (docs/theory.md §2)", psi))
     psi_two = alpha + q * alpha * sympy.Rational(1, 2) * (1 / (alpha - 1) + 2 / (alpha - 2))
     steps.append(Step("psi_two_atoms", "ψ for H = ½δ₁ + ½δ₂", sympy.simplify(psi_two)))
     steps.append(

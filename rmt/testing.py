@@ -1,7 +1,7 @@
 """Testing toolkit for users' own random-matrix predictions: hypothesis strategies and a Monte-Carlo check.
 
 ``assert_matches_monte_carlo`` compares a prediction with the mean of Monte-Carlo replicates using a
-statistically derived tolerance (REFERENCE_VALUES "MC-test hygiene"):
+statistically derived tolerance (docs/reference-values.md "MC-test hygiene"):
 
     |prediction − MC mean| ≤ z · sd/√reps + bias_per_param / P     (defaults z = 4, bias_per_param = 3)
 
@@ -199,13 +199,15 @@ def critical_window(theta_c: float, n_params: int, width: float = 5.0) -> float:
 
 
 def spikes(min_value: float = 1.2, max_value: float = 10.0) -> st.SearchStrategy[float]:
-    """Spike strengths θ (REFERENCE default range (1.2, 10)); ``min_value <= max_value``, both finite."""
+    """Spike strengths θ (docs/reference-values.md default range (1.2, 10)); ``min_value <= max_value``,
+    both finite."""
     lo, hi = _interval(min_value, max_value)
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
 def noise_scales(min_value: float = 1e-3, max_value: float = 5.0) -> st.SearchStrategy[float]:
-    """Noise scales ν (or variances ε = ν², REFERENCE range (1e-3, 5)); ``min_value <= max_value``."""
+    """Noise scales ν (or variances ε = ν², docs/reference-values.md range (1e-3, 5)); ``min_value <=
+    max_value``."""
     lo, hi = _interval(min_value, max_value)
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
@@ -233,7 +235,8 @@ def discrete_measures(
     max_atoms: int = 20, low: float = -1.0, high: float = 1.0
 ) -> st.SearchStrategy[tuple[FloatArray, FloatArray]]:
     """A discrete bulk measure: (atoms, weights) with 1–``max_atoms`` distinct atoms in [low, high] and
-    weights summing to 1 (REFERENCE strategy for ν). ``1 <= max_atoms <= 1000``, ``low < high`` finite."""
+    weights summing to 1 (docs/reference-values.md strategy for ν). ``1 <= max_atoms <= 1000``, ``low <
+    high`` finite."""
     k = check_int(max_atoms, "max_atoms", minimum=1, maximum=1000)
     lo = _scalar(check_finite(low, "low"), "low")
     hi = _scalar(check_finite(high, "high"), "high")

@@ -1,4 +1,5 @@
-"""Additive (Wigner) model of the batch Hessian: ``H_B = H + E`` with homogeneous noise (THEORY §1a, §1d).
+"""Additive (Wigner) model of the batch Hessian: ``H_B = H + E`` with homogeneous noise (docs/theory.md §1a,
+§1d).
 
 The noise E is a Wigner matrix whose entries have variance ``σ² κ(B)``; its spectrum is the semicircle on
 ``[−2ν, 2ν]`` with ``ν(B)² = P σ² κ(B)``. A spike λ of H (bulk at 0) becomes the outlier ``λ + ν²/λ`` when
@@ -56,7 +57,7 @@ def _kappa(batch: FloatArray, n: FloatArray) -> FloatArray:
 
 @refuse_non_finite()
 def kappa(batch_size: ArrayLike, n_data: ArrayLike | None = None) -> float | FloatArray:
-    """Variance factor of a batch mean drawn without replacement (THEORY §1).
+    """Variance factor of a batch mean drawn without replacement (docs/theory.md §1).
 
     ``κ(B) = (N − B) / (B (N − 1))`` for a batch of B distinct samples out of N, and ``κ(B) = 1/B`` when
     ``n_data`` is None or ``inf`` (infinite pool). κ(N) = 0: the full batch has no noise.
@@ -74,7 +75,7 @@ def kappa(batch_size: ArrayLike, n_data: ArrayLike | None = None) -> float | Flo
 def noise_scale(
     sigma2: ArrayLike, n_params: ArrayLike, batch_size: ArrayLike, n_data: ArrayLike | None = None
 ) -> float | FloatArray:
-    """Noise scale ``ν(B) = sqrt(P σ² κ(B))`` of the batch-Hessian noise E (THEORY §1a).
+    """Noise scale ``ν(B) = sqrt(P σ² κ(B))`` of the batch-Hessian noise E (docs/theory.md §1a).
 
     The spectrum of E is the semicircle on ``[−2ν, 2ν]``.
 
@@ -101,7 +102,7 @@ def _outlier(theta: FloatArray, nu: FloatArray) -> FloatArray:
 
 @refuse_non_finite()
 def wigner_outlier(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
-    """Extremal eigenvalue of ``θ u uᵀ + E`` for a semicircle noise E of scale ν (THEORY §1a, BBP).
+    """Extremal eigenvalue of ``θ u uᵀ + E`` for a semicircle noise E of scale ν (docs/theory.md §1a, BBP).
 
     ``θ + ν²/θ`` when ``|θ| > ν``; otherwise the bulk edge ``2ν sign(θ)`` (``+2ν`` for θ = 0). The map is C¹
     in θ at the threshold ``|θ| = ν`` (both branches equal ``±2ν`` with slope 0).
@@ -117,7 +118,8 @@ def wigner_outlier(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
 
 @refuse_non_finite()
 def wigner_overlap(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
-    """Squared overlap ``|⟨u', u⟩|² = max(1 − ν²/θ², 0)`` of outlier eigenvector and spike (THEORY §1a).
+    """Squared overlap ``|⟨u', u⟩|² = max(1 − ν²/θ², 0)`` of outlier eigenvector and spike (docs/theory.md
+    §1a).
 
     Args:
         theta: spike θ (any real).
@@ -133,7 +135,7 @@ def wigner_overlap(theta: ArrayLike, nu: ArrayLike) -> float | FloatArray:
 
 @refuse_non_finite()
 def outlier_fluctuation_sd(theta: ArrayLike, nu: ArrayLike, n_params: ArrayLike) -> float | FloatArray:
-    """Standard deviation of the outlier for real symmetric Gaussian (GOE) noise (THEORY §1d).
+    """Standard deviation of the outlier for real symmetric Gaussian (GOE) noise (docs/theory.md §1d).
 
     ``sqrt(2 ν² (1 − ν²/θ²) / P)`` above the threshold ``|θ| > ν``; 0 below it (there the edge fluctuates on
     the Tracy–Widom scale ``O(P^{-2/3})``, not covered by this formula). Valid for Gaussian entries only.
@@ -153,7 +155,8 @@ def outlier_fluctuation_sd(theta: ArrayLike, nu: ArrayLike, n_params: ArrayLike)
 
 @refuse_non_finite()
 def semicircle_density(x: ArrayLike, nu: ArrayLike) -> float | FloatArray:
-    """Wigner semicircle density ``sqrt(4ν² − x²) / (2π ν²)`` on ``[−2ν, 2ν]`` (0 outside) (THEORY §1a).
+    """Wigner semicircle density ``sqrt(4ν² − x²) / (2π ν²)`` on ``[−2ν, 2ν]`` (0 outside) (docs/theory.md
+    §1a).
 
     Args:
         x: evaluation points (real).
@@ -168,7 +171,8 @@ def semicircle_density(x: ArrayLike, nu: ArrayLike) -> float | FloatArray:
 
 @refuse_non_finite()
 def semicircle_edge(nu: ArrayLike) -> float | FloatArray:
-    """Upper edge ``2ν`` of the semicircle of scale ν >= 0 (the lower edge is ``−2ν``) (THEORY §1a)."""
+    """Upper edge ``2ν`` of the semicircle of scale ν >= 0 (the lower edge is ``−2ν``) (docs/theory.md
+    §1a)."""
     return scalar_or_array(2.0 * check_positive(nu, "nu", allow_zero=True))
 
 
@@ -180,7 +184,7 @@ def batch_hessian_extremal(
     batch_size: ArrayLike,
     n_data: ArrayLike | None = None,
 ) -> float | FloatArray:
-    """Predicted extremal batch-Hessian eigenvalue ``wigner_outlier(λ, ν(B))`` (THEORY §1a).
+    """Predicted extremal batch-Hessian eigenvalue ``wigner_outlier(λ, ν(B))`` (docs/theory.md §1a).
 
     ``λ + ν²/λ`` with ``ν² = P σ² κ(B)`` when ``|λ| > ν``, else ``±2ν``. At B = N (κ = 0) it returns λ.
 
@@ -197,7 +201,7 @@ def batch_hessian_extremal(
 def critical_batch_size(
     lam: ArrayLike, sigma2: ArrayLike, n_params: ArrayLike, n_data: ArrayLike | None = None
 ) -> float | FloatArray:
-    """Batch size B* at which the spike λ separates from the noise bulk: ``ν(B*) = |λ|`` (THEORY §1a).
+    """Batch size B* at which the spike λ separates from the noise bulk: ``ν(B*) = |λ|`` (docs/theory.md §1a).
 
     ``B* = P σ² / λ²`` for N = ∞, and ``B* = N / (1 + c (N − 1))`` with ``c = λ² / (P σ²)`` for finite N
     (solution of ``P σ² (N − B) / (B (N − 1)) = λ²``). For B > B* the top eigenvalue is the outlier, for

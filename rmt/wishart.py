@@ -1,4 +1,4 @@
-"""Multiplicative (spiked Wishart) model of the batch GGN (THEORY §2).
+"""Multiplicative (spiked Wishart) model of the batch GGN (docs/theory.md §2).
 
 ``G_B ≈ Σ^{1/2} W Σ^{1/2}`` with ``W = Z Zᵀ / n``, Z a P×n standard Gaussian matrix, ratio ``q = P/n`` and
 population ``Σ = σ² I + Σ_i (λ_i − σ²) φ_i φ_iᵀ``. The white bulk becomes Marchenko–Pastur on
@@ -42,7 +42,8 @@ def _edges(s2: FloatArray, q: FloatArray) -> tuple[FloatArray, FloatArray]:
 
 @refuse_non_finite()
 def marchenko_pastur_edges(sigma2: ArrayLike, q: ArrayLike) -> tuple[float | FloatArray, float | FloatArray]:
-    """Edges ``(σ²(1 − √q)², σ²(1 + √q)²)`` of the Marchenko–Pastur law of ratio ``q = P/n`` (THEORY §2).
+    """Edges ``(σ²(1 − √q)², σ²(1 + √q)²)`` of the Marchenko–Pastur law of ratio ``q = P/n`` (docs/theory.md
+    §2).
 
     For q > 1 the lower edge is that of the continuous part; the P×P matrix also has an atom at 0
     (:func:`marchenko_pastur_atom`).
@@ -69,7 +70,8 @@ def marchenko_pastur_atom(q: ArrayLike) -> float | FloatArray:
 
 @refuse_non_finite()
 def marchenko_pastur_density(x: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
-    """Absolutely continuous part of the Marchenko–Pastur law of ``σ² Z Zᵀ/n``, ``q = P/n`` (THEORY §2).
+    """Absolutely continuous part of the Marchenko–Pastur law of ``σ² Z Zᵀ/n``, ``q = P/n`` (docs/theory.md
+    §2).
 
     ``sqrt((b − x)(x − a)) / (2π σ² q x)`` on ``[a, b] = marchenko_pastur_edges(σ², q)``, 0 outside.
     It integrates to ``min(1, 1/q)``: for q > 1 the remaining mass ``1 − 1/q`` is the atom at x = 0
@@ -104,7 +106,8 @@ def _outlier(ell: FloatArray, s2: FloatArray, q: FloatArray) -> FloatArray:
 
 @refuse_non_finite()
 def wishart_outlier(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
-    """Top sample eigenvalue for a population spike ℓ over a white bulk σ² (Baik–Silverstein; THEORY §2).
+    """Top sample eigenvalue for a population spike ℓ over a white bulk σ² (Baik–Silverstein; docs/theory.md
+    §2).
 
     ``ℓ (1 + q σ² / (ℓ − σ²))`` when ``ℓ > σ²(1 + √q)`` (≈ ℓ + qσ² for ℓ ≫ σ²), otherwise the Marchenko–Pastur
     edge ``σ²(1 + √q)²``. C¹ in ℓ and in q at the threshold.
@@ -120,7 +123,7 @@ def wishart_outlier(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | 
 
 @refuse_non_finite()
 def wishart_overlap(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | FloatArray:
-    """Squared overlap of the outlier eigenvector with the population spike (Paul 2007; THEORY §2).
+    """Squared overlap of the outlier eigenvector with the population spike (Paul 2007; docs/theory.md §2).
 
     ``(1 − q σ⁴/(ℓ − σ²)²) / (1 + q σ²/(ℓ − σ²))`` above the threshold ``ℓ > σ²(1 + √q)``, 0 below.
     Equals ``ℓ ψ'(ℓ)/ψ(ℓ)`` with ψ the Bai–Yao map for H = δ_{σ²}.
@@ -144,7 +147,7 @@ def wishart_overlap(ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike) -> float | 
 def wishart_outlier_fluctuation_sd(
     ell: ArrayLike, sigma2: ArrayLike, q: ArrayLike, n_samples: ArrayLike
 ) -> float | FloatArray:
-    """Standard deviation of the Wishart outlier (Paul 2007, Gaussian data; REFERENCE_VALUES row 8).
+    """Standard deviation of the Wishart outlier (Paul 2007, Gaussian data; docs/reference-values.md row 8).
 
     ``sqrt(2 ℓ² (1 − q σ⁴/(ℓ − σ²)²) / n)`` above the threshold ``ℓ > σ²(1 + √q)``; 0 below (Tracy–Widom
     scale there).
@@ -171,10 +174,12 @@ def batch_ggn_extremal(
     batch_size: ArrayLike,
     outputs_per_sample: ArrayLike = 1,
 ) -> float | FloatArray:
-    """Predicted top batch-GGN eigenvalue ``wishart_outlier(λ, σ², q)`` with ``q = P / (B C)`` (THEORY §2).
+    """Predicted top batch-GGN eigenvalue ``wishart_outlier(λ, σ², q)`` with ``q = P / (B C)``
+    (docs/theory.md §2).
 
     The effective number of samples is ``n = B·C`` (C outputs per sample); for P ≫ n the prediction is
-    ≈ λ + qσ² ∝ 1/B (genuinely linear SGD learning-rate scaling). No finite-N correction (open in THEORY §2).
+    ≈ λ + qσ² ∝ 1/B (genuinely linear SGD learning-rate scaling). No finite-N correction (open in
+    docs/theory.md §2).
 
     Args:
         lam: population spike λ >= 0; sigma2: σ² > 0; n_params: P > 0; batch_size: B >= 1;

@@ -142,7 +142,8 @@ class CurvatureConfig:
 
 @dataclass(frozen=True)
 class NoiseConfig:
-    """Step 3: per-sample curvature noise (THEORY §4) from ``num_samples`` samples × ``num_probes`` probes."""
+    """Step 3: per-sample curvature noise (docs/theory.md §4) from ``num_samples`` samples × ``num_probes``
+    probes."""
 
     num_samples: int = 32
     num_probes: int = 2
@@ -182,7 +183,7 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class ThresholdConfig:
-    """Step 6: local divergence thresholds (VALIDATION §1): K = ``steps`` steps, strict δ = ``delta``,
+    """Step 6: local divergence thresholds (docs/validation.md §1): K = ``steps`` steps, strict δ = ``delta``,
     bisection on log η between ``lr_low`` and ``lr_high`` with ``halvings`` halvings;
     ``seeds`` seeds per cell. The trial and search fields take their defaults from
     :class:`networks.trial_settings.TrialSettings` (defined there once); :meth:`trial_settings` hands them

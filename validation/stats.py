@@ -1,4 +1,4 @@
-"""Statistics of the validation protocol (VALIDATION.md §4); numpy / scipy only, every resampling seeded.
+"""Statistics of the validation protocol (docs/validation.md §4); numpy / scipy only, every resampling seeded.
 
 * :func:`bootstrap_ci` — percentile bootstrap of any statistic (optionally resampling whole groups).
 * :func:`fit_power_law` — log η = a + s log B by least squares, with a seed-level bootstrap CI on s;
@@ -180,7 +180,8 @@ def fit_power_law(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> PowerLawFit:
-    """Least-squares fit of log η = a + s log B on the points with B ≤ ``max_batch`` (VALIDATION §4: B*/2
+    """Least-squares fit of log η = a + s log B on the points with B ≤ ``max_batch`` (docs/validation.md §4:
+    B*/2
     with B* estimated independently), and a ``confidence`` bootstrap CI on s resampling whole ``groups``
     (seeds: each seed's curve is one unit) — or single points when ``groups`` is None."""
     b = positive_vector(batch_sizes, "batch_sizes")
@@ -473,7 +474,8 @@ def median_abs_log_ratio(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> PredictorAccuracy:
-    """Accuracy of a predictor on matched cells (VALIDATION §4); the CI resamples cells (or ``groups``)."""
+    """Accuracy of a predictor on matched cells (docs/validation.md §4); the CI resamples cells (or
+    ``groups``)."""
     pred = positive_vector(predicted, "predicted")
     meas = positive_vector(measured, "measured")
     if pred.shape != meas.shape:

@@ -1,4 +1,5 @@
-"""Curvature-noise statistics (THEORY §4): per-sample variance profile row sums, batch noise norm ν(B)²,
+"""Curvature-noise statistics (docs/theory.md §4): per-sample variance profile row sums, batch noise norm
+ν(B)²,
 variance of quadratic forms across batches."""
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 class NoiseEstimate:
     """Per-sample curvature noise: r_j = Σ_k S_jk with S_jk = Var_i[(M_i)_jk] (M = Hessian or GGN).
 
-    ``p_sigma2`` = mean_j r_j = E_i‖(M_i − M̄)u‖² for a unit vector u (= Pσ² in THEORY §1a);
+    ``p_sigma2`` = mean_j r_j = E_i‖(M_i − M̄)u‖² for a unit vector u (= Pσ² in docs/theory.md §1a);
     ``stderr`` its standard error (samples and probes); ``row_sum_cv`` = std_j r_j / mean_j r_j (0 for a
     homogeneous profile, up to the Hutchinson noise of the row-sum estimates).
     """
@@ -164,7 +165,7 @@ def per_sample_noise(
     params: Sequence[Tensor] | None = None,
     chunk_size: int = 16,
 ) -> NoiseEstimate:
-    r"""Row sums of the per-sample variance profile by Hutchinson's estimator (THEORY §4).
+    r"""Row sums of the per-sample variance profile by Hutchinson's estimator (docs/theory.md §4).
 
     With D_i = M_i − M̄ over n samples (M_i the curvature of sample i's loss, M̄ their mean) and Rademacher
     z ∈ {±1}^P, E_z[(D_i z)_j²] = Σ_k (D_i)_jk², so
@@ -293,7 +294,7 @@ def batch_noise_norm(
     bn_mode: str = "eval",
     params: Sequence[Tensor] | None = None,
 ) -> BatchNoiseEstimate:
-    """ν(B)² ≈ E‖(M_B − M)z‖² for unit Rademacher z (THEORY §4), averaged over ``batches`` and probes.
+    """ν(B)² ≈ E‖(M_B − M)z‖² for unit Rademacher z (docs/theory.md §4), averaged over ``batches`` and probes.
 
     ``data`` defines M (one batch or a list of batches, weighted by size); each element of ``batches``
     defines one M_B. Cost: num_probes · (1 + len(batches)) operator products (M z is computed once per probe).
@@ -344,7 +345,7 @@ def quadratic_form_variance(
 ) -> QuadraticFormStats:
     """uᵀ M_B u / uᵀu over ``batches`` for each direction u (columns of a (P, k) tensor, or one (P,) vector).
 
-    THEORY §4: Var_B[uᵀ H_B u] should scale as κ(B). Needs at least 2 batches (ddof=1 variance).
+    docs/theory.md §4: Var_B[uᵀ H_B u] should scale as κ(B). Needs at least 2 batches (ddof=1 variance).
     """
     check_model(model, loss_fn)
     _check_matrix(matrix)

@@ -189,7 +189,7 @@ def test_indefinite_spectrum_with_bulk_positive_mode_measures_mu_weight_mode_hit
     # 6 distinct eigenvalues, 6 Lanczos steps: the Ritz values are the eigenvalues (the zero node is the bulk)
     assert bounds["positive"].L == pytest.approx(4.0, rel=1e-8)
     assert bounds["positive"].mu == pytest.approx(0.3, rel=1e-8)
-    assert bounds["weight"].mu_raw == pytest.approx(-2.0, rel=1e-8)  # THEORY §6's rule as written
+    assert bounds["weight"].mu_raw == pytest.approx(-2.0, rel=1e-8)  # docs/theory.md §6's rule as written
     assert bounds["weight"].mu == pytest.approx(0.04)  # ... ends at the floor 0.01·L
     assert bounds["positive"].ritz_values is not None and len(bounds["positive"].ritz_values) == 6
 

@@ -1,4 +1,5 @@
-"""Spikes over a bulk: THEORY §1c / §2 Bai–Yao check values (REFERENCE_VALUES rows 13–16, 24) and
+"""Spikes over a bulk: docs/theory.md §1c / §2 Bai–Yao check values (docs/reference-values.md rows 13–16,
+24) and
 solver checks.
 """
 
@@ -103,7 +104,7 @@ def test_row_15_critical_noise_and_edge_meet() -> None:
 
 
 def test_generic_spike_formula_is_not_used() -> None:
-    """THEORY §1c: the Benaych-Georges–Nadakuditi value 3.636 (g_{μ⊞sc}(z) = 1/θ) is wrong for the
+    """docs/theory.md §1c: the Benaych-Georges–Nadakuditi value 3.636 (g_{μ⊞sc}(z) = 1/θ) is wrong for the
     Hessian case.
     """
     value = bulk_spike_outlier(3.0, 1.0, TWO_ATOMS)

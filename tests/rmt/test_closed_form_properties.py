@@ -1,4 +1,4 @@
-"""Hypothesis property tests of the closed forms (REFERENCE_VALUES "Property-based invariants" 1–19).
+"""Hypothesis property tests of the closed forms (docs/reference-values.md "Property-based invariants" 1–19).
 
 Notation as there: F(θ; ε, ν) the additive map (ε = ν_noise², ν the bulk measure), ψ(α; c, H) the
 multiplicative map. Strategies: bulks of 1–20 atoms in [−1, 1] (additive) or (0.1, 3)

@@ -149,7 +149,7 @@ def test_stability_constants_closed_forms() -> None:
     assert (
         stability_constant("adam", beta1=0.0) == 2.0
     )  # no momentum, frozen preconditioner: preconditioned GD
-    # momentum 0.9 multiplies the saturated SGD threshold by 1.9 (VALIDATION.md §4 mechanism check)
+    # momentum 0.9 multiplies the saturated SGD threshold by 1.9 (docs/validation.md §4 mechanism check)
     assert max_lr(5.0, "heavy_ball", 0.9) / max_lr(5.0) == pytest.approx(1.9)
     betas = np.array([0.0, 0.5, 0.9])
     np.testing.assert_allclose(max_lr(2.0, "heavy_ball", betas), 1.0 + betas)
@@ -317,7 +317,7 @@ def test_max_lr_vs_batch_uses_the_model_curvature() -> None:
     np.testing.assert_allclose(eta, 3.8 / batch_hessian_extremal(LAM, SIGMA2, P, B_GRID), rtol=1e-14)
     eta = max_lr_vs_batch(B_GRID, LAM, SIGMA2, P, model="multiplicative", outputs_per_sample=3)
     np.testing.assert_allclose(eta, 2.0 / batch_ggn_extremal(LAM, SIGMA2, P, B_GRID, 3), rtol=1e-14)
-    # THEORY check value: P = 2000, σ² = 1, B = 200, λ = 5 → λ' = 7 → η_SGD = 2/7
+    # docs/theory.md check value: P = 2000, σ² = 1, B = 200, λ = 5 → λ' = 7 → η_SGD = 2/7
     assert max_lr_vs_batch(200, LAM, SIGMA2, P) == pytest.approx(2.0 / 7.0)
 
 
@@ -336,7 +336,7 @@ def test_additive_edge_regime_has_exponent_one_half() -> None:
     np.testing.assert_allclose(local_exponent(small, eta), 0.5, atol=1e-12)
     np.testing.assert_allclose(eta, np.sqrt(small) / np.sqrt(P * SIGMA2), rtol=1e-12)  # 2/(2ν)
     assert np.all(batch_regime(small, LAM, SIGMA2, P) == "edge")
-    # the additive model never gives an exponent above 1/2 (THEORY §3 caution)
+    # the additive model never gives an exponent above 1/2 (docs/theory.md §3 caution)
     grid = np.geomspace(1, 1e5, 200)
     assert np.all(local_exponent(grid, max_lr_vs_batch(grid, LAM, SIGMA2, P)) <= 0.5 + 1e-3)
 

@@ -1,7 +1,8 @@
-"""Every theory-layer prediction against Monte Carlo (REFERENCE "MC-test hygiene").
+"""Every theory-layer prediction against Monte Carlo (docs/reference-values.md "MC-test hygiene").
 
 Tolerances: ``4 sd/√reps + 3/P`` via :func:`rmt.testing.assert_matches_monte_carlo`, sd from theory where it
-is known (THEORY §1d for Wigner outliers, Paul's formula for Wishart outliers), else the sample sd. Spikes sit
+is known (docs/theory.md §1d for Wigner outliers, Paul's formula for Wishart outliers), else the sample sd.
+Spikes sit
 outside the critical window |θ − θ_c| ≲ 5θ_c P^{-1/3} unless stated. Fixed seeds; several seeds per case.
 """
 
@@ -41,7 +42,7 @@ P_TRIDIAG = 10_000
     ("theta", "nu", "seed"), [(2.0, 1.0, 0), (3.0, 1.0, 1), (1.5, 1.0, 2), (-2.0, 1.0, 3)]
 )
 def test_wigner_outlier_mean_and_sd(theta: float, nu: float, seed: int) -> None:
-    """REFERENCE rows 1–3, 6: outlier mean θ + ν²/θ and √P·sd = √(2ν²(1 − ν²/θ²)) (GOE)."""
+    """docs/reference-values.md rows 1–3, 6: outlier mean θ + ν²/θ and √P·sd = √(2ν²(1 − ν²/θ²)) (GOE)."""
     reps = 300
     # the bottom outlier of θ e1e1ᵀ + W is minus the top one of −θ e1e1ᵀ − W (W and −W have the same law)
     res = spiked_wigner_top_eigenvalues(abs(theta), nu, P_TRIDIAG, reps, seed, return_overlaps=True)
@@ -60,7 +61,8 @@ def test_wigner_outlier_mean_and_sd(theta: float, nu: float, seed: int) -> None:
 
 
 def test_wigner_subcritical_sticks_to_edge() -> None:
-    """REFERENCE row 4: θ = 0.5 < ν: E λ = 2ν − 1.2065 ν P^{-2/3} (Tracy–Widom mean), overlap → 0."""
+    """docs/reference-values.md row 4: θ = 0.5 < ν: E λ = 2ν − 1.2065 ν P^{-2/3} (Tracy–Widom mean), overlap
+    → 0."""
     reps, p = 400, P_TRIDIAG
     vals = spiked_wigner_top_eigenvalues(0.5, 1.0, p, reps, 4)
     tw_mean, tw_sd = -1.2065336, np.sqrt(1.6077810)
@@ -76,7 +78,8 @@ def test_wigner_subcritical_sticks_to_edge() -> None:
 
 @pytest.mark.parametrize("seed", [5, 6])
 def test_batch_hessian_extremal_and_noise_scale(seed: int) -> None:
-    """THEORY §1a check value: P = 2000, σ² = 1, B = 200 ⇒ ν² = 10; λ = 5 ⇒ 7.0 — at P = 2000 and 10⁴."""
+    """docs/theory.md §1a check value: P = 2000, σ² = 1, B = 200 ⇒ ν² = 10; λ = 5 ⇒ 7.0 — at P = 2000 and
+    10⁴."""
     for p, b in ((2000, 200), (P_TRIDIAG, 1000)):
         nu = float(noise_scale(1.0, p, b))
         assert nu**2 == pytest.approx(10.0)
@@ -109,7 +112,7 @@ def test_wigner_near_threshold_widened() -> None:
     ("ell", "q", "seed"), [(3.0, 0.5, 10), (4.0, 2.0, 11), (3.0, 1.0, 12), (2.0, 0.25, 13)]
 )
 def test_wishart_outlier(ell: float, q: float, seed: int) -> None:
-    """REFERENCE rows 8–11 (Baik–Silverstein) with Paul's sd, bidiagonal model, n = 4000."""
+    """docs/reference-values.md rows 8–11 (Baik–Silverstein) with Paul's sd, bidiagonal model, n = 4000."""
     n = 4000
     p = int(q * n)
     vals = spiked_wishart_top_eigenvalues(ell, 1.0, p, n, 300, seed)
@@ -148,7 +151,8 @@ def test_bidiagonal_wishart_matches_dense() -> None:
 
 
 def test_bulk_spike_outlier_free_convolution() -> None:
-    """THEORY §1c / REFERENCE row 15: μ = ½(δ₋₁ + δ₁), ν = 1, θ = 3 → 27/8 (not the generic-spike 3.636);
+    """docs/theory.md §1c / docs/reference-values.md row 15: μ = ½(δ₋₁ + δ₁), ν = 1, θ = 3 → 27/8 (not the
+    generic-spike 3.636);
     also the upper edge of μ ⊞ sc (row 14: 3√3/2). Dense P = 1500, sd from the sample."""
     p, reps = 1500, 12
     atoms = np.array([-1.0, 1.0])
@@ -166,7 +170,8 @@ def test_bulk_spike_outlier_free_convolution() -> None:
 
 
 def test_wishart_bulk_spike_outlier_bai_yao() -> None:
-    """THEORY §2 / REFERENCE row 13: H = ½δ₁ + ½δ₂, q = 1/4, α = 6 → 6.525 (bidiagonal model not applicable:
+    """docs/theory.md §2 / docs/reference-values.md row 13: H = ½δ₁ + ½δ₂, q = 1/4, α = 6 → 6.525
+    (bidiagonal model not applicable:
     dense, P = 500, n = 2000)."""
     p, n = 500, 2000
     pop = np.r_[6.0, discrete_bulk(p - 1, [1.0, 2.0])]
@@ -187,7 +192,7 @@ def _sample_profile_top(s: np.ndarray, thetas: list[float], vectors: np.ndarray 
 
 
 def test_profile_tau_row() -> None:
-    """REFERENCE row 17: (τ, θ) = (2, 3) → √13 with the spike on the τ-row (dense P = 1500)."""
+    """docs/reference-values.md row 17: (τ, θ) = (2, 3) → √13 with the spike on the τ-row (dense P = 1500)."""
     p = 1500
     s = np.full((p, p), 1.0 / p)
     s[0, :] = s[:, 0] = 2.0 / p
@@ -199,7 +204,8 @@ def test_profile_tau_row() -> None:
 
 
 def test_profile_block_row19() -> None:
-    """REFERENCE row 19: block profile [[2, .5], [.5, 1]]/P, θ = 2.5 with the spike inside block 1."""
+    """docs/reference-values.md row 19: block profile [[2, .5], [.5, 1]]/P, θ = 2.5 with the spike inside
+    block 1."""
     p = 1500
     s = np.kron(np.array([[2.0, 0.5], [0.5, 1.0]]), np.ones((p // 2, p // 2))) / p
     v = np.r_[np.ones(p // 2), np.zeros(p // 2)] / np.sqrt(p / 2)
@@ -210,7 +216,8 @@ def test_profile_block_row19() -> None:
 
 
 def test_lognormal_rank_one_profile_beats_average_variance() -> None:
-    """THEORY §1b: S_jk ∝ a_j a_k with log-normal a. The QVE (rank-one path) predicts the top eigenvalue;
+    """docs/theory.md §1b: S_jk ∝ a_j a_k with log-normal a. The QVE (rank-one path) predicts the top
+    eigenvalue;
     replacing S by its average variance (ν² = mean row sum, edge 2ν) is far off."""
     p = 1500
     rng = np.random.default_rng(40)

@@ -1,4 +1,4 @@
-"""Deterministic tests of the QVE solver (THEORY §1b, REFERENCE rows 17–19, 21–27)."""
+"""Deterministic tests of the QVE solver (docs/theory.md §1b, docs/reference-values.md rows 17–19, 21–27)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rmt.testing import variance_profiles
 
 
 def _tau_row_profile(p: int, tau: float) -> np.ndarray:
-    """Bulk rows with variance 1/P, row/column 0 with τ/P (REFERENCE row 17)."""
+    """Bulk rows with variance 1/P, row/column 0 with τ/P (docs/reference-values.md row 17)."""
     s = np.full((p, p), 1.0 / p)
     s[0, :] = s[:, 0] = tau / p
     return s
@@ -44,13 +44,14 @@ def test_constant_profile_is_semicircle() -> None:
     x = np.array([0.0, 1.0, 3.0])
     expected = np.sqrt(np.maximum(8 - x**2, 0)) / (2 * np.pi * 2)
     np.testing.assert_allclose(wigner_type_density(s, x), expected, atol=1e-7)
-    # every spike gives θ + ν²/θ; below threshold the edge (REFERENCE row 21)
+    # every spike gives θ + ν²/θ; below threshold the edge (docs/reference-values.md row 21)
     out = wigner_type_outliers(s, [3.0, -2.0, 1.0], np.eye(p)[:, :3])
     np.testing.assert_allclose(out, [3 + 2 / 3, -3.0, 2 * np.sqrt(2)], atol=1e-9)
 
 
 def test_generalised_wigner_constant_row_sums() -> None:
-    """Row sums all equal ε (doubly stochastic-like profile) ⇒ m_i = m_sc for all i (REFERENCE row 21)."""
+    """Row sums all equal ε (doubly stochastic-like profile) ⇒ m_i = m_sc for all i
+    (docs/reference-values.md row 21)."""
     p = 40
     rng = np.random.default_rng(0)
     perm = [np.eye(p)[rng.permutation(p)] for _ in range(3)]
@@ -67,7 +68,8 @@ def test_generalised_wigner_constant_row_sums() -> None:
     [(2.0, 3.0, np.sqrt(13.0)), (3.0, 1.0, 2.5), (0.5, 1.7, 2.078301)],
 )
 def test_tau_row_outlier(tau: float, theta: float, expected: float) -> None:
-    """REFERENCE row 17: a spike on a row with τ times the bulk variance; finite-P QVE error O(1/P)."""
+    """docs/reference-values.md row 17: a spike on a row with τ times the bulk variance; finite-P QVE error
+    O(1/P)."""
     p = 2000
     out = wigner_type_outliers(_tau_row_profile(p, tau), [theta], np.eye(p)[:, 0])[0]
     assert out == pytest.approx(expected, abs=5.0 / p**0.5 * 0.1 + 2e-3)
@@ -86,10 +88,11 @@ def test_tau_row_closed_form_and_monotone() -> None:
 
 
 def test_block_profile_row19() -> None:
-    """REFERENCE row 19 outliers (the same for any P: the block QVE is exact in P).
+    """docs/reference-values.md row 19 outliers (the same for any P: the block QVE is exact in P).
 
     E₊: our fold solution is 2.156725 (confirmed by an independent fsolve of the fold system
-    R(m, z) = 0, det J = 0 below); REFERENCE lists 2.158165, 1.4e-3 higher — the density there is 0.
+    R(m, z) = 0, det J = 0 below); docs/reference-values.md lists 2.158165, 1.4e-3 higher — the density
+    there is 0.
     """
     p = 1000
     prof = BlockProfile(np.array([[2.0, 0.5], [0.5, 1.0]]) / p, np.array([p / 2, p / 2]))
@@ -111,10 +114,12 @@ def test_block_profile_row19() -> None:
 
 
 def test_rank_one_field_profile_row18_and_coarse_graining() -> None:
-    """REFERENCE rows 18 and 26: s_ij = ε g_i g_j/N, g = 1 + a, a ~ U[0, 1], ε = 1/2, spike θ = 3 (g = 4).
+    """docs/reference-values.md rows 18 and 26: s_ij = ε g_i g_j/N, g = 1 + a, a ~ U[0, 1], ε = 1/2, spike θ
+    = 3 (g = 4).
 
     The rank-one scalar path (N = 2000 midpoints) and block coarse-graining (K = 16 … 128) must agree;
-    the coarse-grained edge converges at O(K⁻²). Outlier: REFERENCE 3.995811 (our N = 2000 value differs by
+    the coarse-grained edge converges at O(K⁻²). Outlier: docs/reference-values.md 3.995811 (our N = 2000
+    value differs by
     O(1/N) from the spike row's feedback).
     """
     n = 2000
@@ -131,7 +136,8 @@ def test_rank_one_field_profile_row18_and_coarse_graining() -> None:
     diffs = np.abs(np.diff(edges))
     assert np.all(diffs[1:] < diffs[:-1] / 3)  # O(K⁻²): ratio ≈ 4 per doubling
     assert edges[-1] == pytest.approx(edge_rank_one, abs=1e-4)
-    # REFERENCE E₊ = 2.887343; our fold is 2.88683 (the block and rank-one paths agree with each other)
+    # docs/reference-values.md E₊ = 2.887343; our fold is 2.88683 (the block and rank-one paths agree with
+    # each other)
     assert edge_rank_one == pytest.approx(2.887343, abs=1e-3)
 
 

@@ -1,4 +1,5 @@
-"""Check values of the additive (Wigner) closed forms: THEORY §1a/§1d and REFERENCE_VALUES rows 1–7."""
+"""Check values of the additive (Wigner) closed forms: docs/theory.md §1a/§1d and docs/reference-values.md
+rows 1–7."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Check values of the spiked-Wishart closed forms: THEORY §2 and REFERENCE_VALUES rows 8–12."""
+"""Check values of the spiked-Wishart closed forms: docs/theory.md §2 and docs/reference-values.md rows
+8–12."""
 
 from __future__ import annotations
 

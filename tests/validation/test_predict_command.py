@@ -68,7 +68,7 @@ def test_json_values_match_the_rmt_functions(capsys: pytest.CaptureFixture[str])
 
 
 def test_theory_check_value_and_finite_pool(capsys: pytest.CaptureFixture[str]) -> None:
-    # THEORY §1a: P = 2000, σ² = 1, B = 200, N = ∞ → ν² = 10 and λ' = 7 for λ = 5
+    # docs/theory.md §1a: P = 2000, σ² = 1, B = 200, N = ∞ → ν² = 10 and λ' = 7 for λ = 5
     row = _run_json(capsys, "--model", "additive", "--batch-sizes", "200")["models"]["additive"]["rows"][0]
     assert row["noise_scale"] == pytest.approx(math.sqrt(10.0))
     assert row["top_curvature"] == pytest.approx(7.0)

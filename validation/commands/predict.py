@@ -1,6 +1,6 @@
 """``batchrmt predict``: closed-form predictions of λ'_max(B) and η_max(B) from the random-matrix models.
 
-Pure theory (no network, no data): for each batch size the additive (spiked Wigner, THEORY.md §1a) and/or
+Pure theory (no network, no data): for each batch size the additive (spiked Wigner, docs/theory.md §1a) and/or
 the multiplicative (spiked Wishart, §2) prediction of the top batch-curvature eigenvalue, its regime, the
 maximal stable learning rates (§3) and the local exponent ``d log η_max / d log B`` on the given grid.
 ``--json`` prints the same numbers as JSON; ``--explain`` adds the sympy derivation
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
         description=(
             "Random-matrix predictions of the top eigenvalue of the batch Hessian (additive / spiked "
             "Wigner) or batch GGN (multiplicative / spiked Wishart) and of the maximal stable learning rate "
-            "per batch size. Defaults: the THEORY.md check case lam=5, sigma2=1, P=2000, "
+            "per batch size. Defaults: the docs/theory.md check case lam=5, sigma2=1, P=2000, "
             "B = 1, 2, 4, ..., 1024."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -177,8 +177,8 @@ def _json_value(value: Any) -> str | float | None:
 
 
 _MODEL_TITLES = {
-    "additive": "additive model (batch Hessian = spiked Wigner, THEORY §1a): ν(B)² = Pσ²κ(B)",
-    "multiplicative": "multiplicative model (batch GGN = spiked Wishart, THEORY §2): q = P/(B·C)",
+    "additive": "additive model (batch Hessian = spiked Wigner, docs/theory.md §1a): ν(B)² = Pσ²κ(B)",
+    "multiplicative": "multiplicative model (batch GGN = spiked Wishart, docs/theory.md §2): q = P/(B·C)",
 }
 
 _HEADERS = {

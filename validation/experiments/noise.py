@@ -1,4 +1,5 @@
-"""Step 3 of the pipeline: the curvature noise, estimated independently of the batch-size sweep (THEORY §4).
+"""Step 3 of the pipeline: the curvature noise, estimated independently of the batch-size sweep
+(docs/theory.md §4).
 
 ``networks.curvature.noise.per_sample_noise`` gives the row sums r_j = Σ_k S_jk of the per-sample variance
 profile S_jk = Var_i[∂_j∂_k ℓ_i] (Hutchinson: E_z ‖(H_i − H)z‖² for unit z), their mean p_sigma2 = Pσ² and the

@@ -2,7 +2,8 @@
 
 For H (Hessian) and G (GGN) of the mean pool loss: the top-k eigenpairs (Lanczos to relative residual ``tol``
 within ``max_products`` products; k ≈ number of classes + a few), the smallest eigenvalue of H, and SLQ
-densities (THEORY §5). The top eigenvectors are stored as arrays (for overlaps in the sweep and as the spike
+densities (docs/theory.md §5). The top eigenvectors are stored as arrays (for overlaps in the sweep and as
+the spike
 vector of the profile model); the SLQ nodes and weights are the measured bulk μ of the predictions.
 """
 

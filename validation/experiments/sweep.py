@@ -154,7 +154,7 @@ def measure_noise_spectrum(
 ) -> dict[str, Any]:
     """SLQ densities of H_B and of the noise operator H_B − H for batch 0 of size B; its second moment
     tr((H_B−H)²)/P is the
-    measured ν(B)² (THEORY §4), to compare with κ(B)·Pσ² and with the semicircle of radius 2ν."""
+    measured ν(B)² (docs/theory.md §4), to compare with κ(B)·Pσ² and with the semicircle of radius 2ν."""
     from networks.curvature.hessian import HessianOperator
     from networks.lanczos import slq_density
     from validation.experiments.spectra import density_summary
