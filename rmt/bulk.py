@@ -484,7 +484,7 @@ def wishart_bulk_spike_outlier(
     Args:
         alpha: population spike(s) α >= 0; q: P/n > 0 (broadcasts with α).
         bulk_eigenvalues: population bulk atoms t >= 0; bulk_weights: their weights (normalised;
-        default uniform).
+            default uniform).
     """
     al = check_positive(alpha, "alpha", allow_zero=True)
     q_ = check_positive(q, "q")

@@ -563,13 +563,12 @@ def wigner_type_outliers(
     A spike θ_i > 0 produces the outlier z > E₊ solving ``det(I_r + Θ Φᵀ diag(m(z)) Φ) = 0`` (rank one:
     ``1 + θ Σ_j φ_j² m_j(z) = 0``); negative spikes produce outliers below E₋. Within each side the i-th
     largest
-    |θ| is matched with the i-th outermost root. A spike that does not separate returns the nearest edge (E₊
-    for
-    θ >= 0, E₋ for θ < 0). Leading order in P: outliers fluctuate at O(P^-1/2).
+    |θ| is matched with the i-th outermost root. A spike that does not separate returns the nearest edge
+    (E₊ for θ >= 0, E₋ for θ < 0). Leading order in P: outliers fluctuate at O(P^-1/2).
 
     Args:
         S: P×P variance profile (or BlockProfile with integer sizes summing to P; vectors then index blocks
-        in order).
+            in order).
         thetas: r spike strengths.
         vectors: P×r matrix with orthonormal columns (a 1-D vector for r = 1).
         a: optional diagonal shifts.

@@ -92,8 +92,7 @@ def assert_matches_monte_carlo(
     Args:
         predict: the predicted value(s): a number, an array, or a zero-argument callable returning one.
         sample: either an array of replicates already drawn (shape ``(reps,)`` or ``(reps, k)``), or a
-        callable
-            ``sample(rng) -> value(s)`` that draws one replicate from a ``numpy.random.Generator``.
+            callable ``sample(rng) -> value(s)`` that draws one replicate from a ``numpy.random.Generator``.
         n_params: the matrix size P (for the O(1/P) finite-size allowance).
         n_reps: number of replicates to draw when ``sample`` is a callable.
         sd: per-replicate standard deviation from theory (e.g. ``outlier_fluctuation_sd``); None uses the

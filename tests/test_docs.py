@@ -235,21 +235,7 @@ def test_api_reference_covers_every_public_module_and_nothing_else() -> None:
 # "Args:" / "Raises:" entry). mkdocs.yml turns griffe's docstring warnings off so that these do not fail the
 # strict build; this test keeps the list from growing. Once they are re-flowed, empty this set and set
 # `warnings: true` under docstring_options in mkdocs.yml.
-KNOWN_DOCSTRING_WARNINGS = {
-    (
-        "networks/data/idx.py",
-        "Failed to get 'exception: description' pair from 'over-long payload, or "
-        "``expected_magic`` mismatch.'",
-    ),
-    (
-        "networks/data/png.py",
-        "Failed to get 'exception: description' pair from 'interlace, missing chunks, "
-        "wrong decompressed size or an unknown filter type.'",
-    ),
-    ("rmt/bulk.py", "Failed to get 'name: description' pair from 'default uniform).'"),
-    ("rmt/profile.py", "Failed to get 'name: description' pair from 'in order).'"),
-    ("rmt/testing.py", "Failed to get 'name: description' pair from 'callable'"),
-}
+KNOWN_DOCSTRING_WARNINGS: set[tuple[str, str]] = set()
 
 
 def _docstring_warnings() -> set[tuple[str, str]]:

@@ -132,10 +132,9 @@ def _read_member(source: Path, archive: tarfile.TarFile, member: tarfile.TarInfo
 def read_tar_members(source: Path, wanted: Iterable[str]) -> dict[str, bytes]:
     """{name: bytes} of the regular-file members named in ``wanted`` (a leading ``./`` is ignored).
 
-    Raises:
-        DatasetFormatError (a ValueError) naming ``source`` and the member: refused member kinds or names,
-        sizes above the limits (``networks.data.limits``), a truncated or corrupt archive. Missing wanted
-        members are simply absent from the result.
+    Raises DatasetFormatError (a ValueError) naming ``source`` and the member: refused member kinds or names,
+    sizes above the limits (``networks.data.limits``), a truncated or corrupt archive. Missing wanted
+    members are simply absent from the result.
     """
     names = set(wanted)
     file_size = regular_file_size(source, limit=MAX_ARCHIVE_BYTES)

@@ -69,10 +69,9 @@ def read_idx(
     deflate limit); while decompressing, one byte beyond the declared size refuses the file (a gzip bomb is
     never expanded). ``item_shape``, if given, must equal sizes[1:] (checked from the header alone).
 
-    Raises:
-        DatasetFormatError (a ValueError) naming the file: bad magic number, unknown type byte, a declared
-        size above the limit or beyond what the file holds, truncated or over-long payload, a corrupt gzip
-        stream, or an ``expected_magic`` / ``item_shape`` mismatch.
+    Raises DatasetFormatError (a ValueError) naming the file: bad magic number, unknown type byte, a declared
+    size above the limit or beyond what the file holds, truncated or over-long payload, a corrupt gzip
+    stream, or an ``expected_magic`` / ``item_shape`` mismatch.
     """
     path = Path(path)
     compressed = path.suffix == ".gz"

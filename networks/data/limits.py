@@ -48,8 +48,7 @@ def declared_nbytes(
 ) -> int:
     """prod(shape) × itemsize in exact integer arithmetic, refused when above ``limit``.
 
-    Raises:
-        DatasetFormatError naming ``source``: a negative dimension, or a declared size above ``limit``.
+    Raises DatasetFormatError naming ``source``: a negative dimension, or a declared size above ``limit``.
     """
     dims = [int(d) for d in shape]
     if any(d < 0 for d in dims):
@@ -75,9 +74,8 @@ def check_deflate_ratio(source: object, declared: int, compressed: int, *, what:
 def regular_file_size(path: Path, limit: int = MAX_FILE_BYTES) -> int:
     """Size of the regular file ``path`` (symlinks followed), refused when above ``limit``.
 
-    Raises:
-        FileNotFoundError when absent; DatasetFormatError naming ``path`` when it is not a regular file (a
-        device, FIFO, folder) or its size (including the holes of a sparse file) exceeds ``limit``.
+    Raises FileNotFoundError when absent; DatasetFormatError naming ``path`` when it is not a regular file (a
+    device, FIFO, folder) or its size (including the holes of a sparse file) exceeds ``limit``.
     """
     info = os.stat(path)
     if not stat.S_ISREG(info.st_mode):

@@ -69,10 +69,9 @@ def read_npz_arrays(
 ) -> dict[str, np.ndarray]:
     """{name: array} for ``names`` in the ``.npz`` file ``path`` (other members are never read).
 
-    Raises:
-        DatasetFormatError (a ValueError) naming the file and member: not a zip, a missing array, an object
-        dtype, a declared size above ``max_bytes`` or different from the member's size, a CRC error.
-        FileNotFoundError when ``path`` is absent.
+    Raises DatasetFormatError (a ValueError) naming the file and member: not a zip, a missing array, an object
+    dtype, a declared size above ``max_bytes`` or different from the member's size, a CRC error.
+    FileNotFoundError when ``path`` is absent.
     """
     path = Path(path)
     regular_file_size(path, MAX_ARCHIVE_BYTES)

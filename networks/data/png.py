@@ -37,10 +37,9 @@ def open_image(
 
     ``source`` is a file path or the file's bytes (``name`` labels bytes in messages).
 
-    Raises:
-        DatasetFormatError naming the file: not one of ``formats``, more than ``MAX_IMAGE_PIXELS`` pixels
-        (or a Pillow decompression bomb), truncated or corrupt data. FileNotFoundError when the path is
-        absent.
+    Raises DatasetFormatError naming the file: not one of ``formats``, more than ``MAX_IMAGE_PIXELS`` pixels
+    (or a Pillow decompression bomb), truncated or corrupt data. FileNotFoundError when the path is
+    absent.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     if isinstance(source, bytes):
@@ -105,9 +104,8 @@ def _pixels(image: Image.Image, label: str) -> np.ndarray:
 def decode_png(data: bytes, source: str = "<bytes>") -> np.ndarray:
     """Pixels of a PNG file's bytes as uint8 (H, W, C), C = 1, 2, 3 or 4 (grey, grey+alpha, RGB, RGBA).
 
-    Raises:
-        DatasetFormatError (a ValueError) naming ``source``: bad signature, corrupt or truncated data (Pillow
-        checks chunk CRCs and zlib streams), more than ``MAX_IMAGE_PIXELS`` pixels, an unsupported mode.
+    Raises DatasetFormatError (a ValueError) naming ``source``: bad signature, corrupt or truncated data
+    (Pillow checks chunk CRCs and zlib streams), more than ``MAX_IMAGE_PIXELS`` pixels, an unsupported mode.
     """
     if not data.startswith(PNG_SIGNATURE):
         raise DatasetFormatError(f"{source}: not a PNG file (bad signature)")

@@ -198,10 +198,9 @@ def scan_opcodes(data: bytes, source: str = "<bytes>") -> int:
     """Walk every opcode of ``data`` (arguments skipped by their declared lengths, nothing is built) up to
     STOP; returns the number of opcodes.
 
-    Raises:
-        UnsafePickleError naming ``source`` for a refused opcode (:data:`REFUSED_OPCODES`) or a memo index
-        beyond the memo written so far; DatasetFormatError for an unknown opcode, an argument or frame longer
-        than the bytes left, or a missing STOP.
+    Raises UnsafePickleError naming ``source`` for a refused opcode (:data:`REFUSED_OPCODES`) or a memo index
+    beyond the memo written so far; DatasetFormatError for an unknown opcode, an argument or frame longer
+    than the bytes left, or a missing STOP.
     """
     end, pos, count, memo_size = len(data), 0, 0, 0
     while True:
@@ -265,8 +264,7 @@ def restricted_loads(data: bytes, source: str = "<bytes>") -> Any:
     """Unpickle ``data`` (Python-2 pickle; str decoded as ``bytes``) after :func:`scan_opcodes`, with
     :class:`RestrictedUnpickler`; arrays come back as plain ``numpy.ndarray``.
 
-    Raises:
-        UnsafePickleError / DatasetFormatError (ValueErrors) naming ``source``.
+    Raises UnsafePickleError / DatasetFormatError (ValueErrors) naming ``source``.
     """
     scan_opcodes(data, source)
     try:
