@@ -172,8 +172,9 @@ def check_positive(
 def check_in_range(
     value: ArrayLike, name: str, low: float, high: float, *, low_open: bool = False, high_open: bool = False
 ) -> FloatArray:
-    """Float64 array of values in the interval [low, high] (open ends on request)."""
-    low, high = _real_scalar(low, "low"), _real_scalar(high, "high")
+    """Float64 array of finite values in the interval [low, high] (open ends on request; a bound may be
+    infinite, e.g. ``high=inf`` for "greater than ``low``")."""
+    low, high = _bound_scalar(low, "low"), _bound_scalar(high, "high")
     if low > high:
         raise ValueError(f"low must be <= high, got low = {low:g} > high = {high:g}")
     arr = check_finite(value, name)
@@ -307,6 +308,14 @@ def _finite_or(primary: FloatArray, fallback: FloatArray) -> FloatArray:
     bit-identical in the ordinary range) and switches to a scale-free rewriting where that arithmetic
     under- or overflows (e.g. ``1 − ν²/θ²`` → ``1 − (ν/θ)²`` when θ² underflows to 0)."""
     return np.asarray(np.where(np.isfinite(primary), primary, fallback), dtype=np.float64)
+
+
+def _bound_scalar(value: ArrayLike, name: str) -> float:
+    """A real scalar interval bound: ±inf allowed, NaN not."""
+    arr = as_float_array(value, name)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a real scalar, got shape {arr.shape}")
+    return float(arr)
 
 
 def _real_scalar(value: ArrayLike, name: str) -> float:
