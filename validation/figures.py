@@ -261,7 +261,7 @@ def _survival(ax: Any, values: np.ndarray, label: str, color: str, style: str = 
 
 
 def draw_per_sample(store: ResultStore, folder: Path) -> list[Path]:
-    recs = store.records(steps.PER_SAMPLE)
+    recs = [r for r in store.records(steps.PER_SAMPLE) if r.get("available", True)]
     if not recs:
         return []
     fig, axes = _subplots(len(recs), MAX_COLUMNS, extra_height=0.8)

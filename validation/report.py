@@ -165,6 +165,9 @@ def _per_sample_section(store: ResultStore) -> list[str]:
         return []
     out = ["## Per-sample curvature (samples outside the pool)", ""]
     for r in recs:
+        if not r.get("available", True):
+            out.append(f"- {r['model']} ckpt {r['ckpt']}: not measured — {r['reason']}")
+            continue
         h, g = r["hessian"], r["ggn"]
         out.append(
             f"- {r['model']} ckpt {r['ckpt']}: {r['num_samples']} samples of {r['data_size']} drawn outside "

@@ -30,12 +30,16 @@ from validation.store import ResultStore
 STEP = steps.PER_SAMPLE
 
 
+class NoSamplesOutsidePool(ValueError):
+    """The pool holds the whole data set: there is no held-out sample to measure."""
+
+
 def outside_indices(n_total: int, pool_indices: np.ndarray, num_samples: int, seed: int) -> np.ndarray:
     """``min(num_samples, n_total − pool size)`` sorted data-set indices drawn without replacement (seeded)
     from those NOT in ``pool_indices``; ``ValueError`` when the pool is the whole data set."""
     outside = np.setdiff1d(np.arange(n_total, dtype=np.int64), np.asarray(pool_indices, dtype=np.int64))
     if outside.size == 0:
-        raise ValueError(
+        raise NoSamplesOutsidePool(
             f"per-sample statistics need samples outside the pool, but the pool holds all {n_total} samples "
             "of the data set: lower 'pool_size'"
         )
@@ -87,7 +91,10 @@ def measure_per_sample(
     from rmt.sample_spikes import effective_dimension
 
     cfg = per_sample_config(config)
-    held, n_total, sample_seed = load_outside(config, pool, objects)
+    try:
+        held, n_total, sample_seed = load_outside(config, pool, objects)
+    except NoSamplesOutsidePool as exc:  # recorded, not fatal: step 5 then has no sample-spike model
+        return {"model": model_name, "ckpt": ckpt, "available": False, "reason": str(exc), "num_samples": 0}
     overlap = np.intersect1d(held.indices, pool.indices)
     if overlap.size:  # by construction impossible; a record must never claim disjointness falsely
         raise RuntimeError(f"held-out samples overlap the pool at {overlap[:5].tolist()}")
@@ -118,6 +125,7 @@ def measure_per_sample(
     return {
         "model": model_name,
         "ckpt": ckpt,
+        "available": True,
         "n_params": int(spectra["n_params"]),
         "num_samples": int(held.indices.size),
         "num_samples_requested": cfg.num_samples,

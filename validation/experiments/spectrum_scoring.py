@@ -239,6 +239,8 @@ def _sample_spike_inputs(
     if not store.has(steps.PER_SAMPLE, key):
         return {"H": None, "G": None}
     rec = store.get(steps.PER_SAMPLE, key)
+    if not rec.get("available", True):
+        return {"H": None, "G": None}
     cfg = per_sample_config(config)
     h, g = rec["hessian"], rec["ggn"]
     eig = np.asarray(store.load_array(g["eigenvalues"]), dtype=float)
