@@ -79,7 +79,10 @@ class SampleSpikeInputs:
 
         if ("model",) not in self._cache:
             pool = PerSampleCurvature(self.scales, self.overlaps)
-            model = SampleSpikeModel.from_full_spikes(self.spikes, pool, n_params=self.p_eff)
+            # the model needs P ≥ k + C; a smaller measured P_eff (strongly aligned per-sample directions,
+            # few samples) is raised to that floor — the orthogonal method does not use P at all
+            floor = float(np.asarray(self.spikes).size + np.asarray(self.scales).shape[1])
+            model = SampleSpikeModel.from_full_spikes(self.spikes, pool, n_params=max(self.p_eff, floor))
             self._cache[("model",)] = model
         return self._cache[("model",)]
 
