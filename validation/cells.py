@@ -131,6 +131,28 @@ def noise_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
     return _with_env(ctx, rec)
 
 
+def per_sample_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
+    """Step 3b for one checkpoint: per-sample curvature of H_i and G_i on samples outside the pool."""
+    from validation.experiments import checkpoints as ckpt_step
+    from validation.experiments import per_sample as per_sample_step
+    from validation.experiments import spectra as spectra_step
+
+    key = cell_key(model=model_name, ckpt=ckpt)
+    rec = per_sample_step.measure_per_sample(
+        ctx.config,
+        checkpoint_model(ctx, model_name, ckpt),
+        ckpt_step.loss_function(),
+        pool_of(ctx),
+        ctx.store,
+        ctx.store.get(spectra_step.STEP, key),
+        model_name=model_name,
+        ckpt=ckpt,
+        key=key,
+        objects=ctx.objects,
+    )
+    return _with_env(ctx, rec)
+
+
 def sweep_cell(
     ctx: RunContext, model_name: str, ckpt: int, batch_size: int, batch_index: int
 ) -> dict[str, Any]:

@@ -7,6 +7,9 @@ Each figure is written as PNG and PDF into ``<run>/figures/``:
   cells);
 * ``lambda_vs_batch`` — λ'_max(B) of H_B and G_B: per-batch points, mean ± 95% bootstrap CI, each spectrum
   model's curve (names and colours from ``validation.experiments.spectrum_models.SPECTRUM_MODELS``);
+* ``per_sample``      — the per-sample curvature distribution (step 3b, samples outside the pool): survival
+  function of the top eigenvalue of H_i and G_i, |λ_min(H_i)| and u_1ᵀG_iu_1, in units of λ_1 of the pool
+  matrix; the λ'(B) panels of ``lambda_vs_batch`` carry the sample-spike model's 10–90% band and B_×;
 * ``noise_spectrum``  — SLQ density of H_B − H against the semicircle of radius 2ν (ν² measured and
   predicted);
 * ``lr_vs_batch``     — measured η_max(B) (strict per seed and median, lenient median) against the predictors
@@ -208,14 +211,32 @@ def _lambda_panel(ax: Any, store: ResultStore, pred: PredictionRecord, target: s
                 lw=1.4,
                 label=SPECTRUM_MODELS.label(key),
             )
+    band = t.bands.get("sample_spikes")
+    if band is not None:
+        color, _ = SPECTRUM_MODELS.style("sample_spikes")
+        ax.fill_between(
+            grid,
+            np.asarray(band.low, float),
+            np.asarray(band.high, float),
+            color=color,
+            alpha=0.18,
+            lw=0,
+            label="sample spikes: 10–90% band over batches",
+        )
+        bx = band.crossover_batch
+        if math.isfinite(bx) and grid.min() / 1.3 <= bx <= grid.max() * 1.3:
+            ax.axvline(bx, color=color, ls=":", lw=1.2, label="B_× (sample spikes ↔ shared spike)")
     if math.isfinite(t.critical_batch) and grid.min() / 1.3 <= t.critical_batch <= grid.max() * 1.3:
         ax.axvline(t.critical_batch, color="0.75", lw=0.8, label="B* (homogeneous additive)")
     batch_axis(ax, pred.grid)
     log_value_axis(ax)
     ax.set_ylabel(f"λ'_max({target}_B)")
+    extra = ""
+    if band is not None:
+        extra = f"\nB_× = {band.crossover_batch:.3g}, band coverage {band.coverage:.0%}"
     ax.set_title(
         f"{pred.model}, checkpoint {pred.ckpt}: {TARGET_NAMES[target]}\n"
-        f"best: {SPECTRUM_MODELS.label(t.best_model)}"
+        f"best: {SPECTRUM_MODELS.label(t.best_model)}{extra}"
     )
 
 
@@ -229,6 +250,44 @@ def draw_lambda_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
             _lambda_panel(axes[2 * i + j], store, pred, target)
     _figure_legend(fig, axes, 2)
     return _save(fig, folder, "lambda_vs_batch")
+
+
+def _survival(ax: Any, values: np.ndarray, label: str, color: str, style: str = "-") -> None:
+    """Empirical survival function P(X ≥ x) of the positive ``values`` on log–log axes."""
+    v = np.sort(values[np.isfinite(values) & (values > 0)])
+    if v.size == 0:
+        return
+    ax.step(v, 1.0 - np.arange(v.size) / v.size, where="post", color=color, ls=style, lw=1.4, label=label)
+
+
+def draw_per_sample(store: ResultStore, folder: Path) -> list[Path]:
+    recs = [r for r in store.records(steps.PER_SAMPLE) if r.get("available", True)]
+    if not recs:
+        return []
+    fig, axes = _subplots(len(recs), MAX_COLUMNS, extra_height=0.8)
+    for ax, rec in zip(axes, recs, strict=True):
+        spec = store.get(steps.SPECTRA, rec["key"])
+        lam_h = decode_float(spec["hessian_top"]["eigenvalues"][0])
+        lam_g = decode_float(spec["ggn_top"]["eigenvalues"][0])
+        h, g = rec["hessian"], rec["ggn"]
+        load = store.load_array
+        _survival(ax, np.asarray(load(h["top"]), float) / lam_h, "λ_max(H_i) / λ_1(H)", "C0")
+        _survival(ax, -np.asarray(load(h["bottom"]), float) / lam_h, "|λ_min(H_i)| / λ_1(H)", "C0", "--")
+        _survival(ax, np.asarray(load(g["eigenvalues"]), float)[:, 0] / lam_g, "λ_max(G_i) / λ_1(G)", "C3")
+        ray = np.asarray(load(g["rayleigh"]), float)
+        if ray.ndim == 2 and ray.shape[1]:
+            _survival(ax, ray[:, 0] / lam_g, "u_1ᵀG_iu_1 / λ_1(G)", "C3", ":")
+        ax.axvline(1.0, color="0.6", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("per-sample value / λ_1 of the pool matrix")
+        ax.set_ylabel("fraction of samples ≥ x")
+        ax.set_title(
+            f"{rec['model']}, checkpoint {rec['ckpt']}: {rec['num_samples']} held-out samples\n"
+            f"rank G_i ≤ {g['rank_max']}, P_eff = {decode_float(g['p_eff']):.3g}"
+        )
+    _figure_legend(fig, axes, 2)
+    return _save(fig, folder, "per_sample")
 
 
 def draw_noise_spectrum(store: ResultStore, folder: Path) -> list[Path]:
@@ -343,6 +402,7 @@ def draw_all(run_dir: str | Path) -> list[Path]:
     for draw in (
         draw_densities,
         draw_lambda_vs_batch,
+        draw_per_sample,
         draw_noise_spectrum,
         draw_lr_vs_batch,
         draw_montecarlo,

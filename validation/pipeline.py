@@ -27,6 +27,7 @@ from validation.experiments import checkpoints as ckpt_step
 from validation.experiments import lr_analysis as lr_step
 from validation.experiments import montecarlo as mc_step
 from validation.experiments import noise as noise_step
+from validation.experiments import per_sample as per_sample_step
 from validation.experiments import spectra as spectra_step
 from validation.experiments import spectrum_scoring as pred_step
 from validation.experiments import sweep as sweep_step
@@ -142,6 +143,19 @@ def _curvature_cells(ctx: RunContext, ckpts: list[tuple[str, int]]) -> list[Cell
     return out
 
 
+def _per_sample_cells(ctx: RunContext, ckpts: list[tuple[str, int]]) -> list[Cell]:
+    return [
+        Cell(
+            per_sample_step.STEP,
+            cell_key(model=name, ckpt=c),
+            cells_mod.per_sample_cell,
+            (ctx, name, c),
+            cost=4.0,
+        )
+        for name, c in ckpts
+    ]
+
+
 def _sweep_cells(ctx: RunContext, name: str, ckpt: int, grid: list[int]) -> list[Cell]:
     config = ctx.config
     out = [
@@ -236,6 +250,7 @@ def run_pipeline(
                     progress.say(f"[{m.name}] checkpoint {r['ckpt']} diverged in pre-training: skipped")
         ckpts = [(m.name, c) for m in config.models for c in usable[m.name]]
         stage(_curvature_cells(ctx, ckpts), "spectra and noise")
+        stage(_per_sample_cells(ctx, ckpts), "per-sample curvature")
         pool_size = config.pool_size
         grids: dict[tuple[str, int], list[int]] = {}
         for name, c in ckpts:

@@ -134,7 +134,53 @@ def _target_section(target: str, t: TargetPrediction) -> list[str]:
         "LOO-B MSE",
     ]
     out += _markdown_table(header, rows)
-    return [*out, "", _free_fit_line(t.free_fit), ""]
+    return [*out, "", _free_fit_line(t.free_fit), "", *_band_lines(t)]
+
+
+def _band_lines(t: TargetPrediction) -> list[str]:
+    """The sample-spike model's band: coverage of the measured batches, B_×, and the band per B."""
+    band = t.bands.get("sample_spikes")
+    if band is None:
+        return []
+    out = [
+        f"Sample-spike model: the predicted 10–90% band over batches covers **{_fmt(100 * band.coverage)}%** "
+        f"of the {band.n_cells} measured batches (target ≥ 70%); crossover batch size "
+        f"**B_× = {_fmt(band.crossover_batch)}**; pool of {band.n_samples} held-out samples, P_eff = "
+        f"{_fmt(band.p_eff)}, {band.n_batches} resampled batches per B "
+        f"({'with' if band.replace else 'without'} replacement), method {band.method}.",
+        "",
+    ]
+    rows = [
+        [str(b), _fmt(lo), _fmt(med), _fmt(hi), _fmt(t.measured[b].mean) if b in t.measured else "–"]
+        for b, lo, med, hi in zip(sorted(t.measured), band.low, band.median, band.high, strict=False)
+    ]
+    out += _markdown_table(["B", "10%", "median", "90%", "measured mean"], rows)
+    return [*out, ""]
+
+
+def _per_sample_section(store: ResultStore) -> list[str]:
+    """Step 3b: what was measured per sample, on which samples, at what cost."""
+    recs = store.records(steps.PER_SAMPLE)
+    if not recs:
+        return []
+    out = ["## Per-sample curvature (samples outside the pool)", ""]
+    for r in recs:
+        if not r.get("available", True):
+            out.append(f"- {r['model']} ckpt {r['ckpt']}: not measured — {r['reason']}")
+            continue
+        h, g = r["hessian"], r["ggn"]
+        out.append(
+            f"- {r['model']} ckpt {r['ckpt']}: {r['num_samples']} samples of {r['data_size']} drawn outside "
+            f"the pool of {r['pool_size']} (indices hash {r['indices_hash']}, pool hash "
+            f"{r['pool_indices_hash']}; disjoint from every sweep batch). Median λ_max(H_i) = "
+            f"{_fmt(h['top_median'])} (max {_fmt(h['top_max'])}), median λ_min(H_i) = "
+            f"{_fmt(h['bottom_median'])}; median λ_max(G_i) = {_fmt(g['top_median'])} (max "
+            f"{_fmt(g['top_max'])}), rank G_i ≤ {g['rank_max']}, P_eff = {_fmt(g['p_eff'])}. H_i: "
+            f"{h['lanczos_steps']} Lanczos steps (largest top residual {_fmt(h['top_residual_max'])}), "
+            f"{h['trace_probes']} Hutchinson probes, {h['num_hvps']} per-sample HVPs; G_i exact from "
+            f"{g['num_vjps']} VJPs."
+        )
+    return [*out, ""]
 
 
 def _spectrum_section(pred: PredictionRecord) -> list[str]:
@@ -450,6 +496,7 @@ def write_report(run_dir: str | Path) -> Path:
     lines += ["", "## Batch-size sweep: predictions vs measurement", ""]
     for pred in _predictions(store):
         lines += _spectrum_section(pred)
+    lines += _per_sample_section(store)
     lines += ["## Maximal learning rate vs B", ""]
     analyses = _analyses(store)
     for an in analyses:

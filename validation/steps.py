@@ -25,3 +25,6 @@ MONTECARLO: Final = "montecarlo"
 """The theory layer's predictions against its exact samplers (one record per run)."""
 LEARNER: Final = "learner"
 """``batchrmt learner``: one record per (arm, seed)."""
+PER_SAMPLE: Final = "per_sample"
+"""Step 3b: per-sample curvature statistics of H_i and G_i on samples outside the pool (one record per
+checkpoint)."""

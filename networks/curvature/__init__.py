@@ -12,6 +12,13 @@ from networks.curvature.noise import (
     quadratic_form_variance,
 )
 from networks.curvature.operator import CurvatureOperator, as_operator
+from networks.curvature.per_sample import (
+    PerSampleCurvatureStats,
+    PerSampleGGN,
+    per_sample_curvature,
+    per_sample_ggn,
+    per_sample_hessian,
+)
 
 __all__ = [
     "BatchNoiseEstimate",
@@ -19,12 +26,17 @@ __all__ = [
     "GGNOperator",
     "HessianOperator",
     "NoiseEstimate",
+    "PerSampleCurvatureStats",
+    "PerSampleGGN",
     "QuadraticFormStats",
     "as_operator",
     "batch_noise_norm",
     "curvature_operator",
     "hessian_vector_product",
     "loss_output_hvp",
+    "per_sample_curvature",
+    "per_sample_ggn",
+    "per_sample_hessian",
     "per_sample_noise",
     "quadratic_form_variance",
 ]

@@ -14,7 +14,12 @@ from validation.experiments import spectrum_models, spectrum_scoring
 from validation.experiments.analysis_records import ExponentFit, PredictionRecord, TargetPrediction
 from validation.experiments.lr_analysis import CHAMPION, LR_PREDICTORS, fit_exponent
 from validation.experiments.registry import Predictor, Registry
-from validation.experiments.spectrum_models import SPECTRUM_MODELS, SpectrumInputs, additive_homogeneous
+from validation.experiments.spectrum_models import (
+    SPECTRUM_MODELS,
+    SampleSpikeInputs,
+    SpectrumInputs,
+    additive_homogeneous,
+)
 from validation.experiments.spectrum_scoring import critical_batch, predict_target
 from validation.records import decode_float, encode_float
 from validation.report import TARGET_EXPONENT, claim_outcome, exponent_reading
@@ -26,7 +31,8 @@ GRID = np.array([2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
 
 def _inputs(scale: float = 1.0, p: int = 120, profile: bool = False) -> SpectrumInputs:
     """A spike λ = 2 with Pσ² = 40 (B* ≈ 9.6 of N = 512): the sweep measures the homogeneous model × scale.
-    Without ``profile`` there are no row sums (as for G): the profile model, the slow one, does not apply."""
+    Without ``profile`` there are no row sums (as for G) and no per-sample pool: the profile and sample-spike
+    models, the slow ones, do not apply."""
     rng = np.random.default_rng(0)
     batch = np.repeat(GRID, 3)
     base = SpectrumInputs(
@@ -44,9 +50,24 @@ def _inputs(scale: float = 1.0, p: int = 120, profile: bool = False) -> Spectrum
         vector=rng.normal(size=p) if profile else None,
         batch=batch,
         measured=np.zeros(batch.size),
+        per_sample=_pool() if profile else None,
     )
     exact = additive_homogeneous(base, batch)
     return SpectrumInputs(**{**base.__dict__, "measured": scale * exact})
+
+
+def _pool() -> SampleSpikeInputs:
+    """64 rank-one per-sample terms orthogonal to the spike (scales 0.5…6), P = ∞."""
+    return SampleSpikeInputs(
+        scales=np.linspace(0.5, 6.0, 64)[:, None],
+        overlaps=np.zeros((64, 1, 1)),
+        spikes=np.array([2.0]),
+        p_eff=math.inf,
+        n_batches=200,
+        seed=0,
+        method="orthogonal",
+        replace=True,
+    )
 
 
 @pytest.fixture(scope="module")

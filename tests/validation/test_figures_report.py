@@ -34,7 +34,8 @@ def test_figures_and_report_redraw_without_recomputing(
     report = (out / "report.md").read_text()
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
     assert pngs == sorted(
-        f"{n}.png" for n in ("densities", "lambda_vs_batch", "lr_vs_batch", "montecarlo", "noise_spectrum")
+        f"{n}.png"
+        for n in ("densities", "lambda_vs_batch", "lr_vs_batch", "montecarlo", "noise_spectrum", "per_sample")
     )
     # readable tables and claims: no empty "nan (n=0)" cells, no outcome beside a contradicting verdict
     assert "nan (n=0)" not in report and "verdict rule" not in report and "REJECTED" not in report

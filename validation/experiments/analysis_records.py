@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from validation.records import decode_float, decode_floats
@@ -27,6 +27,7 @@ __all__ = [
     "NoiseSpectrumItem",
     "OptimizerAnalysis",
     "PairedTest",
+    "PredictedBand",
     "PredictionRecord",
     "TargetPrediction",
 ]
@@ -122,6 +123,60 @@ class ModelScore:
 
 
 @dataclass(frozen=True)
+class PredictedBand:
+    """A model's predicted distribution over batches on the grid: the ``levels`` quantiles (``low`` /
+    ``median`` / ``high`` = 10/50/90%), ``coverage`` = the fraction of the ``n_cells`` measured sweep cells
+    inside [low, high] at their B, and ``crossover_batch`` = B_× (docs/theory.md §1e); ``p_eff``,
+    ``n_samples``, ``n_batches``, ``method``, ``replace`` say how it was computed."""
+
+    levels: tuple[float, ...]
+    low: tuple[float, ...]
+    median: tuple[float, ...]
+    high: tuple[float, ...]
+    coverage: float
+    n_cells: int
+    crossover_batch: float
+    p_eff: float
+    n_samples: int
+    n_batches: int
+    method: str
+    replace: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "levels": list(self.levels),
+            "low": list(self.low),
+            "median": list(self.median),
+            "high": list(self.high),
+            "coverage": self.coverage,
+            "n_cells": self.n_cells,
+            "crossover_batch": self.crossover_batch,
+            "p_eff": self.p_eff,
+            "n_samples": self.n_samples,
+            "n_batches": self.n_batches,
+            "method": self.method,
+            "replace": self.replace,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PredictedBand:
+        return cls(
+            levels=tuple(decode_floats(d["levels"])),
+            low=tuple(decode_floats(d["low"])),
+            median=tuple(decode_floats(d["median"])),
+            high=tuple(decode_floats(d["high"])),
+            coverage=_f(d["coverage"]),
+            n_cells=int(d["n_cells"]),
+            crossover_batch=_f(d["crossover_batch"]),
+            p_eff=_f(d["p_eff"]),
+            n_samples=int(d["n_samples"]),
+            n_batches=int(d["n_batches"]),
+            method=str(d["method"]),
+            replace=bool(d["replace"]),
+        )
+
+
+@dataclass(frozen=True)
 class TargetPrediction:
     """Step 5 for one target matrix (H or G): inputs, each model's curve on the grid and its scores."""
 
@@ -134,9 +189,11 @@ class TargetPrediction:
     best_model: str
     free_fit: dict[str, float]
     measured: dict[int, MeanCI]
+    bands: dict[str, PredictedBand] = field(default_factory=dict)
+    """Predicted bands over batches, by model key (only models that predict a distribution)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "lambda_1": self.lambda_1,
             "p_sigma2": self.p_sigma2,
             "critical_batch": self.critical_batch,
@@ -147,6 +204,9 @@ class TargetPrediction:
             "free_fit": dict(self.free_fit),
             "measured": {str(b): m.to_dict() for b, m in self.measured.items()},
         }
+        if self.bands:  # absent without per-sample statistics: such records are unchanged
+            out["bands"] = {k: band.to_dict() for k, band in self.bands.items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TargetPrediction:
@@ -160,6 +220,7 @@ class TargetPrediction:
             best_model=str(d["best_model"]),
             free_fit={k: _f(v) for k, v in d["free_fit"].items()},
             measured={b: MeanCI.from_dict(v) for b, v in _by_batch(d["measured"]).items()},
+            bands={k: PredictedBand.from_dict(v) for k, v in d.get("bands", {}).items()},
         )
 
 

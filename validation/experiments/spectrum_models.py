@@ -14,6 +14,10 @@ With the noise estimated independently (step 3), N = pool size, and σ² = Pσ²
 * ``multiplicative`` — Bai–Yao, ``rmt.bulk.wishart_bulk_spike_outlier(λ_1(G), q, μ_G)`` with the SLQ bulk of
   G and q = P/(B·C_eff) (C_eff = ``ggn_outputs_per_sample`` or classes − 1, the rank of the softmax output
   Hessian); the same curve for both targets;
+* ``sample_spikes`` — the sample-spike model (``rmt.sample_spikes``, docs/theory.md §1e): the top
+  ``n_spikes`` eigenvalues of the target as shared spikes plus B low-rank per-sample terms whose pool is the
+  per-sample statistics of step 3b (samples outside the pool, so independent of the sweep); the median over
+  resampled batches of the secular-equation top eigenvalue, with its 10–90% band (:class:`SampleSpikeInputs`);
 * ``free_fit`` — λ'(B) = a + b·B^(−s) fitted to the scored measurement (``validation.stats.
   fit_offset_power_law``): the reference for how well any smooth 3-parameter curve does.
 
@@ -24,8 +28,8 @@ each, or ``None`` where the model does not apply to the target.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -33,13 +37,77 @@ from numpy.typing import NDArray
 from validation.experiments.registry import Predictor, Registry
 from validation.stats import fit_offset_power_law
 
-__all__ = ["PROFILE_BLOCKS", "SPECTRUM_MODELS", "SpectrumInputs", "register_spectrum_model"]
+__all__ = [
+    "BAND_LEVELS",
+    "PROFILE_BLOCKS",
+    "SPECTRUM_MODELS",
+    "SampleSpikeInputs",
+    "SpectrumInputs",
+    "register_spectrum_model",
+]
 
 FloatArray = NDArray[np.float64]
 PROFILE_BLOCKS = 12
+BAND_LEVELS = (0.1, 0.5, 0.9)
+"""Quantile levels over batches of the sample-spike prediction: the 10–90% band and the median."""
 
 SPECTRUM_MODELS = Registry("spectrum models")
 """The random-matrix models of λ'_max(B) (plus the free fit); function(inputs, batch_sizes) → array | None."""
+
+
+@dataclass(frozen=True)
+class SampleSpikeInputs:
+    """The per-sample pool of one target (H or G) for ``rmt.sample_spikes`` and how to resample it.
+
+    ``scales`` (n, C) / ``overlaps`` (n, C, k) are the ``rmt.PerSampleCurvature`` rows built from step 3b;
+    ``spikes`` the target's top-k eigenvalues (step 2); ``p_eff`` = 1/mean cos² of different samples' top
+    GGN directions off span U; ``replace`` whether batches draw pool rows with replacement."""
+
+    scales: FloatArray
+    overlaps: FloatArray
+    spikes: FloatArray
+    p_eff: float
+    n_batches: int
+    seed: int
+    method: str
+    replace: bool
+    _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def model(self) -> Any:
+        """The ``rmt.sample_spikes.SampleSpikeModel`` (A = diag λ − E Σ s c cᵀ, P = P_eff)."""
+        from rmt.sample_spikes import PerSampleCurvature, SampleSpikeModel
+
+        if ("model",) not in self._cache:
+            pool = PerSampleCurvature(self.scales, self.overlaps)
+            # the model needs P ≥ k + C; a smaller measured P_eff (strongly aligned per-sample directions,
+            # few samples) is raised to that floor — the orthogonal method does not use P at all
+            floor = float(np.asarray(self.spikes).size + np.asarray(self.scales).shape[1])
+            model = SampleSpikeModel.from_full_spikes(self.spikes, pool, n_params=max(self.p_eff, floor))
+            self._cache[("model",)] = model
+        return self._cache[("model",)]
+
+    def prediction(self, batch_sizes: FloatArray) -> Any:
+        """``rmt.sample_spikes.predict_batch_extremal`` at ``batch_sizes``, :data:`BAND_LEVELS` (cached)."""
+        from rmt.sample_spikes import predict_batch_extremal
+
+        key = ("prediction", *(int(b) for b in batch_sizes))
+        if key not in self._cache:
+            self._cache[key] = predict_batch_extremal(
+                self.model(),
+                np.asarray(batch_sizes, dtype=float),
+                n_batches=self.n_batches,
+                levels=BAND_LEVELS,
+                seed=self.seed,
+                replace=self.replace,
+                method=self.method,
+            )
+        return self._cache[key]
+
+    def crossover(self) -> float:
+        """B_× (``rmt.sample_spikes.crossover_batch_size``, median level)."""
+        from rmt.sample_spikes import crossover_batch_size
+
+        return float(crossover_batch_size(self.model()))
 
 
 @dataclass(frozen=True)
@@ -65,6 +133,7 @@ class SpectrumInputs:
     vector: FloatArray | None
     batch: FloatArray
     measured: FloatArray
+    per_sample: SampleSpikeInputs | None = None
 
     @property
     def sigma2(self) -> float:
@@ -191,6 +260,16 @@ def multiplicative(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArra
             for b in batch_sizes
         ]
     )
+
+
+@register_spectrum_model("sample_spikes", "sample spikes (per-sample pool, median)", "C4", "-")
+def sample_spikes(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray | None:
+    """Median over resampled batches of λ_max(U A Uᵀ + (1/B) Σ_{i∈batch} G_i) with the per-sample pool of
+    step 3b (docs/theory.md §1e); ``None`` without per-sample statistics."""
+    if inputs.per_sample is None:
+        return None
+    pred = inputs.per_sample.prediction(batch_sizes)
+    return np.asarray(pred.top_quantiles[:, BAND_LEVELS.index(0.5)], dtype=float)
 
 
 @register_spectrum_model("free_fit", "free fit a + b·B⁻ˢ", "0.45", "-", kind="fit", fitted_parameters=3)

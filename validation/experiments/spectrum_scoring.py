@@ -6,7 +6,9 @@ Reads only stored records (steps 2–4). Scores per model, with r = log(pred/mea
 ``outlier`` above; ``rmt.learning_rates.batch_regime`` of the homogeneous additive model), AIC of the
 Gaussian log residuals with k = fitted parameters + 1 (the variance), and the leave-one-B-out mean squared
 log error (``validation.stats.leave_one_b_out``; a fitted model is refitted without each B). The best model
-has the smallest leave-one-B-out error.
+has the smallest leave-one-B-out error. A model that predicts a distribution over batches (``sample_spikes``)
+also gets its 10–90% band on the grid, the fraction of measured sweep cells inside it (coverage) and the
+crossover batch size B_× (:class:`~validation.experiments.analysis_records.PredictedBand`).
 """
 
 from __future__ import annotations
@@ -24,13 +26,16 @@ from validation.experiments.analysis_records import (
     MedianCI,
     ModelScore,
     NoiseSpectrumItem,
+    PredictedBand,
     PredictionRecord,
     TargetPrediction,
 )
 from validation.experiments.spectrum_models import (
+    BAND_LEVELS,
     PROFILE_BLOCKS,
     SPECTRUM_MODELS,
     FloatArray,
+    SampleSpikeInputs,
     SpectrumInputs,
     additive_homogeneous,
     model_curves,
@@ -127,6 +132,39 @@ def _loo_error(key: str, inputs: SpectrumInputs, curve: dict[int, float]) -> flo
     return leave_one_b_out(inputs.batch, inputs.measured, predict)
 
 
+def band_coverage(
+    batch: FloatArray, measured: FloatArray, grid: FloatArray, low: FloatArray, high: FloatArray
+) -> float:
+    """Fraction of sweep cells (``batch``, ``measured``) with low(B) ≤ measured ≤ high(B) (NaN: no cell)."""
+    lo = {int(b): float(v) for b, v in zip(grid, low, strict=True)}
+    hi = {int(b): float(v) for b, v in zip(grid, high, strict=True)}
+    inside = [lo[int(b)] <= m <= hi[int(b)] for b, m in zip(batch, measured, strict=True) if int(b) in lo]
+    return float(np.mean(inside)) if inside else math.nan
+
+
+def sample_spike_band(
+    inputs: SampleSpikeInputs, batch: FloatArray, measured: FloatArray, grid: FloatArray
+) -> PredictedBand:
+    """The sample-spike model's 10/50/90% band on ``grid``, its coverage of the sweep cells and B_×."""
+    pred = inputs.prediction(grid)
+    q = np.asarray(pred.top_quantiles, dtype=float)
+    low, median, high = q[:, 0], q[:, 1], q[:, 2]
+    return PredictedBand(
+        levels=BAND_LEVELS,
+        low=tuple(float(v) for v in low),
+        median=tuple(float(v) for v in median),
+        high=tuple(float(v) for v in high),
+        coverage=band_coverage(batch, measured, grid, low, high),
+        n_cells=int(np.isin(batch.astype(int), grid.astype(int)).sum()),
+        crossover_batch=inputs.crossover(),
+        p_eff=inputs.p_eff,
+        n_samples=int(inputs.scales.shape[0]),
+        n_batches=inputs.n_batches,
+        method=inputs.method,
+        replace=inputs.replace,
+    )
+
+
 def predict_target(inputs: SpectrumInputs, grid: FloatArray, n_boot: int, seed: int) -> TargetPrediction:
     """Every model's curve on ``grid`` and its scores against the target's sweep cells."""
     from rmt.learning_rates import batch_regime
@@ -152,6 +190,9 @@ def predict_target(inputs: SpectrumInputs, grid: FloatArray, n_boot: int, seed: 
             seed=seed + 17 * i,
         )
     best = min(scores, key=lambda m: math.inf if math.isnan(scores[m].loo_b) else scores[m].loo_b)
+    bands = {}
+    if inputs.per_sample is not None:
+        bands["sample_spikes"] = sample_spike_band(inputs.per_sample, inputs.batch, inputs.measured, grid)
     return TargetPrediction(
         lambda_1=inputs.lam,
         p_sigma2=inputs.p_sigma2,
@@ -162,6 +203,7 @@ def predict_target(inputs: SpectrumInputs, grid: FloatArray, n_boot: int, seed: 
         best_model=best,
         free_fit=fit_offset_power_law(inputs.batch, inputs.measured).to_dict(),
         measured={int(b): _mean_ci(inputs.measured[inputs.batch == b], n_boot, seed + int(b)) for b in grid},
+        bands=bands,
     )
 
 
@@ -179,6 +221,64 @@ def _num_classes(store: ResultStore, model: str) -> int:
     return int(recs[0]["num_classes"])
 
 
+def _sample_spike_inputs(
+    store: ResultStore, config: RunConfig, *, model: str, ckpt: int, tops: dict[str, list[float]], max_b: int
+) -> dict[str, SampleSpikeInputs | None]:
+    """The sample-spike pools of H and G from the per-sample record (step 3b) of one checkpoint; ``None``
+    for both when the step has no record (a run made before it existed).
+
+    G: the exact per-sample GGN eigenvalues (n, C) as scales, u_kᵀG_iu_k attributed to each sample's top
+    direction (``rmt.PerSampleCurvature.from_summary``). H: top, bottom (if < 0) and the Hutchinson trace
+    (clipped into the range the rank allows) of each H_i with rank C_G + 1, u_kᵀH_iu_k likewise. Batches draw
+    pool rows without replacement when the pool holds the largest B, else with replacement."""
+    from rmt.sample_spikes import PerSampleCurvature
+    from validation.per_sample_config import per_sample_config
+    from validation.provenance import derived_seed
+
+    key = cell_key(model=model, ckpt=ckpt)
+    if not store.has(steps.PER_SAMPLE, key):
+        return {"H": None, "G": None}
+    rec = store.get(steps.PER_SAMPLE, key)
+    if not rec.get("available", True):
+        return {"H": None, "G": None}
+    cfg = per_sample_config(config)
+    h, g = rec["hessian"], rec["ggn"]
+    eig = np.asarray(store.load_array(g["eigenvalues"]), dtype=float)
+    n = eig.shape[0]
+    c = max(int(g["rank_max"]), 1)
+    k = min(cfg.n_spikes, len(tops["H"]), len(tops["G"]))
+    p_eff = float(g["p_eff"])
+    replace_rows = n < max_b
+    g_ray = np.asarray(store.load_array(g["rayleigh"]), dtype=float)[:, :k]
+    g_pool = PerSampleCurvature.from_summary(eig[:, 0], rank=c, rayleigh=g_ray, seed=0)
+    g_scales = np.clip(eig[:, :c], 0.0, None)
+    h_top = np.asarray(store.load_array(h["top"]), dtype=float)
+    h_bot = np.minimum(np.asarray(store.load_array(h["bottom"]), dtype=float), 0.0)
+    h_tr = np.asarray(store.load_array(h["traces"]), dtype=float)
+    h_ray = np.asarray(store.load_array(h["rayleigh"]), dtype=float)[:, :k]
+    c_h = c + 1
+    n_rest = c_h - 2
+    trace = None
+    if n_rest > 0:
+        trace = np.clip(h_tr, h_top + h_bot, h_top + h_bot + n_rest * np.clip(h_top, 0.0, None))
+    h_pool = PerSampleCurvature.from_summary(
+        np.clip(h_top, 0.0, None), trace=trace, rank=c_h, bottom=h_bot, rayleigh=h_ray, seed=0
+    )
+    out: dict[str, SampleSpikeInputs | None] = {}
+    for target, scales, overlaps in (("H", h_pool.scales, h_pool.overlaps), ("G", g_scales, g_pool.overlaps)):
+        out[target] = SampleSpikeInputs(
+            scales=np.asarray(scales, dtype=float),
+            overlaps=np.asarray(overlaps, dtype=float),
+            spikes=np.asarray(tops[target][:k], dtype=float),
+            p_eff=p_eff,
+            n_batches=cfg.n_batches,
+            seed=derived_seed(config.seed, model, ckpt, "sample_spikes", target),
+            method=cfg.method,
+            replace=replace_rows,
+        )
+    return out
+
+
 def _target_inputs(
     store: ResultStore, config: RunConfig, *, model: str, ckpt: int
 ) -> tuple[dict[str, SpectrumInputs], dict[str, Any], dict[str, Any]]:
@@ -193,6 +293,10 @@ def _target_inputs(
     top_g = [float(v) for v in spectra["ggn_top"]["eigenvalues"]]
     g_atoms, g_weights = bulk_measure(spectra["ggn_slq"], top_g)
     vectors = store.load_array(spectra["hessian_vectors"])
+    max_b = int(max(_sweep_cells(store, model, ckpt, "lam_max_H")[0], default=1))
+    pools = _sample_spike_inputs(
+        store, config, model=model, ckpt=ckpt, tops={"H": top_h, "G": top_g}, max_b=max_b
+    )
     inputs = {}
     for target, field, top, slq, matrix in (
         ("H", "lam_max_H", top_h, spectra["hessian_slq"], "hessian"),
@@ -215,6 +319,7 @@ def _target_inputs(
             vector=vectors[:, 0] if target == "H" else None,
             batch=batch,
             measured=measured,
+            per_sample=pools[target],
         )
     return inputs, spectra, noise
 
