@@ -349,7 +349,10 @@ def check_complex(value: ArrayLike, name: str, *, upper_half_plane: bool = True)
         raise TypeError(
             f"{name} must be a complex number or an array of complex numbers, got {type(value).__name__}"
         )
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nesting, objects numpy cannot convert
+        raise TypeError(f"{name} must be a complex number or a rectangular array of them: {exc}") from None
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer)
         or np.issubdtype(arr.dtype, np.floating)
