@@ -25,6 +25,7 @@ from validation.sources import check_reference, is_reference
 
 DATASETS = ("fashion-mnist", "mnist", "cifar10", "cifar100", "imagenet32", "gaussian-mixture")
 CHECKPOINT_MODES = ("train", "as-given")
+SAMPLE_SPIKE_METHODS = ("orthogonal", "subordinated", "exact")
 DTYPES = ("float32",)  # networks.data.ArrayDataset holds float32 inputs
 DEVICES = ("cpu", "cuda")
 
@@ -154,6 +155,34 @@ class NoiseConfig:
 
 
 @dataclass(frozen=True)
+class PerSampleConfig:
+    """Per-sample statistics of H_i and G_i (docs/theory.md §1e) on ``num_samples`` samples drawn (seeded)
+    from the data set OUTSIDE the pool (disjoint from every sweep batch; fewer if fewer exist),
+    ``lanczos_steps`` Lanczos steps and ``trace_probes`` Hutchinson probes per sample, in chunks of
+    ``chunk_size``; the sample-spike prediction of step 5 resamples ``n_batches`` batches per B (``method`` of
+    ``rmt.sample_spikes.predict_batch_extremal``) with the top ``n_spikes`` eigenvalues of H / G as the shared
+    spikes."""
+
+    num_samples: int = 128
+    lanczos_steps: int = 20
+    trace_probes: int = 4
+    chunk_size: int = 16
+    n_batches: int = 1000
+    n_spikes: int = 1
+    method: str = "orthogonal"
+
+    def validate(self, prefix: str = "per_sample") -> PerSampleConfig:
+        _int(self.num_samples, f"{prefix}.num_samples", 2)
+        _int(self.lanczos_steps, f"{prefix}.lanczos_steps", 2)
+        _int(self.trace_probes, f"{prefix}.trace_probes", 1)
+        _int(self.chunk_size, f"{prefix}.chunk_size", 1)
+        _int(self.n_batches, f"{prefix}.n_batches", 2)
+        _int(self.n_spikes, f"{prefix}.n_spikes", 1)
+        _choice(self.method, f"{prefix}.method", SAMPLE_SPIKE_METHODS)
+        return self
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """Step 4: batch sizes. ``batch_sizes`` empty ⇒ a log-2 grid from ``min_batch`` to
     min(N, max(``max_batch``, ``critical_multiple`` × B*)) with B* estimated from steps 2–3."""
@@ -268,6 +297,7 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     curvature: CurvatureConfig = field(default_factory=CurvatureConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
+    per_sample: PerSampleConfig = field(default_factory=PerSampleConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
     bootstrap_samples: int = 1000
@@ -304,6 +334,7 @@ class RunConfig:
         self.checkpoint.validate("checkpoint")
         self.curvature.validate("curvature")
         self.noise.validate("noise")
+        self.per_sample.validate("per_sample")
         self.sweep.validate("sweep")
         self.thresholds.validate("thresholds")
         for i, wanted in enumerate(self.thresholds.models):
@@ -338,6 +369,7 @@ _SECTIONS: dict[str, type] = {
     "checkpoint": CheckpointConfig,
     "curvature": CurvatureConfig,
     "noise": NoiseConfig,
+    "per_sample": PerSampleConfig,
     "sweep": SweepConfig,
     "thresholds": ThresholdConfig,
 }

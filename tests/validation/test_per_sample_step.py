@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from validation.config import PerSampleConfig, load_config
 from validation.experiments.analysis_records import PredictedBand
 from validation.experiments.per_sample import outside_indices
 from validation.experiments.spectrum_models import SampleSpikeInputs, SpectrumInputs, sample_spikes
 from validation.experiments.spectrum_scoring import band_coverage
-from validation.per_sample_config import DEFAULT, PerSampleConfig, per_sample_config
 
 
 @settings(max_examples=40, deadline=None)
@@ -82,7 +82,7 @@ def test_sample_spike_model_median_matches_decoupled_closed_form() -> None:
 
 
 def test_per_sample_config_validation() -> None:
-    assert per_sample_config(object()) == DEFAULT
+    assert load_config("smoke").per_sample == PerSampleConfig()
     with pytest.raises(ValueError, match="per_sample.num_samples"):
         PerSampleConfig(num_samples=1).validate()
     with pytest.raises(ValueError, match="per_sample.method"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,6 +19,10 @@ from torch import Tensor, nn
 from validation import steps
 from validation.config import ModelConfig, RunConfig
 from validation.provenance import derived_seed, file_hash, indices_hash, timed
+
+if TYPE_CHECKING:
+    from networks.data import ArrayDataset
+
 from validation.sources import build_user_model, is_reference, load_user_data
 from validation.store import ResultStore, atomic_write_bytes, cell_key
 
@@ -49,19 +53,30 @@ class Pool:
         return Pool(self.x[idx], self.y[idx], self.num_classes, self.name, self.indices[np.asarray(indices)])
 
 
-def load_pool(config: RunConfig, objects: Mapping[str, Any] | None = None) -> Pool:
-    """Load the configured dataset (``networks.data.load_dataset``; raises its ``DatasetNotFoundError`` when
-    the
-    files are missing) and keep a seeded subset of ``pool_size`` training samples."""
+def load_dataset_of(config: RunConfig, objects: Mapping[str, Any] | None = None) -> ArrayDataset:
+    """The configured training set, whole: a built-in one (``networks.data.load_dataset``; raises its
+    ``DatasetNotFoundError`` when the files are missing) or your own (:mod:`validation.sources`)."""
     from networks.data import load_dataset
 
     kwargs: dict[str, Any] = dict(config.data_kwargs)
     if is_reference(config.data):
-        data = load_user_data(config.data, kwargs, objects)
-    else:
-        if config.data_root is not None:
-            kwargs["root"] = config.data_root
-        data = load_dataset(config.data, train=True, **kwargs)
+        return load_user_data(config.data, kwargs, objects)
+    if config.data_root is not None:
+        kwargs["root"] = config.data_root
+    return load_dataset(config.data, train=True, **kwargs)
+
+
+def subset_pool(config: RunConfig, data: ArrayDataset, indices: np.ndarray) -> Pool:
+    """The samples at ``indices`` of ``data`` as a :class:`Pool` in the run's dtype and device."""
+    idx = torch.as_tensor(indices)
+    x = data.x[idx].to(device=torch.device(config.device), dtype=_DTYPES[config.dtype])
+    y = data.y[idx].to(torch.device(config.device))
+    return Pool(x=x, y=y, num_classes=int(data.num_classes), name=str(data.name), indices=indices)
+
+
+def load_pool(config: RunConfig, objects: Mapping[str, Any] | None = None) -> Pool:
+    """The study's pool: a seeded subset of ``pool_size`` training samples of the configured data set."""
+    data = load_dataset_of(config, objects)
     n_total = len(data)
     if config.pool_size > n_total:
         raise ValueError(
@@ -70,12 +85,7 @@ def load_pool(config: RunConfig, objects: Mapping[str, Any] | None = None) -> Po
         )
     rng = np.random.default_rng(derived_seed(config.seed, "pool"))
     indices = np.sort(rng.choice(n_total, size=config.pool_size, replace=False)).astype(np.int64)
-    idx = torch.as_tensor(indices)
-    dtype = _DTYPES[config.dtype]
-    device = torch.device(config.device)
-    x = data.x[idx].to(device=device, dtype=dtype)
-    y = data.y[idx].to(device)
-    return Pool(x=x, y=y, num_classes=int(data.num_classes), name=str(data.name), indices=indices)
+    return subset_pool(config, data, indices)
 
 
 def loss_function() -> nn.Module:

@@ -14,6 +14,7 @@ step 5, which is therefore independent of the sweep it is scored on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,6 @@ from torch import nn
 from validation import steps
 from validation.config import RunConfig
 from validation.experiments.checkpoints import Pool
-from validation.per_sample_config import per_sample_config
 from validation.provenance import derived_seed, indices_hash, timed
 from validation.store import ResultStore
 
@@ -52,25 +52,13 @@ def load_outside(
     config: RunConfig, pool: Pool, objects: Mapping[str, Any] | None = None
 ) -> tuple[Pool, int, int]:
     """The held-out samples as a :class:`Pool` (indices into the data set), the data-set size and the seed."""
-    import torch
+    from validation.experiments.checkpoints import load_dataset_of, subset_pool
 
-    from networks.data import load_dataset
-    from validation.experiments.checkpoints import _DTYPES
-    from validation.sources import is_reference, load_user_data
-
-    kwargs: dict[str, Any] = dict(config.data_kwargs)
-    if is_reference(config.data):
-        data = load_user_data(config.data, kwargs, objects)
-    else:
-        if config.data_root is not None:
-            kwargs["root"] = config.data_root
-        data = load_dataset(config.data, train=True, **kwargs)
+    data = load_dataset_of(config, objects)
     seed = derived_seed(config.seed, "per_sample")
-    idx = outside_indices(len(data), pool.indices, per_sample_config(config).num_samples, seed)
-    t = torch.as_tensor(idx)
-    x = data.x[t].to(device=torch.device(config.device), dtype=_DTYPES[config.dtype])
-    y = data.y[t].to(torch.device(config.device))
-    return Pool(x=x, y=y, num_classes=pool.num_classes, name=pool.name, indices=idx), len(data), seed
+    idx = outside_indices(len(data), pool.indices, config.per_sample.num_samples, seed)
+    held_out = subset_pool(config, data, idx)
+    return Pool(held_out.x, held_out.y, pool.num_classes, pool.name, held_out.indices), len(data), seed
 
 
 def measure_per_sample(
@@ -90,7 +78,7 @@ def measure_per_sample(
     from networks.curvature.per_sample import per_sample_ggn, per_sample_hessian
     from rmt.sample_spikes import effective_dimension
 
-    cfg = per_sample_config(config)
+    cfg = config.per_sample
     try:
         held, n_total, sample_seed = load_outside(config, pool, objects)
     except NoSamplesOutsidePool as exc:  # recorded, not fatal: step 5 then has no sample-spike model
@@ -138,7 +126,7 @@ def measure_per_sample(
         "bn_mode": "eval",
         "sample_seed": sample_seed,
         "seed": seed,
-        "config": cfg.to_dict(),
+        "config": dataclasses.asdict(cfg),
         "hessian": {
             "top": save("hessian_top", hess.top),
             "bottom": save("hessian_bottom", hess.bottom),

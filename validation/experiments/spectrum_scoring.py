@@ -232,7 +232,6 @@ def _sample_spike_inputs(
     (clipped into the range the rank allows) of each H_i with rank C_G + 1, u_kᵀH_iu_k likewise. Batches draw
     pool rows without replacement when the pool holds the largest B, else with replacement."""
     from rmt.sample_spikes import PerSampleCurvature
-    from validation.per_sample_config import per_sample_config
     from validation.provenance import derived_seed
 
     key = cell_key(model=model, ckpt=ckpt)
@@ -241,7 +240,7 @@ def _sample_spike_inputs(
     rec = store.get(steps.PER_SAMPLE, key)
     if not rec.get("available", True):
         return {"H": None, "G": None}
-    cfg = per_sample_config(config)
+    cfg = config.per_sample
     h, g = rec["hessian"], rec["ggn"]
     eig = np.asarray(store.load_array(g["eigenvalues"]), dtype=float)
     n = eig.shape[0]
