@@ -52,6 +52,7 @@ from torch import Tensor, nn  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(ROOT))  # this checkout's batchrmt, also without PYTHONPATH
 from _common import (  # noqa: E402
     PROBLEMS,
     bare_double_backward,
