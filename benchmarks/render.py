@@ -1,0 +1,535 @@
+"""Render BENCHMARKS.md from ``benchmarks/results/*.json`` (written by ``run_all.py``).
+
+    python benchmarks/run_all.py --render-only
+
+Every number in the markdown comes from the JSON files; the targets of issue 10 are evaluated here and marked
+met or missed (by how much). The short "why" texts of missed targets are mechanisms, stated in :data:`WHY`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PROBLEM_LABEL = {"vgg11_w16": "VGG-11 w/16", "cnn_4.9k": "CNN 4.9k", "mlp_109k": "MLP 109k"}
+
+# Mechanisms behind a missed target (shown only when the target is missed in the current results).
+WHY = {
+    "bare": "the cached product is the same `autograd.grad` double backward as the bare call; the difference "
+    "is the operator's per-product work (flattening / splitting the vector, dtype and device checks, the "
+    "result copy) and round-to-round noise on a shared machine (see the quartiles in products.json).",
+    "curvlinops": "curvlinops computes the HVP by forward-over-reverse `torch.func` (`jvp` of `jacrev`, "
+    "under `vmap` over the vector), which re-runs the forward and backward per product; batchrmt's cached "
+    "double backward reuses the first-backward graph.",
+    "pyhessian": "both are one double backward on a kept graph; any excess is batchrmt's per-product "
+    "bookkeeping, which matters on the MLP where one product is only a few large matrix products.",
+    "ggn": "batchrmt's cached GGN product is two backward-sized passes on kept graphs (Jv by the "
+    "double-backward "
+    "trick, then Jᵀ); curvlinops uses jvp + vjp through torch.func.",
+    "top1": "in the solver measured here convergence is checked only at the end of a restart cycle of "
+    "ncv = max(2k+1, k+20) products (21 for k = 1), so no answer comes before 21 products although λ₁ is "
+    "resolved to 1e-6 after about 12–14 (hessian-eigenthings' fixed-step scan); issue 10 asks for the check "
+    "inside the cycle.",
+    "top10": "convergence is checked only at the end of each restart cycle (ncv = max(2k+1, k+20) = 30 for "
+    "k = 10, against ARPACK's 21), so the count is rounded up to the cycle, and each step pays batchrmt's "
+    "full reorthogonalisation in Python.",
+    "slq": "the default smoothed density's kernel width is 1% of the spectral width at every budget, "
+    "so its W1 "
+    "stops improving with budget (issue 10); curvlinops' kernel narrows with the number of steps.",
+    "bookkeeping": "full reorthogonalisation against the stored basis every step (a Gram–Schmidt pass in "
+    "float64 over P × ncv, ncv = 30 against ARPACK's 21) plus Python-level restart bookkeeping, against "
+    "ARPACK's compiled implicit restart.",
+}
+
+
+def load(results: Path) -> dict[str, Any]:
+    out = {}
+    for path in sorted(results.glob("*.json")):
+        try:
+            out[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        if x == 0 or 1e-3 <= abs(x) < 1e4:
+            return f"{x:.{digits}g}"
+        return f"{x:.1e}"
+    return str(x)
+
+
+def verdict(value: float | None, limit: float, why: str) -> str:
+    """ "met" or "missed by x%" with the mechanism from :data:`WHY`."""
+    if value is None:
+        return "not measured (peer missing or failed)"
+    if value <= limit:
+        return f"**met** ({value:.3g} ≤ {limit:g})"
+    pct = 100 * (value / limit - 1)
+    return f"**missed** by {pct:.{1 if pct < 10 else 0}f}% ({value:.3g} > {limit:g}): {WHY[why]}"
+
+
+def one_line(text: str, limit: int = 240) -> str:
+    """An error message on one markdown line (backticks removed, whitespace collapsed, truncated)."""
+    flat = " ".join(str(text).replace("`", "'").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def machine_line(rec: dict[str, Any]) -> str:
+    m = rec["machine"]
+    return (
+        f"{m['cpu_model']} ({m['nproc']} logical cores, torch CPU capability {m['torch_cpu_capability']}, "
+        f"flags {'/'.join(m['cpu_flags'])}), {m['platform']}, Python {m['python']}, torch {m['torch']}, "
+        f"numpy {m['numpy']}, scipy {m['scipy']}, {m['torch_intra_op_threads']} intra-op thread "
+        f"(OMP_NUM_THREADS={m['omp_num_threads_env']}); load average (1/5/15 min) "
+        f"{m['load_average_before']} before, {m['load_average_after']} after; {rec['mode']} mode, "
+        f"{rec['timestamp_utc']}"
+    )
+
+
+def products_section(rec: dict[str, Any], lines: list[str], targets: list[tuple[str, str, str]]) -> None:
+    summ = rec["summary"]
+    cols = [
+        ("batchrmt_hessian", "batchrmt H"),
+        ("bare_double_backward (main process)", "bare double backward"),
+        ("pyhessian_hessian", "PyHessian H"),
+        ("curvlinops_hessian", "curvlinops H"),
+        ("eigenthings_hessian", "eigenthings H"),
+        ("batchrmt_ggn", "batchrmt GGN"),
+        ("curvlinops_ggn", "curvlinops GGN"),
+        ("eigenthings_ggn", "eigenthings GGN"),
+    ]
+    lines += [
+        "## Curvature product ÷ one gradient (float32)",
+        "",
+        f"Batch {rec['settings']['product_batch']}, random Gaussian inputs, cross-entropy; median over "
+        f"{rec['settings']['rounds']} interleaved rounds of the within-round ratio to one gradient "
+        "(forward + backward). batchrmt and the bare double backward are timed in batchrmt's process, the "
+        "peers (and the bare double backward again) in the peers' process; ratios between tools are "
+        "ratios of these per-process ratios.",
+        "",
+        "| network (parameters) | " + " | ".join(c[1] for c in cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
+    for name, s in summ.items():
+        row = s["ratio_to_gradient"]
+        n = rec["problems"][name]["num_params"]
+        lines.append(
+            f"| {PROBLEM_LABEL.get(name, name)} ({n:,}) | "
+            + " | ".join(fmt(row.get(c[0])) for c in cols)
+            + " |"
+        )
+    lines += ["", "batchrmt ÷ other tool (per-process ratios):", ""]
+    keys = sorted({k for s in summ.values() for k in s["batchrmt_over"]})
+    lines += ["| network | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for name, s in summ.items():
+        lines.append(
+            f"| {PROBLEM_LABEL.get(name, name)} | "
+            + " | ".join(fmt(s["batchrmt_over"].get(k)) for k in keys)
+            + " |"
+        )
+    lines += [
+        "",
+        "Cross-check: the same cross-process ratios with the bare double backward (timed in both processes) "
+        "as "
+        "the unit instead of the gradient:",
+        "",
+    ]
+    keys2 = sorted({k for s in summ.values() for k in s.get("batchrmt_over_bare_normalised", {})})
+    lines += ["| network | " + " | ".join(keys2) + " |", "|---" * (len(keys2) + 1) + "|"]
+    for name, s in summ.items():
+        vb = s.get("batchrmt_over_bare_normalised", {})
+        lines.append(
+            f"| {PROBLEM_LABEL.get(name, name)} | " + " | ".join(fmt(vb.get(k)) for k in keys2) + " |"
+        )
+    bare_peer = {
+        n: s["ratio_to_gradient"].get("bare_double_backward (peers process)") for n, s in summ.items()
+    }
+    lines += [
+        "",
+        "Bare double backward measured again in the peers' process (a cross-check of the two processes): "
+        + ", ".join(f"{PROBLEM_LABEL.get(n, n)} {fmt(v)}" for n, v in bare_peer.items())
+        + ".",
+    ]
+    fails = {n: rec["problems"][n]["peers"].get("result", {}).get("failed", {}) for n in summ}
+    for n, f in fails.items():
+        for tool, err in f.items():
+            lines.append(f"- {tool} failed on {PROBLEM_LABEL.get(n, n)}: `{one_line(err['error'])}`")
+    lines.append("")
+    same = "hessian / bare double backward (same process)"
+    for name in ("vgg11_w16", "cnn_4.9k"):
+        over = summ.get(name, {}).get("batchrmt_over", {})
+        label = PROBLEM_LABEL[name]
+        targets.append(
+            (
+                f"Hessian product ≤ 1.0× bare double backward, {label}",
+                fmt(over.get(same)),
+                verdict(over.get(same), 1.0, "bare"),
+            )
+        )
+        targets.append(
+            cross_target(
+                summ,
+                name,
+                "hessian / curvlinops_hessian",
+                0.6,
+                "curvlinops",
+                f"Hessian product ≤ 0.6× curvlinops, {label}",
+            )
+        )
+    targets.append(
+        cross_target(
+            summ,
+            "mlp_109k",
+            "hessian / pyhessian_hessian",
+            1.1,
+            "pyhessian",
+            "Hessian product within 1.1× PyHessian, MLP 109k",
+        )
+    )
+    targets.append(
+        cross_target(
+            summ,
+            "vgg11_w16",
+            "ggn / curvlinops_ggn",
+            0.75,
+            "ggn",
+            "GGN product ≤ 0.75× curvlinops, VGG-11 w/16",
+        )
+    )
+
+
+def cross_target(summ: dict[str, Any], name: str, key: str, limit: float, why: str, label: str) -> tuple:
+    """A batchrmt ÷ peer target across two processes: both normalisations shown, the verdict on the worse."""
+    s = summ.get(name, {})
+    a = s.get("batchrmt_over", {}).get(key)
+    b = s.get("batchrmt_over_bare_normalised", {}).get(key)
+    worst = max((x for x in (a, b) if x is not None), default=None)
+    measured = f"{fmt(a)} (÷ gradient) / {fmt(b)} (÷ bare double backward)"
+    text = verdict(worst, limit, why)
+    row = s.get("ratio_to_gradient", {})
+    peer = key.split(" / ")[1]
+    bare = row.get("bare_double_backward (peers process)")
+    if text.startswith("**missed") and bare and peer in row and key == "hessian / curvlinops_hessian":
+        text += (
+            f" Here the bare double backward itself costs {bare / row[peer]:.2f}× curvlinops' "
+            "product (same process), so a product built on one double backward cannot go much below that."
+        )
+    return (label, measured, text)
+
+
+def eigen_section(rec: dict[str, Any], lines: list[str], targets: list[tuple[str, str, str]]) -> None:
+    p = rec["problem"]
+    best = rec["fewest_products_to_accuracy"]
+    tools = sorted({t for per in best.values() for t in per})
+    lines += [
+        "## Top eigenvalues against the exact spectrum (float64)",
+        "",
+        f"Small CNN ({p['num_params']:,} parameters), batch {p['batch_size']}; exact eigenvalues from a "
+        "dense "
+        "`numpy.linalg.eigvalsh` of the Hessian built column by column with a bare double backward "
+        f"(λ₁…λ₃ = {', '.join(f'{v:.6g}' for v in rec['exact_top10'][:3])}). Accuracy = {rec['accuracy']}. "
+        "For each tool the fewest Hessian-vector products over its tolerance grid (eigsh, batchrmt) or step "
+        "grid (hessian-eigenthings, which has no stopping rule) whose answer reaches the accuracy; wall time "
+        "of "
+        "that run in parentheses (each tool in its own process: indicative).",
+        "",
+        "| target | " + " | ".join(tools) + " |",
+        "|---" * (len(tools) + 1) + "|",
+    ]
+    for key, per in best.items():
+        cells = []
+        for t in tools:
+            r = per.get(t)
+            if not r or r.get("products") is None:
+                cells.append(r.get("note", "—") if r else "—")
+            else:
+                st = r.get("setting", {})
+                setting = (
+                    ", ".join(f"{k} {fmt(v)}" for k, v in st.items()) if isinstance(st, dict) else str(st)
+                )
+                cells.append(
+                    f"{r['products']} ({fmt(r.get('seconds'))} s{'; ' + setting if setting else ''})"
+                )
+        kind, eps = key.split()
+        label = f"{'top-1' if kind == 'top1' else 'top-10'} to {eps}"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    walls = rec.get("wall_time_repeats", {})
+    if walls:
+        lines += [
+            "",
+            "Wall time, batchrmt vs `eigsh` on batchrmt's `to_scipy()` at the settings above (same "
+            "process, interleaved repeats, median):",
+            "",
+        ]
+        lines += ["| target | batchrmt s | eigsh s | ratio |", "|---|---|---|---|"]
+        for key, w in walls.items():
+            kind, eps = key.split()
+            lines.append(
+                f"| {'top-1' if kind == 'top1' else 'top-10'} to {eps} | "
+                f"{fmt(w['batchrmt_seconds_median'])} | {fmt(w['eigsh_seconds_median'])} | "
+                f"{fmt(w['ratio'])} |"
+            )
+    ph = rec.get("peer_notes", {}).get("pyhessian")
+    if ph:
+        lines += [
+            "",
+            "PyHessian power iteration: best top-1 relative error over its trace "
+            f"{ph['top1_best_error']:.1e} "
+            "(its normalisation `v / (‖v‖ + 1e-6)` bounds the accuracy).",
+        ]
+        for label, v in ph["topk_power_iteration"].items():
+            lines.append(
+                f"- top-10 with {label}: {v['products']} products, {fmt(v['seconds'])} s, max relative "
+                f"error {v['max_relative_error']:.1e}"
+                + (
+                    "; it deflates by magnitude and returns negative eigenvalues, not the top-10"
+                    if v["any_negative"]
+                    else ""
+                )
+            )
+    d = rec.get("peer_notes", {}).get("hessian-eigenthings default top-10")
+    if d:
+        lines.append(
+            f"- hessian-eigenthings `lanczos(k=10)` defaults: {d['products']} products, max relative "
+            f"error {d['max_relative_error']:.1e}"
+        )
+    for name, f in rec.get("peer_failures", {}).items():
+        lines.append(f"- {name} failed: `{one_line(f.get('error', ''))}`")
+    lines.append("")
+    top1 = best.get("top1 1e-06", {})
+    ours, ref = top1.get("batchrmt top_eigenpairs", {}), top1.get("scipy eigsh (batchrmt to_scipy)", {})
+    ratio = ours["products"] / ref["products"] if ours.get("products") and ref.get("products") else None
+    targets.append(
+        (
+            "top-1 to 1e-6 in ≤ 0.6× eigsh's products (CNN 4.9k)",
+            f"{ours.get('products')} vs {ref.get('products')}: {fmt(ratio)}",
+            verdict(ratio, 0.6, "top1"),
+        )
+    )
+    targets.append(
+        (
+            "(Solver) top-1 to 1e-6 in ≤ 12 products",
+            fmt(ours.get("products")),
+            verdict(ours.get("products") / 12 if ours.get("products") else None, 1.0, "top1")
+            .replace("≤ 1)", "≤ 1, i.e. products ÷ 12)")
+            .replace("> 1)", "> 1, i.e. products ÷ 12)"),
+        )
+    )
+    top10 = best.get("top10 0.0001", {})
+    ours, ref = top10.get("batchrmt top_eigenpairs", {}), top10.get("scipy eigsh (batchrmt to_scipy)", {})
+    ratio = ours["products"] / ref["products"] if ours.get("products") and ref.get("products") else None
+    targets.append(
+        (
+            "top-10 to 1e-4 in ≤ eigsh's products",
+            f"{ours.get('products')} vs {ref.get('products')}: {fmt(ratio)}",
+            verdict(ratio, 1.0, "top10"),
+        )
+    )
+    w = walls.get("top10 0.0001", {})
+    targets.append(
+        ("top-10 to 1e-4 in ≤ eigsh's wall time", fmt(w.get("ratio")), verdict(w.get("ratio"), 1.0, "top10"))
+    )
+
+
+def slq_section(rec: dict[str, Any], lines: list[str], targets: list[tuple[str, str, str]]) -> None:
+    lines += [
+        "## SLQ spectral density against the exact spectrum (float64)",
+        "",
+        f"Small CNN ({rec['problem']['num_params']:,} parameters). Accuracy: {rec['accuracy']} "
+        f'(width {rec["spectral_width"]:.4g}); smaller is better. "raw" is the unsmoothed Gauss-quadrature '
+        "measure (the average of the probes' nodes and weights). Seconds are wall time in each tool's "
+        "process.",
+        "",
+        "| tool | budget (probes × steps) | W1/width smoothed | W1/width raw | seconds |",
+        "|---|---|---|---|---|",
+    ]
+    for tool, runs in rec["runs"].items():
+        for r in runs:
+            lines.append(
+                f"| {tool} | {r['probes']} × {r['steps']} | {fmt(r['w1_over_width'])} | "
+                f"{fmt(r.get('w1_over_width_raw_quadrature'))} | {fmt(r['seconds'])} |"
+            )
+    for name, st in rec.get("peer_status", {}).items():
+        if "error" in st:
+            lines.append(
+                f"\n**{name}**: `{one_line(st['error'])}`" + (f" — {st['note']}." if "note" in st else "")
+            )
+        elif "note" in st:
+            lines.append(f"\n{name}: {st['note']}.")
+    eq = rec.get("equal_accuracy_time", [])
+    if eq:
+        lines += [
+            "",
+            "Time at equal accuracy (batchrmt's cheapest budget at least as accurate as each curvlinops "
+            "budget):",
+            "",
+            "| curvlinops budget | W1/width | s | batchrmt budget | W1/width | s | time ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in eq:
+            lines.append(
+                f"| {e['curvlinops_budget']} | {fmt(e['curvlinops_w1_over_width'])} | "
+                f"{fmt(e['curvlinops_seconds'])} | "
+                f"{e['batchrmt_budget'] or 'none as accurate'} | {fmt(e['batchrmt_w1_over_width'])} | "
+                f"{fmt(e['batchrmt_seconds'])} | {fmt(e['time_ratio'])} |"
+            )
+    raw = rec.get("equal_accuracy_time_raw_quadrature", [])
+    if raw:
+        lines += [
+            "",
+            "The same with batchrmt's raw quadrature measure (`SpectralDensity.nodes` / `weights`, no "
+            "kernel) "
+            "against curvlinops' density: "
+            + "; ".join(
+                f"{e['curvlinops_budget']}: {e['batchrmt_budget'] or 'none'} "
+                f"({fmt(e['batchrmt_w1_over_width'])}, ratio {fmt(e['time_ratio'])})"
+                for e in raw
+            )
+            + ".",
+        ]
+    lines.append("")
+    ratios = [e["time_ratio"] for e in eq if e["time_ratio"] is not None]
+    worst = max(ratios) if ratios else None
+    unmatched = [e["curvlinops_budget"] for e in eq if e["time_ratio"] is None]
+    measured = fmt(worst) + (
+        f"; no batchrmt budget as accurate as curvlinops at {', '.join(unmatched)}" if unmatched else ""
+    )
+    v = (
+        verdict(worst, 0.6, "slq")
+        if not unmatched
+        else "**missed**: batchrmt's smoothed density never reaches curvlinops' accuracy at "
+        f"{', '.join(unmatched)}: {WHY['slq']}"
+    )
+    targets.append(("SLQ at equal accuracy ≤ 0.6× curvlinops' time (worst budget)", measured, v))
+
+
+def bookkeeping_section(rec: dict[str, Any], lines: list[str], targets: list[tuple[str, str, str]]) -> None:
+    ours, eigsh = rec["batchrmt top_eigenpairs"], rec["scipy eigsh"]
+    rows = [("batchrmt top_eigenpairs", ours), ("scipy eigsh", eigsh)]
+    peer = rec.get("peers", {})
+    if peer.get("status") == "ok":
+        for name, r in peer["result"].items():
+            if r.get("status") == "ok":
+                rows.append((f"{name} (peers process)", r))
+    lines += [
+        "## Solver bookkeeping per Lanczos step",
+        "",
+        f"Operator: {rec['operator']}; top-10 (largest), tolerance 1e-4. Bookkeeping = (wall time − time "
+        "inside "
+        "the products) ÷ products. hessian-eigenthings runs a fixed 50 steps (no stopping rule).",
+        "",
+        "| solver | products | wall s | in products s | bookkeeping ms / step |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in rows:
+        lines.append(
+            f"| {name} | {r['products']} | {fmt(r['seconds'])} | {fmt(r['seconds_in_products'])} | "
+            f"{1e3 * r['bookkeeping_seconds_per_step']:.1f} |"
+        )
+    lines.append("")
+    ratio = ours["bookkeeping_seconds_per_step"] / eigsh["bookkeeping_seconds_per_step"]
+    per_product = (ours["seconds_in_products"] / ours["products"]) / (
+        eigsh["seconds_in_products"] / eigsh["products"]
+    )
+    if per_product > 2:
+        lines += [
+            f"The same diagonal product costs {per_product:.0f}× more inside batchrmt's solver than inside "
+            "eigsh: the vectors it hands to the operator are strided (columns of a row-major (P, ncv+1) "
+            "basis), and an elementwise product on a strided column of that basis measured 29× dearer than "
+            "on a contiguous vector at P = 611,000. This cost is outside the bookkeeping column above; for a "
+            "model operator it is a copy per product.",
+            "",
+        ]
+    targets.append(
+        (
+            "(Solver) bookkeeping per step ≤ eigsh's",
+            f"{1e3 * ours['bookkeeping_seconds_per_step']:.1f} vs "
+            f"{1e3 * eigsh['bookkeeping_seconds_per_step']:.1f} ms: {ratio:.2f}",
+            verdict(ratio, 1.0, "bookkeeping"),
+        )
+    )
+
+
+def render(results: Path) -> str:
+    data = load(results)
+    lines: list[str] = []
+    targets: list[tuple[str, str, str]] = []
+    body: list[str] = []
+    order = [
+        ("products", products_section),
+        ("eigen", eigen_section),
+        ("slq", slq_section),
+        ("bookkeeping", bookkeeping_section),
+    ]
+    for name, fn in order:
+        if name in data and "section" in data[name]:
+            fn(data[name], body, targets)
+            body += [f"*Machine:* {machine_line(data[name])}.", ""]
+    first = next((data[n] for n, _ in order if n in data and "section" in data[n]), None)
+    lines += [
+        "# Benchmarks",
+        "",
+        "<!-- generated by benchmarks/render.py from benchmarks/results/*.json; do not edit by hand -->",
+        "",
+        "batchrmt against a bare `torch.autograd.grad` double backward, PyHessian, curvlinops and "
+        "hessian-eigenthings. Reproduce everything with one command:",
+        "",
+        "    bash benchmarks/install_peers.sh      # once: peers in their own venv (/tmp/batchrmt-peers)",
+        "    python benchmarks/run_all.py          # 15–30 min on 2 shared cores; --quick: a few minutes",
+        "",
+        "batchrmt runs in the project's environment, each peer in the peers' virtual environment (same torch "
+        "build, `--system-site-packages`) as a subprocess on the same saved weights and batch. One intra-op "
+        "thread "
+        "everywhere. Results: `benchmarks/results/{products,eigen,slq,bookkeeping}.json`; this file is "
+        "regenerated from them (`python benchmarks/run_all.py --render-only`).",
+        "",
+    ]
+    if first is not None:
+        inst = first.get("peers_install", {})
+        if isinstance(inst, dict):
+            peers = ", ".join(f"{v['spec']} ({v['status']})" for k, v in inst.items() if isinstance(v, dict))
+            lines += [f"Peers: {peers}.", ""]
+        lines += [
+            "**Machine and load** (first section; every section states its own below). "
+            f"{machine_line(first)}. The numbers are indicative: {first['note']}.",
+            "",
+        ]
+    lines += ["## Targets of issue 10", ""]
+    if any(data[n].get("mode") == "quick" for n, _ in order if n in data and "section" in data[n]):
+        lines += [
+            "**Quick mode** in at least one section (batch 32, small grids): a smoke test whose ratios "
+            "scatter more than the full run's; do not read the verdicts below as measurements.",
+            "",
+        ]
+    lines += ["| target | measured | verdict |", "|---|---|---|"]
+    for t, m, v in targets:
+        lines.append(f"| {t} | {m} | {v} |")
+    dist = data.get("distributed")
+    lines.append(
+        "| full-data product on 2 gloo ranks ≥ 1.6× faster than 1 | "
+        + (
+            "see benchmarks/results/distributed.json | measured by `benchmarks/bench_distributed.py`, "
+            "not by run_all |"
+            if dist
+            else "— | not measured by run_all: `benchmarks/bench_distributed.py` |"
+        )
+    )
+    lines.append(
+        "| default run ≤ 5 min | — | not measured by run_all (the default `batchrmt run` is timed "
+        "separately) |"
+    )
+    lines += [""] + body
+    return "\n".join(lines).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    root = Path(__file__).resolve().parent
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else root.parent / "BENCHMARKS.md"
+    out.write_text(render(root / "results"))
