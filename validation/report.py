@@ -454,8 +454,8 @@ def _limitations(config: dict[str, Any], store: ResultStore) -> list[str]:
         "batches of B ≥ N/4 share many samples, and κ(B) = 1/B − 1/N carries the finite-pool correction."
     )
     out.append(
-        f"- Divergence thresholds use K = {th['steps']} steps (docs/validation.md suggests ~100) and evaluate "
-        f"the loss every {th['eval_every']} step(s) on a fixed subset of "
+        f"- Divergence thresholds use K = {th['steps']} steps (docs/validation.md suggests ~100) and "
+        f"evaluate the loss every {th['eval_every']} step(s) on a fixed subset of "
         f"{th['eval_size'] or 'all'} pool samples: "
         "instabilities that develop after K steps are not seen, and the strict criterion is applied to the "
         "subset's loss, not the whole pool's."
