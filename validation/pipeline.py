@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,7 +55,7 @@ def _prepare_folder(store: ResultStore, config: RunConfig, resume: bool) -> None
     if path.is_file():
         stored = json.loads(path.read_text(encoding="utf-8"))
         if resume:
-            if config_from_dict(_config_dict_for_compare(stored)).to_dict() != config.to_dict():
+            if config_from_dict(stored).to_dict() != config.to_dict():
                 raise ValueError(
                     f"--resume: the config differs from the one stored in {path}; use the same "
                     f"config or a new --out"
@@ -65,10 +66,6 @@ def _prepare_folder(store: ResultStore, config: RunConfig, resume: bool) -> None
                 f"{store.root} already holds a run; pass --resume to continue it or choose a new --out"
             )
     atomic_write_json(path, config.to_dict())
-
-
-def _config_dict_for_compare(stored: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in stored.items()}
 
 
 def threshold_batch_sizes(config: RunConfig, grid: list[int]) -> list[int]:
@@ -207,6 +204,105 @@ def _threshold_targets(config: RunConfig, usable: dict[str, list[int]]) -> list[
     return out
 
 
+@dataclass
+class RunState:
+    """What the stages of one run share: the cells' context, the store (the only record writer), the
+    executor, progress output, and what earlier stages found (usable checkpoints, sweep grids,
+    predictions)."""
+
+    ctx: RunContext
+    store: ResultStore
+    executor: CellExecutor
+    progress: Progress
+    resume: bool
+    usable: dict[str, list[int]] = field(default_factory=dict)
+    grids: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    predictions: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def config(self) -> RunConfig:
+        return self.ctx.config
+
+    @property
+    def checkpoints(self) -> list[tuple[str, int]]:
+        """(model, checkpoint) pairs whose pre-training did not diverge, in config order."""
+        return [(m.name, c) for m in self.config.models for c in self.usable.get(m.name, [])]
+
+    def run(self, cells: list[Cell], desc: str) -> None:
+        _stage(self.executor, self.store, cells, resume=self.resume, progress=self.progress, desc=desc)
+
+
+def _checkpoints_stage(run: RunState) -> None:
+    """Step 1: pre-train each model to the loss levels; note which checkpoints are usable."""
+    run.run(_checkpoint_cells(run.ctx), "checkpoints")
+    for m in run.config.models:
+        recs = [run.store.get(ckpt_step.STEP, k) for k in ckpt_step.checkpoint_keys(run.config, m)]
+        run.usable[m.name] = [int(r["ckpt"]) for r in recs if _usable(r)]
+        for r in recs:
+            if not _usable(r):
+                run.progress.say(f"[{m.name}] checkpoint {r['ckpt']} diverged in pre-training: skipped")
+
+
+def _curvature_stage(run: RunState) -> None:
+    """Steps 2–3: spectra and noise of every usable checkpoint."""
+    run.run(_curvature_cells(run.ctx, run.checkpoints), "spectra and noise")
+
+
+def _sweep_stage(run: RunState) -> None:
+    """Step 4: the batch-size grid of each checkpoint (from its spectra and noise), then every batch; the
+    per-sample curvature (it needs the spectra's top eigenvectors) runs in the same stage."""
+    for name, c in run.checkpoints:
+        key = cell_key(model=name, ckpt=c)
+        critical = pred_step.estimated_critical_batch(
+            run.store.get(spectra_step.STEP, key), run.store.get(noise_step.STEP, key), run.config.pool_size
+        )
+        run.grids[(name, c)] = sweep_step.batch_size_grid(run.config, critical, run.config.pool_size)
+    cells = [cell for (n, c), g in run.grids.items() for cell in _sweep_cells(run.ctx, n, c, g)]
+    run.run(_per_sample_cells(run.ctx, run.checkpoints) + cells, "sweep and per-sample curvature")
+
+
+def _predictions_stage(run: RunState) -> None:
+    """Step 5: every registered spectrum model scored against the sweep (recomputed from stored records)."""
+    for (name, c), grid in run.grids.items():
+        record = pred_step.compute_predictions(run.store, run.config, model=name, ckpt=c, grid=grid)
+        key = cell_key(model=name, ckpt=c)
+        run.predictions[(name, c)] = run.store.put(pred_step.STEP, key, record.to_dict())
+
+
+def _thresholds_stage(run: RunState) -> None:
+    """Step 6: divergence thresholds at the configured checkpoints, then their learning-rate analysis."""
+    targets = _threshold_targets(run.config, run.usable)
+    cells = []
+    for name, c in targets:
+        grid = [int(b) for b in run.predictions[(name, c)]["grid"]]
+        cells += _threshold_cells(run.ctx, name, c, threshold_batch_sizes(run.config, grid))
+    run.run(cells, "thresholds")
+    for name, c in targets:
+        analysis = lr_step.analyse_thresholds(run.store, run.config, model=name, ckpt=c)
+        run.store.put(lr_step.LR_STEP, cell_key(model=name, ckpt=c), analysis.to_dict())
+
+
+def _montecarlo_stage(run: RunState) -> None:
+    """The theory layer's predictions against its exact samplers (one record per run seed)."""
+    seed = run.config.seed
+    run.store.get_or_compute(
+        mc_step.STEP, cell_key(seed=seed), lambda: mc_step.monte_carlo_record(seed), resume=True
+    )
+
+
+STAGES: tuple[Callable[[RunState], None], ...] = (
+    _checkpoints_stage,
+    _curvature_stage,
+    _sweep_stage,
+    _predictions_stage,
+    _thresholds_stage,
+    _montecarlo_stage,
+)
+"""The run, in order. A new measurement is a cell function in :mod:`validation.cells` plus a stage here that
+declares its cells; a new random-matrix model is one function registered in
+:mod:`validation.experiments.spectrum_models` (step 5 scores every registered model)."""
+
+
 def run_pipeline(
     config: RunConfig,
     out: str | Path,
@@ -217,77 +313,39 @@ def run_pipeline(
     workers: int | None = None,
     objects: dict[str, Any] | None = None,
 ) -> RunSummary:
-    """Run every step of ``config`` into the folder ``out`` and write the CSV summaries, figures and
-    report. Independent cells run on ``workers`` single-thread processes (default: one per available CPU,
-    :func:`validation.execution.resolve_workers`); the records do not depend on the number of workers.
-    ``objects`` are the live Python objects that ``object:NAME`` references in the config name (your model or
-    data; they are pickled to the worker processes, so with ``workers > 1`` their classes must be importable —
-    defined in a module, or in a script guarded by ``if __name__ == "__main__":``)."""
-    from validation import figures, report
-
+    """Run every stage of ``config`` (:data:`STAGES`) into the folder ``out`` and write the CSV summaries,
+    figures and report. Independent cells run on ``workers`` single-thread processes (default: one per
+    available CPU, :func:`validation.execution.resolve_workers`); the records do not depend on the number of
+    workers. ``objects`` are the live Python objects that ``object:NAME`` references in the config name (your
+    model or data; they are pickled to the worker processes, so with ``workers > 1`` their classes must be
+    importable — defined in a module, or in a script guarded by ``if __name__ == "__main__":``)."""
     config.validate()
     n_workers = resolve_workers(workers, config.device)
     limit_threads()
     progress = Progress(quiet)
     store = ResultStore(out)
-    summary = RunSummary(out=store.root)
     with store.locked(), CellExecutor(n_workers) as executor:
         _prepare_folder(store, config, resume)
         env = {**environment(), "workers": n_workers}
         ctx = RunContext(config=config, root=str(store.root), env=env, objects=dict(objects or {}))
         progress.say(f"{config.name}: {config.data} pool of {config.pool_size}, {n_workers} worker(s)")
+        run = RunState(ctx=ctx, store=store, executor=executor, progress=progress, resume=resume)
+        for stage in STAGES:
+            stage(run)
+        return _write_outputs(store, draw=draw)
 
-        def stage(cells: list[Cell], desc: str) -> None:
-            _stage(executor, store, cells, resume=resume, progress=progress, desc=desc)
 
-        stage(_checkpoint_cells(ctx), "checkpoints")
-        usable: dict[str, list[int]] = {}
-        for m in config.models:
-            recs = [store.get(ckpt_step.STEP, k) for k in ckpt_step.checkpoint_keys(config, m)]
-            usable[m.name] = [int(r["ckpt"]) for r in recs if _usable(r)]
-            for r in recs:
-                if not _usable(r):
-                    progress.say(f"[{m.name}] checkpoint {r['ckpt']} diverged in pre-training: skipped")
-        ckpts = [(m.name, c) for m in config.models for c in usable[m.name]]
-        stage(_curvature_cells(ctx, ckpts), "spectra and noise")
-        stage(_per_sample_cells(ctx, ckpts), "per-sample curvature")
-        pool_size = config.pool_size
-        grids: dict[tuple[str, int], list[int]] = {}
-        for name, c in ckpts:
-            key = cell_key(model=name, ckpt=c)
-            critical = pred_step.estimated_critical_batch(
-                store.get(spectra_step.STEP, key), store.get(noise_step.STEP, key), pool_size
-            )
-            grids[(name, c)] = sweep_step.batch_size_grid(config, critical, pool_size)
-        stage([cell for (n, c), g in grids.items() for cell in _sweep_cells(ctx, n, c, g)], "sweep")
-        preds: dict[tuple[str, int], dict[str, Any]] = {}
-        for (name, c), grid in grids.items():
-            record = pred_step.compute_predictions(store, config, model=name, ckpt=c, grid=grid)
-            preds[(name, c)] = store.put(pred_step.STEP, cell_key(model=name, ckpt=c), record.to_dict())
-        targets = _threshold_targets(config, usable)
-        threshold_cells = [
-            cell
-            for name, c in targets
-            for cell in _threshold_cells(
-                ctx, name, c, threshold_batch_sizes(config, [int(b) for b in preds[(name, c)]["grid"]])
-            )
-        ]
-        stage(threshold_cells, "thresholds")
-        for name, c in targets:
-            analysis = lr_step.analyse_thresholds(store, config, model=name, ckpt=c)
-            store.put(lr_step.LR_STEP, cell_key(model=name, ckpt=c), analysis.to_dict())
-        store.get_or_compute(
-            mc_step.STEP,
-            cell_key(seed=config.seed),
-            lambda: mc_step.monte_carlo_record(config.seed),
-            resume=True,
-        )
-        for step in store.steps():
-            path = store.write_csv(step)
-            if path is not None:
-                summary.files.append(path)
-        if draw:
-            summary.files.extend(figures.draw_all(store.root))
-            summary.files.append(report.write_report(store.root))
-        summary.rows = report.summary_rows(store.root)
+def _write_outputs(store: ResultStore, *, draw: bool) -> RunSummary:
+    """CSV summaries of every step, then (``draw``) figures and report — all from stored records."""
+    from validation import figures, report
+
+    summary = RunSummary(out=store.root)
+    for step in store.steps():
+        path = store.write_csv(step)
+        if path is not None:
+            summary.files.append(path)
+    if draw:
+        summary.files.extend(figures.draw_all(store.root))
+        summary.files.append(report.write_report(store.root))
+    summary.rows = report.summary_rows(store.root)
     return summary
