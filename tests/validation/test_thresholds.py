@@ -12,6 +12,7 @@ from torch import nn
 from networks.stability import TrialSettings
 from tests.networks.fixtures.trials import blobs, mlp, quadratic
 from validation.experiments.thresholds import measure_threshold_cell
+from validation.store import _jsonable
 
 
 def test_cell_record_full_batch_gd() -> None:
@@ -23,7 +24,7 @@ def test_cell_record_full_batch_gd() -> None:
         steps=60,
         warmup_steps=0,
         lr_low=0.01,
-        lr_high=1e3,  # overflows to a non-finite loss: stored as None
+        lr_high=1e3,  # overflows to a non-finite loss: stored as "nan"/"inf"
         eval_size=None,
     )
     record = measure_threshold_cell(
@@ -36,7 +37,7 @@ def test_cell_record_full_batch_gd() -> None:
         settings=settings,
         extra={"model": "quadratic", "checkpoint": 0},
     )
-    json.dumps(record, allow_nan=False)  # strictly JSON-able: non-finite values became None
+    json.dumps(_jsonable(record), allow_nan=False)  # JSON-able as the store writes it (non-finite: "nan")
     assert torch.equal(model.weight, before)
     for criterion in ("strict", "lenient"):
         lo, hi = record["thresholds"][criterion]["bracket"]
@@ -51,7 +52,7 @@ def test_cell_record_full_batch_gd() -> None:
     assert record["steps"] == 60 and record["delta"] == 0.5 and record["dtype"] == "float64"
     assert record["model"] == "quadratic" and record["torch_version"] == torch.__version__
     assert record["optimizer_kwargs"] == {} and record["bn_mode"] == "eval" and record["eval_size"] == 48
-    assert any(t["final_loss"] is None for t in record["trials"])  # diverged trials stored as None
+    assert any(not math.isfinite(t["final_loss"]) for t in record["trials"])  # diverged: a non-finite loss
 
 
 def test_cell_records_only_the_changed_optimizer_hyperparameters() -> None:
@@ -70,10 +71,10 @@ def test_float32_sequential_cell_up_to_lr_1e300_records_divergence() -> None:
     record = measure_threshold_cell(
         mlp(), nn.CrossEntropyLoss(), blobs(n=64), optimizer="adam", batch_size=8, seed=0, settings=settings
     )
-    json.dumps(record, allow_nan=False)
+    json.dumps(_jsonable(record), allow_nan=False)
     assert record["dtype"] == "float32" and record["vectorised"] is False
     top = max(record["trials"], key=lambda t: t["lr"])
-    assert top["lr"] == 1e300 and top["diverged"] and top["final_loss"] is None
+    assert top["lr"] == 1e300 and top["diverged"] and not math.isfinite(top["final_loss"])
     assert all(math.isfinite(record[f"lr_max_{c}"]) for c in ("strict", "lenient"))
 
 
