@@ -34,9 +34,16 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from networks.curvature._batches import as_batch_list, curvature_mode, select_params
+from networks.curvature._batches import (
+    as_batch_list,
+    check_model,
+    check_targets,
+    curvature_mode,
+    select_params,
+)
 from networks.curvature.ggn import has_ignored_targets, loss_output_hvp
-from networks.curvature.noise import _per_sample_fn
+from networks.curvature.noise import SEED_MAX, _per_sample_fn
+from rmt.checks import check_int
 
 __all__ = [
     "PerSampleCurvatureStats",
@@ -52,9 +59,7 @@ _RANK_RTOL = 1e-6  # an eigenvalue of S K S counts towards the rank above this Ã
 
 
 def _check_int(value: object, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return check_int(value, name, minimum=low, integral_type=True)
 
 
 def _vectors(vectors: Tensor | np.ndarray | None, size: int, name: str) -> Tensor | None:
@@ -72,12 +77,34 @@ def _vectors(vectors: Tensor | np.ndarray | None, size: int, name: str) -> Tenso
 def _prepare(
     model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, params: Sequence[Tensor] | None
 ) -> tuple[list[Tensor], list[str], Tensor, Tensor, bool]:
+    check_model(model, loss_fn)
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise TypeError(f"x and y must be torch tensors, got {type(x).__name__} and {type(y).__name__}")
     chosen = select_params(model, params)
     batch = as_batch_list((x, y), chosen[0].device, name="(x, y)")
     xb, yb = batch.batches[0]
     by_id = {id(p): n for n, p in model.named_parameters()}
     names = [by_id[id(p)] for p in chosen]
+    _probe(model, loss_fn, xb, yb)
     return chosen, names, xb, yb, has_ignored_targets(loss_fn, yb)
+
+
+def _probe(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor) -> None:
+    """Evaluate the model and the loss on the first sample (no gradients, state untouched), so that a model
+    or loss that cannot run on these data fails here with an error naming them, not deep inside vmap."""
+    with curvature_mode(model, [], "eval"), torch.no_grad():
+        try:
+            out = model(x)
+            check_targets(loss_fn, out[:1], y[:1], "(x, y)")
+            loss_fn(out[:1], y[:1])
+        except (RuntimeError, IndexError, TypeError) as exc:
+            kind = TypeError if isinstance(exc, TypeError) else ValueError
+            raise kind(
+                f"(x, y): model {type(model).__name__} with loss_fn {type(loss_fn).__name__} cannot be "
+                f"evaluated on these data (x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} {y.dtype}): {exc}"
+            ) from None
+    if not (isinstance(out, Tensor) and bool(torch.isfinite(out).all())):
+        raise ValueError(f"(x, y): model {type(model).__name__} gives non-finite outputs on these data")
 
 
 def _flat(parts: Sequence[Tensor], n: int) -> Tensor:
@@ -327,7 +354,7 @@ def per_sample_hessian(
     one = _per_sample_fn(model, loss_fn, chosen, "hessian", ignored)
     own = torch.func.vmap(one, in_dims=(0, 0, 0))
     shared = torch.func.vmap(one, in_dims=(0, 0, None))
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", minimum=0, maximum=SEED_MAX))
     z = (torch.randint(0, 2, (probes, size), generator=gen).to(torch.float64) * 2 - 1).to(device)
     n = int(xb.shape[0])
     top, bottom, res, tr, tr_se, ray, coup = [], [], [], [], [], [], []

@@ -39,6 +39,9 @@ from networks.curvature import (
     curvature_operator,
     hessian_vector_product,
     loss_output_hvp,
+    per_sample_curvature,
+    per_sample_ggn,
+    per_sample_hessian,
     per_sample_noise,
     quadratic_form_variance,
 )
@@ -247,6 +250,20 @@ def _per_sample_entry() -> Entry:
     return Entry(valid, call, _noise_aliases())
 
 
+def _per_sample_curvature_entry(function: Callable[..., Any], **extra: Any) -> Entry:
+    """per_sample_hessian / per_sample_ggn / per_sample_curvature on a tiny MLP."""
+
+    def valid() -> dict[str, Any]:
+        x, y = vector_data(6)
+        return {"model": mlp(), "loss_fn": nn.CrossEntropyLoss(), "x": x, "y": y, "chunk_size": 4, **extra}
+
+    def call(kw: dict[str, Any]) -> Any:
+        rest = {k: v for k, v in kw.items() if k not in ("model", "loss_fn", "x", "y")}
+        return function(kw["model"], kw["loss_fn"], kw["x"], kw["y"], **rest)
+
+    return Entry(valid, call, _noise_aliases())
+
+
 def _batch_noise_entry() -> Entry:
     def valid() -> dict[str, Any]:
         x, y = vector_data(12)
@@ -440,6 +457,17 @@ ENTRIES: dict[str, Entry] = {
     "loss_output_hvp": _loss_output_hvp_entry(),
     "per_sample_noise": _per_sample_entry(),
     "batch_noise_norm": _batch_noise_entry(),
+    "per_sample_ggn": _per_sample_curvature_entry(per_sample_ggn),
+    "per_sample_hessian": _per_sample_curvature_entry(
+        per_sample_hessian, lanczos_steps=4, trace_probes=2, seed=0
+    ),
+    "per_sample_curvature": _per_sample_curvature_entry(
+        per_sample_curvature, lanczos_steps=4, trace_probes=2, seed=0
+    ),
+    "PerSampleGGN": _result_entry(lambda: per_sample_ggn(mlp(), nn.CrossEntropyLoss(), *vector_data(4))),
+    "PerSampleCurvatureStats": _result_entry(
+        lambda: per_sample_curvature(mlp(), nn.CrossEntropyLoss(), *vector_data(4), lanczos_steps=3)
+    ),
     "quadratic_form_variance": _quadratic_entry(),
     "NoiseEstimate": _result_entry(
         lambda: per_sample_noise(mlp(), nn.CrossEntropyLoss(), *vector_data(6), num_samples=3, num_probes=1)
@@ -493,7 +521,7 @@ def assert_finite(value: Any, path: str = "result") -> None:
             if field.name == "stderr" and single:
                 continue
             assert_finite(getattr(value, field.name), f"{path}.{field.name}")
-        if hasattr(value, "eigenvalues"):
+        if hasattr(value, "eigenvalues") and hasattr(value, "residuals"):
             assert value.eigenvalues.size == 0 or value.residuals.size == value.eigenvalues.size
 
 
