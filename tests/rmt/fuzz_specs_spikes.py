@@ -196,7 +196,6 @@ def _predict_specs() -> dict[str, Spec]:
         _PRED + "predict_batch_extremal": Spec(
             predict(),
             ("model", "batch_sizes", "n_batches", "levels", "seed", "replace", "method"),
-            weight=0.5,
         ),
         # result container (no validation of its own): only built from valid values
         _PRED + "BatchPrediction": Spec(prediction(), (), weight=0.1),
@@ -210,10 +209,9 @@ def _large_batch_specs() -> dict[str, Spec]:
             _kw(model=_model(min_k=1), batch_sizes=sizes),
             ("model", "batch_sizes"),
             call=_separated_only(lb.large_batch_extremal),
-            weight=0.5,
         ),
         _LARGE + "large_batch_bulk_edge": Spec(
-            _kw(model=_model(psd=True), batch_sizes=sizes), ("model", "batch_sizes"), weight=0.5
+            _kw(model=_model(psd=True), batch_sizes=sizes), ("model", "batch_sizes")
         ),
         _LARGE + "crossover_batch_size": Spec(
             _kw(
@@ -266,9 +264,9 @@ def _sampling_specs() -> dict[str, Spec]:
 
     return {
         _SAMP + "sample_batch_extremal": Spec(
-            sample(), ("model", "batch_size", "n_reps", "seed", "replace", "method", "rows"), weight=0.5
+            sample(), ("model", "batch_size", "n_reps", "seed", "replace", "method", "rows")
         ),
-        _SAMP + "batch_matrix": Spec(dense(), ("model", "rows", "seed"), weight=0.5),
+        _SAMP + "batch_matrix": Spec(dense(), ("model", "rows", "seed")),
         # result container (no validation of its own): only built from valid values
         _SAMP + "SampledExtremal": Spec(sampled(), (), weight=0.1),
     }
