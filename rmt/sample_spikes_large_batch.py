@@ -11,7 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from rmt.checks import FloatArray, check_batch_size, check_in_range, check_positive, scalar_or_array
+from rmt.checks import (
+    FloatArray,
+    _real_scalar,
+    check_batch_size,
+    check_in_range,
+    check_positive,
+    refuse_non_finite,
+    scalar_or_array,
+)
 from rmt.sample_spikes_model import SampleSpikeModel
 from rmt.sample_spikes_predict import _BISECTIONS
 
@@ -83,7 +91,7 @@ def large_batch_extremal(model: SampleSpikeModel, batch_sizes: Any) -> FloatArra
             return 1.0 - q * float(np.mean(d**2 / (w - d) ** 2))
 
         def excess(w: float, d: FloatArray = d, b: float = float(b)) -> float:
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", over="ignore"):
                 inv = np.where(coupled, 1.0 / (w - d), 0.0)
             f = abar + np.einsum("j,jkl->kl", inv, outer) / b
             return psi(w) - float(np.linalg.eigvalsh(f)[-1])
@@ -156,6 +164,7 @@ def large_batch_bulk_edge(model: SampleSpikeModel, batch_sizes: Any) -> FloatArr
 # Crossover batch size.
 
 
+@refuse_non_finite(allow_inf=True)
 def pareto_crossover_batch_size(lam: Any, x_min: Any, alpha: Any, level: Any = 0.5) -> float | FloatArray:
     """Closed-form crossover batch size for a Pareto law of per-sample tops (docs/theory.md §1e).
 
@@ -193,8 +202,8 @@ def crossover_batch_size(model: SampleSpikeModel, level: Any = 0.5, *, max_batch
     """
     if not isinstance(model, SampleSpikeModel):
         raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
-    p = float(check_in_range(level, "level", 0.0, 1.0, low_open=True, high_open=True))
-    top_b = float(check_positive(max_batch, "max_batch"))
+    p = float(check_in_range(_real_scalar(level, "level"), "level", 0.0, 1.0, low_open=True, high_open=True))
+    top_b = float(check_positive(_real_scalar(max_batch, "max_batch"), "max_batch"))
     if model.n_spikes == 0:
         raise ValueError("model must have at least one shared direction (n_spikes >= 1)")
     lam1 = float(np.linalg.eigvalsh(model.full_block)[-1])

@@ -15,11 +15,14 @@ from numpy.typing import NDArray
 
 from rmt.checks import (
     FloatArray,
+    _finite_or,
+    _real_scalar,
     check_choice,
     check_finite,
     check_in_range,
     check_int,
     check_positive,
+    check_size,
     check_square_matrix,
 )
 from rmt.sampling import SeedLike, as_generator
@@ -33,6 +36,7 @@ __all__ = [
 
 _OVERLAP_TOL = 1e-9
 _CHUNK = 4_000_000
+_MAX_INDEX = 2**62  # pool sizes beyond int64 indices
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -66,7 +70,7 @@ class PerSampleCurvature:
             if c.ndim != 3 or c.shape[:2] != s.shape:
                 raise ValueError(
                     "overlaps must have shape (n_samples, rank, n_spikes) = "
-                    f"({s.shape[0]}, {s.shape[1]}, k), got {c.shape}"
+                    f"({s.shape[0]}, {s.shape[1]}, k) matching scales, got {c.shape}"
                 )
             norm2 = (c**2).sum(axis=2)
             if (norm2 > 1.0 + _OVERLAP_TOL).any():
@@ -147,6 +151,7 @@ class PerSampleCurvature:
         c_rank = check_int(rank, "rank", minimum=1)
         if n < 1:
             raise ValueError("top must hold at least one sample")
+        check_size(n * c_rank, "rank")
         n_bottom = 0 if bottom is None else 1
         if c_rank < 1 + n_bottom:
             raise ValueError(f"rank must be >= {1 + n_bottom} when bottom is given, got {c_rank}")
@@ -161,7 +166,7 @@ class PerSampleCurvature:
         if trace is not None:
             tr = check_finite(trace, "trace").reshape(-1)
             if tr.shape != tops.shape:
-                raise ValueError(f"trace must have one value per sample ({n}), got {tr.size}")
+                raise ValueError(f"trace must have one value per sample of top ({n}), got {tr.size}")
             rest = tr - tops - scales[:, -1] * n_bottom
             if n_rest == 0:
                 if np.abs(rest).max() > 1e-9 * max(float(np.abs(tr).max()), 1e-300):
@@ -176,10 +181,11 @@ class PerSampleCurvature:
         overlaps = None
         if rayleigh is not None:
             ray = check_finite(rayleigh, "rayleigh")
-            if ray.ndim < 2:
+            if ray.ndim < 2 and ray.size % n == 0 and ray.size:
                 ray = ray.reshape(n, -1)
-            if ray.shape[0] != n:
-                raise ValueError(f"rayleigh must have shape (n_samples = {n}, k), got {ray.shape}")
+            if ray.ndim != 2 or ray.shape[0] != n:
+                raise ValueError(f"rayleigh must have shape (n_samples = len(top) = {n}, k), got {ray.shape}")
+            check_size(n * c_rank * ray.shape[1], "rank*rayleigh")
             with np.errstate(divide="ignore", invalid="ignore"):
                 c2 = np.where(tops[:, None] > 0, np.clip(ray / tops[:, None], 0.0, 1.0), 0.0)
             total = c2.sum(axis=1, keepdims=True)
@@ -215,23 +221,35 @@ class PerSampleCurvature:
         c_rank = check_int(rank, "rank", minimum=1)
         k = check_int(n_spikes, "n_spikes", minimum=0)
         kind = check_choice(distribution, "distribution", ("pareto", "lognormal", "exponential"))
-        a = float(check_positive(shape, "shape"))
-        x0 = float(check_positive(scale, "scale"))
-        mean2 = float(check_in_range(overlap2_mean, "overlap2_mean", 0.0, 1.0, high_open=True))
+        a = float(check_positive(_real_scalar(shape, "shape"), "shape"))
+        x0 = float(check_positive(_real_scalar(scale, "scale"), "scale"))
+        mean2 = float(
+            check_in_range(
+                _real_scalar(overlap2_mean, "overlap2_mean"), "overlap2_mean", 0.0, 1.0, high_open=True
+            )
+        )
+        check_size(n * c_rank * (k + 1), "n_samples*rank*(n_spikes+1)", copies=2)
         rng = as_generator(seed)
-        if kind == "pareto":
-            tops = x0 * (1.0 - rng.random(n)) ** (-1.0 / a)
-        elif kind == "lognormal":
-            tops = x0 * np.exp(a * rng.standard_normal(n))
-        else:
-            tops = rng.exponential(x0, n)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if kind == "pareto":
+                tops = x0 * (1.0 - rng.random(n)) ** (-1.0 / a)
+            elif kind == "lognormal":
+                tops = x0 * np.exp(a * rng.standard_normal(n))
+            else:
+                tops = rng.exponential(x0, n)
+        if not np.isfinite(tops).all():
+            raise ValueError(
+                f"shape = {a:g} and scale = {x0:g} draw per-sample scales beyond float64 (overflow): "
+                "use a smaller scale or a lighter tail"
+            )
         scales = np.zeros((n, c_rank))
         scales[:, 0] = tops
         overlaps = np.zeros((n, c_rank, k))
         if k and mean2 > 0:
             c2 = rng.beta(0.5, 0.5 * (1.0 - mean2) / mean2, size=(n, k))
             total = c2.sum(axis=1, keepdims=True)
-            c2 = np.where(total > 0.999, 0.999 * c2 / total, c2)
+            with np.errstate(invalid="ignore", divide="ignore"):  # total = 0 (all c² underflowed) is kept
+                c2 = np.where(total > 0.999, 0.999 * c2 / total, c2)
             overlaps[:, 0, :] = rng.choice([-1.0, 1.0], size=(n, k)) * np.sqrt(c2)
         return cls(scales, overlaps)
 
@@ -265,12 +283,17 @@ class SampleSpikeModel:
             a = check_square_matrix(a, "shared", symmetric=True)
             if a.shape != (k, k):
                 raise ValueError(f"shared must be {k}×{k} (one row per shared direction), got {a.shape}")
-        p = float(check_positive(n_params, "n_params", allow_inf=True))
+        p_arr = check_positive(n_params, "n_params", allow_inf=True)
+        if p_arr.ndim != 0:
+            raise ValueError(f"n_params must be a scalar (P, or inf), got shape {p_arr.shape}")
+        p = float(p_arr)
         rank = per_sample.rank
         if p < k + rank:
             raise ValueError(f"n_params must be >= n_spikes + rank = {k + rank}, got {p:g}")
         object.__setattr__(self, "per_sample", per_sample)
-        object.__setattr__(self, "shared", 0.5 * (a + a.T))
+        with np.errstate(over="ignore", invalid="ignore"):  # |A| near the float64 limit: halve first
+            sym = _finite_or(0.5 * (a + a.T), 0.5 * a + 0.5 * a.T)
+        object.__setattr__(self, "shared", sym)
         object.__setattr__(self, "n_params", p)
 
     @classmethod
@@ -282,6 +305,8 @@ class SampleSpikeModel:
         A per-sample pool without overlaps (k = 0) gets zero overlaps with ``len(spikes)`` directions: the
         shared spikes are then deterministic (A = diag λ) and the per-sample terms orthogonal to them.
         """
+        if not isinstance(per_sample, PerSampleCurvature):
+            raise TypeError(f"per_sample must be a PerSampleCurvature, got {type(per_sample).__name__}")
         lam = check_finite(spikes, "spikes").reshape(-1)
         if per_sample.n_spikes == 0 and lam.size:
             per_sample = PerSampleCurvature(
@@ -292,7 +317,11 @@ class SampleSpikeModel:
                 f"spikes must have one value per shared direction of per_sample ({per_sample.n_spikes}), "
                 f"got {lam.size}"
             )
-        return cls(per_sample, np.diag(lam) - per_sample.shared_block, n_params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            shared = np.diag(lam) - per_sample.shared_block
+        if not np.isfinite(shared).all():
+            raise ValueError("spikes minus the pool's shared block overflow float64: spikes too large")
+        return cls(per_sample, shared, n_params)
 
     @property
     def n_spikes(self) -> int:
@@ -318,20 +347,24 @@ def draw_batches(
 ) -> NDArray[np.intp]:
     """(n_batches, B) row indices into a pool of ``n_samples``: i.i.d. rows (``replace``, the pool as an
     empirical law) or B distinct rows per batch (needs B <= n_samples)."""
-    n = check_int(n_samples, "n_samples", minimum=1)
+    n = check_int(n_samples, "n_samples", minimum=1, maximum=_MAX_INDEX)
     b = check_int(batch_size, "batch_size", minimum=1)
     r = check_int(n_batches, "n_batches", minimum=1)
+    if not isinstance(replace, (bool, np.bool_)):
+        raise TypeError(f"replace must be a bool, got {type(replace).__name__}")
+    check_size(r * b, "n_batches*batch_size")
     rng = as_generator(seed)
     if replace:
         return rng.integers(0, n, size=(r, b))
     if b > n:
         raise ValueError(f"batch_size must be <= n_samples = {n} without replacement, got {b}")
+    check_size(n, "n_samples", copies=2)  # the random keys of one batch and their ordering
     out = np.empty((r, b), dtype=np.intp)
     step = max(1, _CHUNK // n)
     for start in range(0, r, step):
         keys = rng.random((min(step, r - start), n))
-        out[start : start + keys.shape[0]] = np.argpartition(keys, b - 1, axis=1)[:, :b] if b < n else (
-            np.argsort(keys, axis=1)
+        out[start : start + keys.shape[0]] = (
+            np.argpartition(keys, b - 1, axis=1)[:, :b] if b < n else (np.argsort(keys, axis=1))
         )
     return out
 
@@ -347,4 +380,6 @@ def effective_dimension(cos2: Any) -> float:
     mean = float(x.mean())
     if mean <= 0:
         raise ValueError("cos2 must have a positive mean")
+    if mean < 1.0 / np.finfo(np.float64).max:
+        raise ValueError(f"cos2 must have a mean >= {1.0 / np.finfo(np.float64).max:.3g} (P_eff overflows)")
     return 1.0 / mean

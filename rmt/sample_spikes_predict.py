@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rmt.checks import FloatArray, check_batch_size, check_choice, check_in_range, check_int
+from rmt.checks import FloatArray, check_batch_size, check_choice, check_in_range, check_int, check_size
 from rmt.sample_spikes_model import _CHUNK, SampleSpikeModel, draw_batches
 from rmt.sampling import SeedLike, as_generator
 
@@ -41,7 +41,10 @@ class _Terms:
 
 
 def _batch_terms(model: SampleSpikeModel, rows: Any) -> _Terms:
-    idx = np.asarray(rows)
+    try:
+        idx = np.asarray(rows)
+    except ValueError as exc:  # ragged nested sequences
+        raise TypeError(f"rows must be an integer array of pool indices: {exc}") from None
     if idx.ndim == 1:
         idx = idx[None, :]
     if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
@@ -109,7 +112,8 @@ def _top_secular_rank_one(
     def parts(z: FloatArray) -> tuple[FloatArray, FloatArray]:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             inv = np.where(coupled, 1.0 / (z[:, None] - d), 0.0)
-        return np.asarray(z - f0 - (b2 * inv).sum(axis=1)), np.asarray(1.0 + (b2 * inv**2).sum(axis=1))
+            # z within ~1e-154 of a level: the slope overflows to inf (Newton then stops there)
+            return np.asarray(z - f0 - (b2 * inv).sum(axis=1)), np.asarray(1.0 + (b2 * inv**2).sum(axis=1))
 
     neg, pos = lo.copy(), hi.copy()
     for _ in range(12):
@@ -171,14 +175,22 @@ def _finite_dimension_shift(a: FloatArray, terms: _Terms, z: FloatArray, p_perp:
     b = (t * np.sqrt(beta2))[:, :, None] * c
     gap = z[:, None] - d
     coupled = (b**2).sum(axis=2) > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         inv = np.where(coupled, 1.0 / gap, 0.0)
     weights = np.zeros((r, m))
     if k:
         f = a[None] + np.einsum("rj,rjk,rjl->rkl", t, c, c) + np.einsum("rj,rjk,rjl->rkl", inv, b, b)
+        broken = ~np.isfinite(f).all(axis=(1, 2))  # z on a coupled level d_j (gap 0): inv = inf
+        f[broken] = 0.0
         y = np.linalg.eigh(f)[1][:, :, -1]
-        xw2 = (np.einsum("rjk,rk->rj", b, y) * inv) ** 2
-        weights = xw2 / (1.0 + xw2.sum(axis=1, keepdims=True))
+        with np.errstate(over="ignore", invalid="ignore"):
+            xw2 = (np.einsum("rjk,rk->rj", b, y) * inv) ** 2
+            weights = xw2 / (1.0 + xw2.sum(axis=1, keepdims=True))
+        broken |= ~np.isfinite(weights).all(axis=1)
+        if broken.any():  # the eigenvector sits on the level nearest to z (the limit of the weights)
+            nearest = np.zeros((int(broken.sum()), m))
+            nearest[np.arange(nearest.shape[0]), np.argmin(np.abs(gap[broken]), axis=1)] = 1.0
+            weights[broken] = nearest
     level = ~coupled & (np.abs(gap) <= 1e-12 * (np.abs(z[:, None]) + 1e-300))
     is_level = level.any(axis=1)
     onehot = np.zeros((r, m))
@@ -302,11 +314,22 @@ def predict_batch_extremal(
     if not isinstance(model, SampleSpikeModel):
         raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
     sizes = np.atleast_1d(check_batch_size(batch_sizes, name="batch_sizes")).reshape(-1)
+    if sizes.size == 0:
+        raise ValueError("batch_sizes must hold at least one batch size")
     if (sizes != np.round(sizes)).any():
         raise ValueError("batch_sizes must be integers")
     reps = check_int(n_batches, "n_batches", minimum=2)
     lv = np.atleast_1d(check_in_range(levels, "levels", 0.0, 1.0)).reshape(-1)
     how = check_choice(method, "method", ("orthogonal", "subordinated", "exact"))
+    if not isinstance(replace, (bool, np.bool_)):
+        raise TypeError(f"replace must be a bool, got {type(replace).__name__}")
+    if not replace and sizes.max() > model.per_sample.n_samples:
+        raise ValueError(
+            f"batch_sizes must be <= n_samples = {model.per_sample.n_samples} without replacement, "
+            f"got {sizes.max():g}"
+        )
+    # one batch size at a time: the drawn rows and the (top, bottom) of every batch
+    check_size(int(sizes.max()) * model.per_sample.rank * reps, "batch_sizes*n_batches", copies=2)
     rng = as_generator(seed)
     tq = np.empty((sizes.size, lv.size))
     bq = np.empty_like(tq)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from rmt.checks import FloatArray, check_choice, check_int
+from rmt.checks import FloatArray, check_choice, check_int, check_size
 from rmt.sample_spikes import SampleSpikeModel, draw_batches
 from rmt.sampling import SeedLike, as_generator
 
@@ -130,10 +130,19 @@ def sample_batch_extremal(
             f"batch_size·rank = {m_max} must be <= n_params − n_spikes = {p - k:g} (the directions span at "
             "most P − k dimensions)"
         )
+    if not isinstance(replace, (bool, np.bool_)):
+        raise TypeError(f"replace must be a bool, got {type(replace).__name__}")
+    check_size(reps * b, "n_reps*batch_size", copies=2)
+    check_size((k + m_max) ** 2, "batch_size", copies=3)  # the (k + m)² reduced matrix of one batch
+    if how == "vectors":
+        check_size(int(p) * (k + m_max), "batch_size", copies=3)
     if rows is None:
         idx = draw_batches(model.per_sample.n_samples, b, reps, rng, replace=replace)
     else:
-        idx = np.asarray(rows)
+        try:
+            idx = np.asarray(rows)
+        except ValueError as exc:  # ragged nested sequences
+            raise ValueError(f"rows must be an integer array of shape (n_reps, batch_size): {exc}") from None
         if idx.shape != (reps, b) or not np.issubdtype(idx.dtype, np.integer):
             raise ValueError(f"rows must be an integer array of shape (n_reps, batch_size) = ({reps}, {b})")
         if idx.min() < 0 or idx.max() >= model.per_sample.n_samples:
@@ -153,6 +162,8 @@ def sample_batch_extremal(
             dmat[k:, k:] = np.diag(t)
             vals = np.linalg.eigvalsh(r @ dmat @ r.T)
         has_zero = math.isinf(p) or p > k + m
+        if vals.size == 0:  # no shared direction and every scale of the batch 0: M_B = 0
+            vals = np.zeros(1)
         top[i] = max(vals[-1], 0.0) if has_zero else vals[-1]
         bottom[i] = min(vals[0], 0.0) if has_zero else vals[0]
     return SampledExtremal(top, bottom, idx)
@@ -168,7 +179,10 @@ def batch_matrix(model: SampleSpikeModel, rows: Any, seed: SeedLike = None) -> F
     p = model.n_params
     if math.isinf(p) or p > _DENSE_LIMIT:
         raise ValueError(f"n_params must be finite and <= {_DENSE_LIMIT} for a dense matrix, got {p:g}")
-    idx = np.asarray(rows).reshape(-1)
+    try:
+        idx = np.asarray(rows).reshape(-1)
+    except ValueError as exc:  # ragged nested sequences
+        raise TypeError(f"rows must be an integer array of pool indices: {exc}") from None
     if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
         raise TypeError("rows must be a non-empty integer array of pool indices")
     if idx.min() < 0 or idx.max() >= model.per_sample.n_samples:

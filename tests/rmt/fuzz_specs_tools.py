@@ -1,5 +1,5 @@
 """Fuzz specs (tests/rmt/test_fuzz.py) of the tool modules: rmt.sampling, rmt.testing, rmt.symbolic,
-rmt.checks."""
+rmt.checks; :func:`tool_specs` also includes those of the sample-spike modules (fuzz_specs_spikes.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from rmt import checks, symbolic
+from tests.rmt.fuzz_specs_spikes import spike_specs
 from tests.rmt.fuzz_strategies import (
     NONNEG,
     POS,
@@ -357,5 +358,5 @@ def _checks_specs() -> dict[str, Spec]:
 
 
 def tool_specs() -> dict[str, Spec]:
-    """Specs of every public callable of the tool modules."""
-    return {**_sampling_specs(), **_testing_specs(), **_symbolic_specs(), **_checks_specs()}
+    """Specs of every public callable of the tool modules and of the sample-spike modules."""
+    return {**_sampling_specs(), **_testing_specs(), **_symbolic_specs(), **_checks_specs(), **spike_specs()}
