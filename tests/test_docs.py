@@ -185,11 +185,6 @@ def test_every_docs_reference_in_the_code_and_readme_resolves() -> None:
     assert not bad, "references to docs/ that do not resolve:\n" + "\n".join(bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="docstrings still cite THEORY / VALIDATION / REFERENCE_VALUES (documents outside the repository); "
-    "once every citation points at docs/, this test passes: then delete this marker",
-)
 def test_no_citation_of_documents_outside_the_repository() -> None:
     found = []
     for file in _scanned_files():

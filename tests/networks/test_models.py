@@ -18,7 +18,8 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-# Counts quoted by the lineage (ANCHORS.md) for C = 100, built on the meta device (no memory, no init cost).
+# Parameter counts of the lineage's CIFAR configurations for C = 100 (the README lists them), built on
+# the meta device (no memory, no init cost).
 LINEAGE_COUNTS = [
     ("vgg16", 15_291_300),
     ("vgg16bn", 15_299_748),
