@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from networks.options import MATRICES as _MATRICES
 from validation import steps
 from validation.config import RunConfig
 from validation.experiments.checkpoints import Pool
@@ -21,7 +22,7 @@ from validation.provenance import derived_seed, timed
 from validation.store import ResultStore
 
 STEP = steps.NOISE
-MATRICES = ("hessian", "ggn")
+MATRICES = _MATRICES  # the vocabulary of networks.options, re-exported for the step's records
 
 
 def measure_noise(

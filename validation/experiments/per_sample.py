@@ -15,7 +15,7 @@ step 5, which is therefore independent of the sweep it is scored on.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -127,38 +127,50 @@ def measure_per_sample(
         "sample_seed": sample_seed,
         "seed": seed,
         "config": dataclasses.asdict(cfg),
-        "hessian": {
-            "top": save("hessian_top", hess.top),
-            "bottom": save("hessian_bottom", hess.bottom),
-            "top_residual": save("hessian_top_residual", hess.top_residual),
-            "traces": save("hessian_traces", hess.traces),
-            "trace_stderr": save("hessian_trace_stderr", hess.trace_stderr),
-            "rayleigh": save("hessian_rayleigh", hess.rayleigh),
-            "coupling": save("hessian_coupling", hess.coupling),
-            "top_median": float(np.median(hess.top)),
-            "top_max": float(np.max(hess.top)),
-            "bottom_median": float(np.median(hess.bottom)),
-            "top_residual_max": float(np.max(hess.top_residual)),
-            "lanczos_steps": hess.lanczos_steps,
-            "trace_probes": hess.trace_probes,
-            "num_hvps": hess.num_hvps,
-            "wall_time": h_fields["wall_time"],
-        },
-        "ggn": {
-            "eigenvalues": save("ggn_eigenvalues", ggn.eigenvalues),
-            "traces": save("ggn_traces", ggn.traces),
-            "ranks": save("ggn_ranks", ggn.ranks),
-            "rayleigh": save("ggn_rayleigh", ggn.rayleigh),
-            "coupling": save("ggn_coupling", ggn.coupling),
-            "perp_cos2": save("ggn_perp_cos2", cos2),
-            "top_median": float(np.median(ggn.tops)),
-            "top_max": float(np.max(ggn.tops)),
-            "rank_max": int(ggn.ranks.max()),
-            "p_eff": float(p_eff),
-            "num_vjps": ggn.num_vjps,
-            "wall_time": g_fields["wall_time"],
-        },
+        "hessian": _hessian_fields(hess, save, h_fields["wall_time"]),
+        "ggn": _ggn_fields(ggn, save, float(p_eff), g_fields["wall_time"]),
         **h_fields,
         "wall_time": h_fields["wall_time"] + g_fields["wall_time"],
         "finished_at": g_fields["finished_at"],
+    }
+
+
+def _hessian_fields(hess: Any, save: Callable[[str, np.ndarray], str], wall_time: float) -> dict[str, Any]:
+    """The H_i part of a per-sample record: arrays stored by ``save``, summaries inline."""
+    return {
+        "top": save("hessian_top", hess.top),
+        "bottom": save("hessian_bottom", hess.bottom),
+        "top_residual": save("hessian_top_residual", hess.top_residual),
+        "traces": save("hessian_traces", hess.traces),
+        "trace_stderr": save("hessian_trace_stderr", hess.trace_stderr),
+        "rayleigh": save("hessian_rayleigh", hess.rayleigh),
+        "coupling": save("hessian_coupling", hess.coupling),
+        "top_median": float(np.median(hess.top)),
+        "top_max": float(np.max(hess.top)),
+        "bottom_median": float(np.median(hess.bottom)),
+        "top_residual_max": float(np.max(hess.top_residual)),
+        "lanczos_steps": hess.lanczos_steps,
+        "trace_probes": hess.trace_probes,
+        "num_hvps": hess.num_hvps,
+        "wall_time": wall_time,
+    }
+
+
+def _ggn_fields(
+    ggn: Any, save: Callable[[str, np.ndarray], str], p_eff: float, wall_time: float
+) -> dict[str, Any]:
+    """The G_i part of a per-sample record: arrays stored by ``save``, summaries inline."""
+    return {
+        "eigenvalues": save("ggn_eigenvalues", ggn.eigenvalues),
+        "traces": save("ggn_traces", ggn.traces),
+        "ranks": save("ggn_ranks", ggn.ranks),
+        "rayleigh": save("ggn_rayleigh", ggn.rayleigh),
+        "coupling": save("ggn_coupling", ggn.coupling),
+        "perp_cos2": save("ggn_perp_cos2", ggn.perp_cos2),
+        "top_median": float(np.median(ggn.tops)),
+        "top_max": float(np.max(ggn.tops)),
+        "rank_max": int(ggn.ranks.max()),
+        "p_eff": p_eff,
+        "num_vjps": ggn.num_vjps,
+        "wall_time": wall_time,
     }
