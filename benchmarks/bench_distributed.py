@@ -43,7 +43,7 @@ import torch.multiprocessing as mp
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hvp import machine_info  # noqa: E402  (one implementation of the machine record)
+from _common import machine_info  # noqa: E402  (one implementation of the machine record)
 
 
 def fmnist_cnn() -> nn.Module:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_hvp import machine_info  # noqa: E402
+from _common import machine_info  # noqa: E402  (one implementation of the machine record)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from the wheel (configs included).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -22,9 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_wheel_installs_and_runs_the_smoke_config(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
+    source = tmp_path / "source"  # a clean copy: a stale build/ folder in the checkout must not leak in
+    ignore = shutil.ignore_patterns(
+        ".git", "build", "dist", "runs", "site", ".venv*", "*.egg-info", "__pycache__"
+    )
+    shutil.copytree(ROOT, source, ignore=ignore)
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-         str(ROOT)],
+         str(source)],
         check=True,
         cwd=tmp_path,
     )
