@@ -404,3 +404,12 @@ def check_measure(
     merged = np.bincount(inverse.ravel(), weights=w, minlength=unique.size).astype(np.float64)
     keep = merged > 0
     return unique[keep], merged[keep]
+
+
+def leading_dim(value: ArrayLike) -> int | None:
+    """Length of the first axis of an array-like (None for scalars and objects numpy cannot shape)."""
+    try:
+        shape = np.shape(value)
+    except (ValueError, TypeError):
+        return None
+    return shape[0] if shape else None

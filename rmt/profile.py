@@ -49,6 +49,7 @@ from rmt.checks import (
     check_positive,
     check_size,
     check_square_matrix,
+    leading_dim,
     scalar_or_array,
 )
 
@@ -585,7 +586,7 @@ def wigner_type_outliers(
         if isinstance(system, _RankOneSystem)
         else (int(expand.size) if expand is not None else int(system.n.sum()))
     )
-    if _leading_dim(vectors) not in (None, p):
+    if leading_dim(vectors) not in (None, p):
         raise ValueError(
             f"vectors must have one row per coordinate of S (P = {p}), got shape {np.shape(vectors)}"
         )
@@ -648,11 +649,3 @@ def _block_expansion(profile: BlockProfile) -> NDArray[np.intp]:
         raise ValueError("vectors can only index a BlockProfile whose sizes are integers")
     return np.repeat(np.arange(n.size), np.round(n).astype(int))
 
-
-def _leading_dim(value: ArrayLike) -> int | None:
-    """Length of the first axis of an array-like (None for scalars and objects numpy cannot shape)."""
-    try:
-        shape = np.shape(value)
-    except (ValueError, TypeError):
-        return None
-    return shape[0] if shape else None

@@ -39,6 +39,7 @@ from rmt.checks import (
     check_positive,
     check_size,
     check_square_matrix,
+    leading_dim,
 )
 
 SeedLike = int | np.random.Generator | None
@@ -96,7 +97,7 @@ def _spikes_and_vectors(n_params: int, thetas: Any, vectors: Any) -> tuple[Float
         raise ValueError(f"thetas must have at most n_params = {n_params} entries, got {th.size}")
     if vectors is None:
         return th, np.eye(n_params)[:, : th.size]
-    if _leading_dim(vectors) not in (None, n_params):
+    if leading_dim(vectors) not in (None, n_params):
         raise ValueError(
             f"vectors must have one row per coordinate (n_params = P = {n_params}), got {np.shape(vectors)}"
         )
@@ -489,11 +490,3 @@ def _outermost_first(vals: NDArray[np.float64], which: str) -> NDArray[np.intp]:
         return np.argsort(-np.abs(vals))
     return np.argsort(-vals)
 
-
-def _leading_dim(value: ArrayLike) -> int | None:
-    """Length of the first axis of an array-like (None for scalars and objects numpy cannot shape)."""
-    try:
-        shape = np.shape(value)
-    except (ValueError, TypeError):
-        return None
-    return shape[0] if shape else None

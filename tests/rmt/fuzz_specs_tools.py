@@ -348,6 +348,7 @@ def _checks_specs() -> dict[str, Spec]:
         ),
         ck + "scalar_or_array": Spec(_kw(arr=real), ("arr",), allow_inf=True),  # passes results through
         ck + "memory_limit_bytes": Spec(st.just({}), ()),
+        ck + "leading_dim": Spec(_kw(value=real), ()),  # total: any input gives an int or None
         ck + "refuse_non_finite": Spec(
             _kw(value=real, allow_inf=st.booleans()),
             ("value", "allow_inf"),
