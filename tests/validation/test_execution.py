@@ -10,7 +10,8 @@ import pytest
 from validation.config import config_from_dict
 from validation.execution import Cell, CellExecutor, available_cpus, resolve_workers
 from validation.pipeline import run_pipeline
-from validation.store import ResultStore, strip_timing
+
+from .test_resume import comparable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,23 +52,12 @@ def _tiny() -> dict:
     return raw
 
 
-def _records(out: Path) -> dict[str, dict]:
-    store = ResultStore(out)
-    recs = {}
-    for step in store.steps():
-        for rec in store.records(step):
-            rec = strip_timing(rec)
-            rec.pop("provenance", None)
-            recs[f"{step}/{rec['key']}"] = rec
-    return recs
-
-
 @pytest.mark.slow
 def test_pipeline_records_do_not_depend_on_the_worker_count(tmp_path: Path) -> None:
     config = config_from_dict(_tiny())
     run_pipeline(config, tmp_path / "one", quiet=True, draw=False, workers=1)
     run_pipeline(config, tmp_path / "two", quiet=True, draw=False, workers=2)
-    a, b = _records(tmp_path / "one"), _records(tmp_path / "two")
+    a, b = comparable(tmp_path / "one"), comparable(tmp_path / "two")
     assert sorted(a) == sorted(b)
     assert any(k.startswith("thresholds/") for k in a) and any(k.startswith("sweep/") for k in a)
     for key in a:
