@@ -95,12 +95,12 @@ def checkpoints_cell(ctx: RunContext, model_name: str) -> dict[str, Any]:
     return {"records": [_with_env(ctx, rec) for rec in records]}
 
 
-def spectra_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
-    """Step 2 for one checkpoint: top-k of H and G, λ_min(H), SLQ densities."""
+def _whole_pool_cell(ctx: RunContext, model_name: str, ckpt: int, measure: Any) -> dict[str, Any]:
+    """A checkpoint-level measurement on the whole pool (``measure`` has the signature of
+    ``measure_spectra`` / ``measure_noise``), with the run's provenance."""
     from validation.experiments import checkpoints as ckpt_step
-    from validation.experiments import spectra as spectra_step
 
-    rec = spectra_step.measure_spectra(
+    rec = measure(
         ctx.config,
         checkpoint_model(ctx, model_name, ckpt),
         ckpt_step.loss_function(),
@@ -111,24 +111,20 @@ def spectra_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
         key=cell_key(model=model_name, ckpt=ckpt),
     )
     return _with_env(ctx, rec)
+
+
+def spectra_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
+    """Step 2 for one checkpoint: top-k of H and G, λ_min(H), SLQ densities."""
+    from validation.experiments import spectra as spectra_step
+
+    return _whole_pool_cell(ctx, model_name, ckpt, spectra_step.measure_spectra)
 
 
 def noise_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
     """Step 3 for one checkpoint: per-sample noise statistics of H and G."""
-    from validation.experiments import checkpoints as ckpt_step
     from validation.experiments import noise as noise_step
 
-    rec = noise_step.measure_noise(
-        ctx.config,
-        checkpoint_model(ctx, model_name, ckpt),
-        ckpt_step.loss_function(),
-        pool_of(ctx),
-        ctx.store,
-        model_name=model_name,
-        ckpt=ckpt,
-        key=cell_key(model=model_name, ckpt=ckpt),
-    )
-    return _with_env(ctx, rec)
+    return _whole_pool_cell(ctx, model_name, ckpt, noise_step.measure_noise)
 
 
 def per_sample_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
@@ -164,8 +160,12 @@ def sweep_cell(
     from validation.experiments import sweep as sweep_step
 
     pool = pool_of(ctx)
-    spectra = ctx.store.get(spectra_step.STEP, cell_key(model=model_name, ckpt=ckpt))
-    top_vectors = torch.as_tensor(ctx.store.load_array(spectra["hessian_vectors"])).to(pool.x.device)
+    cache_key = ("top_vectors", ctx.root, model_name, ckpt)
+    if cache_key not in _CACHE:  # read and checksum-verified once per process, not once per batch
+        spectra = ctx.store.get(spectra_step.STEP, cell_key(model=model_name, ckpt=ckpt))
+        vectors = ctx.store.load_array(spectra["hessian_vectors"])
+        _CACHE[cache_key] = torch.as_tensor(vectors).to(pool.x.device)
+    top_vectors = _CACHE[cache_key]
     rec = sweep_step.measure_batch_cell(
         ctx.config,
         checkpoint_model(ctx, model_name, ckpt),
