@@ -8,6 +8,7 @@ B*
 - ``rmt.wishart``         multiplicative model (docs/theory.md §2): Baik–Silverstein outlier, Marchenko–Pastur
 - ``rmt.bulk``            spikes over a measured bulk (docs/theory.md §1c free convolution, §2 Bai–Yao)
 - ``rmt.profile``         field-dependent noise: quadratic vector equation (docs/theory.md §1b)
+- ``rmt.profile_systems`` the QVE's reduced systems: block profiles and rank one (docs/theory.md §1b)
 - ``rmt.sample_spikes``   sample-side spikes: heavy-tailed low-rank per-sample terms + shared spikes (§1e)
 - ``rmt.sample_spikes_sampling``  exact Gram/Bartlett sampler of that model
 - ``rmt.learning_rates``  stability thresholds and η_max(B) laws (docs/theory.md §3)
@@ -41,7 +42,7 @@ _EXPORTS = {
     "sample_batch_extremal": "rmt.sample_spikes_sampling",
     "subordinated_extremal": "rmt.sample_spikes",
     "TOPICS": "rmt.symbolic",
-    "BlockProfile": "rmt.profile",
+    "BlockProfile": "rmt.profile_systems",
     "Derivation": "rmt.symbolic",
     "adam_max_lr_vs_batch": "rmt.learning_rates",
     "adam_preconditioner": "rmt.learning_rates",
@@ -52,7 +53,7 @@ _EXPORTS = {
     "batch_top_curvature": "rmt.learning_rates",
     "bulk_spike_outlier": "rmt.bulk",
     "bulk_spike_overlap": "rmt.bulk",
-    "coarse_grain_profile": "rmt.profile",
+    "coarse_grain_profile": "rmt.profile_systems",
     "critical_batch_size": "rmt.wigner",
     "critical_noise_variance": "rmt.bulk",
     "derivation": "rmt.symbolic",
@@ -140,13 +141,12 @@ if TYPE_CHECKING:
         stability_constant,
     )
     from rmt.profile import (
-        BlockProfile,
-        coarse_grain_profile,
         solve_qve,
         wigner_type_density,
         wigner_type_edges,
         wigner_type_outliers,
     )
+    from rmt.profile_systems import BlockProfile, coarse_grain_profile
     from rmt.sample_spikes import (
         BatchPrediction,
         PerSampleCurvature,

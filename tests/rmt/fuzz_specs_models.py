@@ -195,11 +195,11 @@ def _profile_specs() -> dict[str, Spec]:
         return out
 
     return {
-        "rmt.profile.BlockProfile": Spec(block(), ("variances", "sizes", "shifts")),
-        "rmt.profile.BlockProfile.from_function": Spec(
+        "rmt.profile_systems.BlockProfile": Spec(block(), ("variances", "sizes", "shifts")),
+        "rmt.profile_systems.BlockProfile.from_function": Spec(
             from_function(), ("variance", "n_blocks", "shift"), call=profile.BlockProfile.from_function
         ),
-        "rmt.profile.coarse_grain_profile": Spec(coarse(), ("S", "n_blocks", "a")),
+        "rmt.profile_systems.coarse_grain_profile": Spec(coarse(), ("S", "n_blocks", "a")),
         "rmt.profile.solve_qve": Spec(qve(), ("S", "z", "a"), weight=0.3),
         "rmt.profile.wigner_type_density": Spec(density(), ("S", "x", "a"), weight=0.3),
         "rmt.profile.wigner_type_edges": Spec(edges(), ("S", "a"), weight=0.3),

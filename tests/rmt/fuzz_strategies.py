@@ -26,7 +26,7 @@ EXEMPT = {
     "rmt.testing.MonteCarloComparison": "result container returned by assert_matches_monte_carlo",
     "rmt.symbolic.Step": "result container of a derivation (sympy expressions)",
     "rmt.symbolic.UnknownStepError": "exception class",
-    "rmt.profile.QVEConvergenceError": "exception class",
+    "rmt.profile_systems.QVEConvergenceError": "exception class",
     "rmt.symbolic.Derivation": "built by derivation(); its public methods are fuzzed below",
 }
 

@@ -10,13 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rmt.profile import (
-    BlockProfile,
-    coarse_grain_profile,
     solve_qve,
     wigner_type_density,
     wigner_type_edges,
     wigner_type_outliers,
 )
+from rmt.profile_systems import BlockProfile, coarse_grain_profile
 from rmt.testing import variance_profiles
 
 

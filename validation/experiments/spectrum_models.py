@@ -210,7 +210,8 @@ def profile_outlier(row_sums: FloatArray, vector: FloatArray, theta: float, kapp
     """Top outlier for the rank-one profile S̃ = κ r rᵀ/Σr, coarse-grained to at most
     :data:`PROFILE_BLOCKS` blocks of the sorted r (block j ends at P(1 − 2^−j): geometric towards the
     largest row sums, whose heavy tail decides the outlier). θ itself when Σr ≤ 0 or κ ≤ 0."""
-    from rmt.profile import BlockProfile, wigner_type_outliers
+    from rmt.profile import wigner_type_outliers
+    from rmt.profile_systems import BlockProfile
 
     r = np.clip(np.asarray(row_sums, dtype=float), 0.0, None)
     total = r.sum()
