@@ -13,8 +13,9 @@
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from rmt._lazy import lazy_attributes
 
 # Public names and the module that defines each. They are imported on first use, so that
 # ``import networks.options`` (option vocabularies, read by torch-free commands such as ``batchrmt --help``)
@@ -63,14 +64,4 @@ if TYPE_CHECKING:
     from networks.slq_learner import SLQLearner
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'networks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes("networks", _EXPORTS, globals())

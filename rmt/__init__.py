@@ -19,8 +19,9 @@ B*
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from rmt._lazy import lazy_attributes
 
 # Public names and the module that defines each, imported on first use: ``import rmt.checks`` (the shared
 # validators, used by torch-free commands such as ``batchrmt --help``) then costs neither scipy nor sympy.
@@ -195,14 +196,4 @@ if TYPE_CHECKING:
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rmt' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes("rmt", _EXPORTS, globals())
