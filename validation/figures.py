@@ -34,7 +34,7 @@ from validation import steps
 from validation.experiments.analysis_records import LRAnalysisRecord, PredictionRecord
 from validation.experiments.lr_analysis import LR_PREDICTORS
 from validation.experiments.montecarlo import STEP as MONTECARLO_STEP
-from validation.experiments.spectrum_models import SPECTRUM_MODELS
+from validation.experiments.spectrum_models import SPECTRUM_MODELS, TARGETS
 from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
 from validation.records import decode_float
 from validation.store import ResultStore
@@ -48,7 +48,6 @@ DPI = 100
 MAX_COLUMNS = 3
 PANEL = (3.3, 2.9)
 """Width and height of one panel in inches."""
-TARGET_NAMES = {"H": "Hessian H_B", "G": "Gauss–Newton G_B"}
 
 
 def _pyplot() -> Any:
@@ -103,8 +102,8 @@ def _number(value: float) -> str:
 
 def batch_axis(ax: Any, batch_sizes: Sequence[float]) -> None:
     """Log x axis labelled at every decade in range, with the measured batch sizes as (labelled) ticks;
-    a B label within a factor 1.3 of a decade label or of the previous B label is left off (its tick stays), so
-    labels such as "8" and "10" never touch at the 8.5 pt tick font."""
+    a B label within a factor 1.3 of a decade label or of the previous B label is left off (its tick
+    stays), so labels such as "8" and "10" never touch at the 8.5 pt tick font."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
     b = sorted({float(v) for v in batch_sizes if v > 0})
@@ -185,11 +184,12 @@ def draw_densities(store: ResultStore, folder: Path) -> list[Path]:
 def _lambda_panel(ax: Any, store: ResultStore, pred: PredictionRecord, target: str) -> None:
     t = pred.targets[target]
     grid = np.asarray(pred.grid, float)
-    field = "lam_max_H" if target == "H" else "lam_max_G"
+    spec = TARGETS[target]
+    sign = -1.0 if spec.side == "bottom" else 1.0
     cells = store.records(steps.SWEEP, model=pred.model, ckpt=pred.ckpt)
     ax.plot(
         [c["B"] for c in cells],
-        [decode_float(c[field]) for c in cells],
+        [sign * decode_float(c[spec.sweep_field]) for c in cells],
         ".",
         color="0.6",
         ms=4,
@@ -231,12 +231,12 @@ def _lambda_panel(ax: Any, store: ResultStore, pred: PredictionRecord, target: s
         ax.axvline(t.critical_batch, color="0.75", lw=0.8, label="B* (homogeneous additive)")
     batch_axis(ax, pred.grid)
     log_value_axis(ax)
-    ax.set_ylabel(f"λ'_max({target}_B)")
+    ax.set_ylabel(spec.quantity)
     extra = ""
     if band is not None:
         extra = f"\nB_× = {band.crossover_batch:.3g}, band coverage {band.coverage:.0%}"
     ax.set_title(
-        f"{pred.model}, checkpoint {pred.ckpt}: {TARGET_NAMES[target]}\n"
+        f"{pred.model}, checkpoint {pred.ckpt}: {spec.matrix}\n"
         f"best: {SPECTRUM_MODELS.label(t.best_model)}{extra}"
     )
 
@@ -245,11 +245,16 @@ def draw_lambda_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
     preds = _predictions(store)
     if not preds:
         return []
-    fig, axes = _subplots(2 * len(preds), 2, extra_height=0.8)
+    n_cols = len(TARGETS)
+    fig, axes = _subplots(n_cols * len(preds), n_cols, extra_height=0.8)
     for i, pred in enumerate(preds):
-        for j, target in enumerate(("H", "G")):
-            _lambda_panel(axes[2 * i + j], store, pred, target)
-    _figure_legend(fig, axes, 2)
+        for j, target in enumerate(TARGETS):
+            ax = axes[n_cols * i + j]
+            if target in pred.targets:
+                _lambda_panel(ax, store, pred, target)
+            else:
+                ax.set_axis_off()  # H has no negative eigenvalue at this checkpoint
+    _figure_legend(fig, axes, n_cols)
     return _save(fig, folder, "lambda_vs_batch")
 
 

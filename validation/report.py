@@ -22,7 +22,7 @@ from validation.experiments.analysis_records import (
     TargetPrediction,
 )
 from validation.experiments.lr_analysis import LR_PREDICTORS, LR_STEP
-from validation.experiments.spectrum_models import SPECTRUM_MODELS
+from validation.experiments.spectrum_models import SPECTRUM_MODELS, TARGETS
 from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
 from validation.stats import OffsetPowerLawFit
 from validation.store import ResultStore, atomic_write_text
@@ -111,7 +111,8 @@ def _free_fit_line(ff: dict[str, float]) -> str:
 
 def _target_section(target: str, t: TargetPrediction) -> list[str]:
     best = SPECTRUM_MODELS.label(t.best_model)
-    out = [f"λ'_max({target}_B): best model by leave-one-B-out error: **{t.best_model}** — {best}.", ""]
+    quantity = TARGETS[target].quantity
+    out = [f"{quantity}: best model by leave-one-B-out error: **{t.best_model}** — {best}.", ""]
     if t.best_model in SPECTRUM_MODELS and SPECTRUM_MODELS[t.best_model].kind == "fit":
         out += ["The best curve is fitted to these measurements, so it is a reference, not a prediction.", ""]
     rows = [
@@ -193,8 +194,9 @@ def _spectrum_section(pred: PredictionRecord) -> list[str]:
         f"B* (homogeneous additive) = {_fmt(pred.critical_batch)}; batch sizes {list(pred.grid)}."
     )
     out.append("")
-    for target in ("H", "G"):
-        out += _target_section(target, pred.targets[target])
+    for target in TARGETS:
+        if target in pred.targets:
+            out += _target_section(target, pred.targets[target])
     for item in pred.noise_spectrum:
         ratio = item.nu2_measured / item.nu2_predicted if item.nu2_predicted else math.nan
         out.append(

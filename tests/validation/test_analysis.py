@@ -91,6 +91,34 @@ def test_exact_model_scores_zero_and_regimes_follow_b_star(exact_h: TargetPredic
     assert t.measured[8].mean == pytest.approx(float(additive_homogeneous(inputs, np.array([8.0]))[0]))
 
 
+def test_bottom_side_is_the_negated_model_with_mirrored_quantile_levels() -> None:
+    """H_min: the sample-spike quantiles of −λ_min(M_B) are −(bottom quantiles) with levels mirrored
+    (q_p(−X) = −q_{1−p}(X)); B_× is that of −M_B; the PSD Wishart model does not apply to the bottom."""
+    from dataclasses import replace
+
+    indefinite = replace(
+        _pool(),
+        scales=np.stack([np.linspace(0.5, 6.0, 64), -np.linspace(0.2, 4.0, 64)], axis=1),
+        overlaps=np.zeros((64, 2, 2)),
+        spikes=np.array([2.0, -1.5]),
+        _cache={},
+    )
+    bottom = replace(indefinite, side="bottom", _cache={})
+    grid = np.array([1.0, 4.0, 64.0])
+    pred = indefinite.prediction(grid)
+    q = bottom.quantiles(grid)
+    np.testing.assert_allclose(q, -np.asarray(pred.bottom_quantiles)[:, ::-1])
+    assert (np.diff(q, axis=1) >= 0).all() and (q > 0).all()
+    # at large B the bottom tends to the shared negative spike, |λ_min| = 1.5, from above
+    assert q[-1, 1] == pytest.approx(1.5, rel=0.05) and q[0, 1] > q[-1, 1]
+    from rmt.sample_spikes import crossover_batch_size
+
+    assert bottom.crossover() == crossover_batch_size(indefinite.model().negated())
+    inputs = replace(_inputs(), side="bottom")
+    assert spectrum_models.multiplicative(inputs, GRID) is None
+    assert spectrum_models.additive_homogeneous(inputs, GRID) is not None
+
+
 def test_a_model_off_by_a_factor_two_scores_log_two() -> None:
     inputs = _inputs(scale=2.0)
     t = predict_target(inputs, GRID, n_boot=50, seed=0)
@@ -161,8 +189,6 @@ def test_prediction_record_round_trips_through_json(exact_h: TargetPrediction) -
         lambda_min=-0.5,
         row_sum_cv=math.nan,
         targets={"H": h, "G": h},
-        lam_min_predicted=(math.nan, -1.0),
-        lam_min_measured={},
         noise_spectrum=(),
         profile_blocks=12,
         bulk_rule="test",

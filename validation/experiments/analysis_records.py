@@ -255,8 +255,6 @@ class PredictionRecord:
     lambda_min: float
     row_sum_cv: float
     targets: dict[str, TargetPrediction]
-    lam_min_predicted: tuple[float, ...]
-    lam_min_measured: dict[int, MeanCI]
     noise_spectrum: tuple[NoiseSpectrumItem, ...]
     profile_blocks: int
     bulk_rule: str
@@ -274,10 +272,6 @@ class PredictionRecord:
             "lambda_min": self.lambda_min,
             "row_sum_cv": self.row_sum_cv,
             "targets": {k: t.to_dict() for k, t in self.targets.items()},
-            "lam_min": {
-                "predicted_additive_homogeneous": list(self.lam_min_predicted),
-                "measured": {str(b): m.to_dict() for b, m in self.lam_min_measured.items()},
-            },
             "noise_spectrum": [item.to_dict() for item in self.noise_spectrum],
             "profile_blocks": self.profile_blocks,
             "bulk_rule": self.bulk_rule,
@@ -285,7 +279,6 @@ class PredictionRecord:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PredictionRecord:
-        lam_min = d["lam_min"]
         return cls(
             model=str(d["model"]),
             ckpt=int(d["ckpt"]),
@@ -298,8 +291,6 @@ class PredictionRecord:
             lambda_min=_f(d["lambda_min"]),
             row_sum_cv=_f(d["row_sum_cv"]),
             targets={k: TargetPrediction.from_dict(v) for k, v in d["targets"].items()},
-            lam_min_predicted=tuple(decode_floats(lam_min["predicted_additive_homogeneous"])),
-            lam_min_measured={b: MeanCI.from_dict(v) for b, v in _by_batch(lam_min["measured"]).items()},
             noise_spectrum=tuple(NoiseSpectrumItem.from_dict(i) for i in d["noise_spectrum"]),
             profile_blocks=int(d["profile_blocks"]),
             bulk_rule=str(d["bulk_rule"]),

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,12 +41,42 @@ __all__ = [
     "BAND_LEVELS",
     "PROFILE_BLOCKS",
     "SPECTRUM_MODELS",
+    "SIDES",
+    "TARGETS",
     "SampleSpikeInputs",
+    "Target",
+    "Side",
     "SpectrumInputs",
     "register_spectrum_model",
 ]
 
 FloatArray = NDArray[np.float64]
+Side = Literal["top", "bottom"]
+"""Which end of the spectrum a target is: λ_max, or the magnitude −λ_min of the Hessian's bottom."""
+SIDES: tuple[Side, ...] = ("top", "bottom")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One scored quantity of step 5: its sweep field, how it is written, which end of which matrix."""
+
+    key: str
+    quantity: str
+    sweep_field: str
+    matrix: str
+    side: Side
+
+
+TARGETS: dict[str, Target] = {
+    t.key: t
+    for t in (
+        Target("H", "λ'_max(H_B)", "lam_max_H", "Hessian H_B", "top"),
+        Target("G", "λ'_max(G_B)", "lam_max_G", "Gauss–Newton G_B", "top"),
+        Target("H_min", "−λ'_min(H_B)", "lam_min_H", "Hessian H_B, bottom", "bottom"),
+    )
+}
+"""The step-5 targets, in report order (the bottom of H is scored as the magnitude −λ_min(H_B) > 0)."""
+
 PROFILE_BLOCKS = 12
 BAND_LEVELS = (0.1, 0.5, 0.9)
 """Quantile levels over batches of the sample-spike prediction: the 10–90% band and the median."""
@@ -61,7 +91,10 @@ class SampleSpikeInputs:
 
     ``scales`` (n, C) / ``overlaps`` (n, C, k) are the ``rmt.PerSampleCurvature`` rows built from step 3b;
     ``spikes`` the target's top-k eigenvalues (step 2); ``p_eff`` = 1/mean cos² of different samples' top
-    GGN directions off span U; ``replace`` whether batches draw pool rows with replacement."""
+    GGN directions off span U; ``replace`` whether batches draw pool rows with replacement. ``side`` is the
+    end of the spectrum predicted: "top" (λ_max(M_B)) or "bottom" (the magnitude −λ_min(M_B) of the
+    indefinite Hessian's most negative eigenvalue; quantile levels map as q_p(−X) = −q_{1−p}(X), so the
+    band levels must be symmetric)."""
 
     scales: FloatArray
     overlaps: FloatArray
@@ -71,6 +104,7 @@ class SampleSpikeInputs:
     seed: int
     method: str
     replace: bool
+    side: Side = "top"
     _cache: dict[tuple[Any, ...], Any] = field(default_factory=dict, compare=False, repr=False)
 
     def model(self) -> Any:
@@ -103,11 +137,22 @@ class SampleSpikeInputs:
             )
         return self._cache[key]
 
+    def quantiles(self, batch_sizes: FloatArray) -> FloatArray:
+        """(len(B), len(:data:`BAND_LEVELS`)) quantiles over batches of the predicted extremal eigenvalue
+        on this :attr:`side` (for "bottom": of −λ_min(M_B), from ``bottom_quantiles`` by q_p(−X) =
+        −q_{1−p}(X))."""
+        pred = self.prediction(batch_sizes)
+        if self.side == "top":
+            return np.asarray(pred.top_quantiles, dtype=float)
+        return -np.asarray(pred.bottom_quantiles, dtype=float)[:, ::-1]
+
     def crossover(self) -> float:
-        """B_× (``rmt.sample_spikes.crossover_batch_size``, median level)."""
+        """B_× (``rmt.sample_spikes.crossover_batch_size``, median level; for "bottom" that of the negated
+        model −M_B)."""
         from rmt.sample_spikes import crossover_batch_size
 
-        return float(crossover_batch_size(self.model()))
+        model = self.model() if self.side == "top" else self.model().negated()
+        return float(crossover_batch_size(model))
 
 
 @dataclass(frozen=True)
@@ -117,7 +162,10 @@ class SpectrumInputs:
     ``lam``/``p_sigma2``/``atoms``/``weights`` are the target's (H or G) top eigenvalue, noise Pσ² and bulk
     μ; ``ggn_lam``/``ggn_atoms``/``ggn_weights`` the GGN's (for the multiplicative model);
     ``row_sums``/``vector`` the H noise row sums and top eigenvector (``None`` for G); ``batch``/``measured``
-    the sweep cells of the target (for fitted models)."""
+    the sweep cells of the target (for fitted models). For ``side == "bottom"`` (the target "H_min") every
+    spectral quantity is of −H: ``lam`` = −λ_min(H), ``atoms`` mirrored, ``measured`` = −λ_min(H_B); models
+    that only describe the top (the PSD Wishart model, the row-sum profile along the top eigenvector) return
+    ``None``."""
 
     lam: float
     p_sigma2: float
@@ -134,6 +182,7 @@ class SpectrumInputs:
     batch: FloatArray
     measured: FloatArray
     per_sample: SampleSpikeInputs | None = None
+    side: Side = "top"
 
     @property
     def sigma2(self) -> float:
@@ -245,10 +294,12 @@ def additive_profile(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatAr
 
 
 @register_spectrum_model("multiplicative", "multiplicative (Bai–Yao, GGN bulk)", "C3", ":")
-def multiplicative(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray:
+def multiplicative(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray | None:
     """``rmt.bulk.wishart_bulk_spike_outlier(λ_1(G), q, μ_G)`` with q = P/(B·C_eff) (docs/theory.md §1b)."""
     from rmt.bulk import wishart_bulk_spike_outlier
 
+    if inputs.side == "bottom":
+        return None
     atoms = np.clip(inputs.ggn_atoms, 0.0, None)
     lam = max(inputs.ggn_lam, 0.0)
     return np.array(
@@ -269,8 +320,7 @@ def sample_spikes(inputs: SpectrumInputs, batch_sizes: FloatArray) -> FloatArray
     step 3b (docs/theory.md §1e); ``None`` without per-sample statistics."""
     if inputs.per_sample is None:
         return None
-    pred = inputs.per_sample.prediction(batch_sizes)
-    return np.asarray(pred.top_quantiles[:, BAND_LEVELS.index(0.5)], dtype=float)
+    return inputs.per_sample.quantiles(batch_sizes)[:, BAND_LEVELS.index(0.5)]
 
 
 @register_spectrum_model("free_fit", "free fit a + b·B⁻ˢ", "0.45", "-", kind="fit", fitted_parameters=3)

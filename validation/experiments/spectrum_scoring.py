@@ -14,7 +14,6 @@ crossover batch size B_× (:class:`~validation.experiments.analysis_records.Pred
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,10 +33,10 @@ from validation.experiments.spectrum_models import (
     BAND_LEVELS,
     PROFILE_BLOCKS,
     SPECTRUM_MODELS,
+    TARGETS,
     FloatArray,
     SampleSpikeInputs,
     SpectrumInputs,
-    additive_homogeneous,
     model_curves,
 )
 from validation.stats import aic, bootstrap_ci, fit_offset_power_law, leave_one_b_out, median_abs_log_ratio
@@ -146,8 +145,7 @@ def sample_spike_band(
     inputs: SampleSpikeInputs, batch: FloatArray, measured: FloatArray, grid: FloatArray
 ) -> PredictedBand:
     """The sample-spike model's 10/50/90% band on ``grid``, its coverage of the sweep cells and B_×."""
-    pred = inputs.prediction(grid)
-    q = np.asarray(pred.top_quantiles, dtype=float)
+    q = inputs.quantiles(grid)
     low, median, high = q[:, 0], q[:, 1], q[:, 2]
     return PredictedBand(
         levels=BAND_LEVELS,
@@ -236,10 +234,10 @@ def _sample_spike_inputs(
 
     key = cell_key(model=model, ckpt=ckpt)
     if not store.has(steps.PER_SAMPLE, key):
-        return {"H": None, "G": None}
+        return {"H": None, "G": None, "H_min": None}
     rec = store.get(steps.PER_SAMPLE, key)
     if not rec.get("available", True):
-        return {"H": None, "G": None}
+        return {"H": None, "G": None, "H_min": None}
     cfg = config.per_sample
     h, g = rec["hessian"], rec["ggn"]
     eig = np.asarray(store.load_array(g["eigenvalues"]), dtype=float)
@@ -263,17 +261,26 @@ def _sample_spike_inputs(
     h_pool = PerSampleCurvature.from_summary(
         np.clip(h_top, 0.0, None), trace=trace, rank=c_h, bottom=h_bot, rayleigh=h_ray, seed=0
     )
+    # H_min: H's most negative eigenvalue joins the shared spikes along its own eigenvector, to which the
+    # per-sample overlaps are not measured (taken as 0: the per-sample terms do not shift it)
+    h_min_overlaps = np.concatenate([h_pool.overlaps, np.zeros((*h_pool.overlaps.shape[:2], 1))], axis=2)
+    h_min_spikes = [*tops["H"][:k], *tops["H_min"][:1]]
     out: dict[str, SampleSpikeInputs | None] = {}
-    for target, scales, overlaps in (("H", h_pool.scales, h_pool.overlaps), ("G", g_scales, g_pool.overlaps)):
+    for target, scales, overlaps, spikes in (
+        ("H", h_pool.scales, h_pool.overlaps, tops["H"][:k]),
+        ("G", g_scales, g_pool.overlaps, tops["G"][:k]),
+        ("H_min", h_pool.scales, h_min_overlaps, h_min_spikes),
+    ):
         out[target] = SampleSpikeInputs(
             scales=np.asarray(scales, dtype=float),
             overlaps=np.asarray(overlaps, dtype=float),
-            spikes=np.asarray(tops[target][:k], dtype=float),
+            spikes=np.asarray(spikes, dtype=float),
             p_eff=p_eff,
             n_batches=cfg.n_batches,
             seed=derived_seed(config.seed, model, ckpt, "sample_spikes", target),
             method=cfg.method,
             replace=replace_rows,
+            side=TARGETS[target].side,
         )
     return out
 
@@ -293,17 +300,27 @@ def _target_inputs(
     g_atoms, g_weights = bulk_measure(spectra["ggn_slq"], top_g)
     vectors = store.load_array(spectra["hessian_vectors"])
     max_b = int(max(_sweep_cells(store, model, ckpt, "lam_max_H")[0], default=1))
+    bottom_h = [float(v) for v in spectra["hessian_min"]["eigenvalues"]]
     pools = _sample_spike_inputs(
-        store, config, model=model, ckpt=ckpt, tops={"H": top_h, "G": top_g}, max_b=max_b
+        store, config, model=model, ckpt=ckpt, tops={"H": top_h, "G": top_g, "H_min": bottom_h}, max_b=max_b
     )
+    h_slq = spectra["hessian_slq"]
+    mirrored_slq = {k: -np.asarray(v, dtype=float) if k == "nodes" else v for k, v in h_slq.items()}
     inputs = {}
-    for target, field, top, slq, matrix in (
-        ("H", "lam_max_H", top_h, spectra["hessian_slq"], "hessian"),
-        ("G", "lam_max_G", top_g, spectra["ggn_slq"], "ggn"),
+    for target, top, slq, matrix in (
+        ("H", top_h, spectra["hessian_slq"], "hessian"),
+        ("G", top_g, spectra["ggn_slq"], "ggn"),
+        ("H_min", [-v for v in bottom_h], mirrored_slq, "hessian"),
     ):
+        side = TARGETS[target].side
+        if side == "bottom" and not top[0] > 0:
+            continue  # H has no negative eigenvalue: nothing to predict at the bottom
         atoms, weights = bulk_measure(slq, top)
-        batch, measured = _sweep_cells(store, model, ckpt, field)
+        batch, measured = _sweep_cells(store, model, ckpt, TARGETS[target].sweep_field)
+        if side == "bottom":
+            measured = -measured
         inputs[target] = SpectrumInputs(
+            side=side,
             lam=top[0],
             p_sigma2=float(noise[matrix]["p_sigma2"]),
             n_params=p,
@@ -335,7 +352,6 @@ def compute_predictions(
     n_boot, seed = config.bootstrap_samples, config.seed
     targets = {name: predict_target(inp, b_grid, n_boot, seed) for name, inp in inputs.items()}
     lam_min = float(spectra["hessian_min"]["eigenvalues"][0])
-    batch_min, meas_min = _sweep_cells(store, model, ckpt, "lam_min_H")
     noise_spec = tuple(
         NoiseSpectrumItem(
             B=int(rec["B"]),
@@ -356,13 +372,7 @@ def compute_predictions(
         lambda_min=lam_min,
         row_sum_cv=float(noise["hessian"]["row_sum_cv"]),
         targets=targets,
-        lam_min_predicted=tuple(additive_homogeneous(_with_lam(h, lam_min), b_grid).tolist()),
-        lam_min_measured={int(b): _mean_ci(meas_min[batch_min == b], n_boot, seed) for b in b_grid},
         noise_spectrum=noise_spec,
         profile_blocks=PROFILE_BLOCKS,
         bulk_rule=BULK_RULE,
     )
-
-
-def _with_lam(inputs: SpectrumInputs, lam: float) -> SpectrumInputs:
-    return replace(inputs, lam=lam)
