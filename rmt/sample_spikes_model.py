@@ -43,6 +43,19 @@ _MAX_INDEX = 2**62  # pool sizes beyond int64 indices
 # Per-sample statistics.
 
 
+def _attributed_overlap2(rayleigh: FloatArray, scale: FloatArray) -> FloatArray:
+    """c² = rayleigh/scale where both have the same sign (else 0), clipped to [0, 1], each row rescaled so
+    that Σ_k c² ≤ 1 (one direction's squared overlaps with orthonormal u_k)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = np.where(
+            (scale[:, None] != 0) & (rayleigh * scale[:, None] > 0),
+            np.clip(rayleigh / scale[:, None], 0.0, 1.0),
+            0.0,
+        )
+    total = c2.sum(axis=1, keepdims=True)
+    return np.asarray(np.where(total > 1.0, c2 / np.maximum(total, 1e-300), c2), dtype=float)
+
+
 @dataclass(frozen=True)
 class PerSampleCurvature:
     """A pool of per-sample curvature statistics: ``n`` samples, rank ≤ C, k shared directions.
@@ -142,9 +155,11 @@ class PerSampleCurvature:
         ``scales[:, 0] = top``; with ``rank = C > 1`` the remaining trace ``trace − top`` (minus ``bottom``)
         is spread evenly over the other ``C − 1`` (``C − 2``) directions (needs ``0 <= rest <= top``); an
         indefinite sample adds ``bottom`` (< 0) as the last scale. ``rayleigh`` (n, k) = ``u_kᵀ G_i u_k`` is
-        attributed to the top direction: ``c_i1k = ± √(rayleigh/top)`` (clipped to [0, 1] and rescaled so
-        that Σ_k c² ≤ 1), signs random (seeded) for k > 1 — cross-couplings between shared directions are
-        not measured and average out.
+        attributed to the direction of its sign: a positive quotient to the top direction,
+        ``c_i1k = ± √(rayleigh/top)``, a negative one to the bottom direction (when ``bottom`` is given),
+        ``c_iCk = ± √(rayleigh/bottom)`` — each clipped to [0, 1] and rescaled so that Σ_k c² ≤ 1 per
+        direction, so ``Σ_r s_ir c_irk² = rayleigh_ik`` whenever that fits — signs random (seeded) for k > 1:
+        cross-couplings between shared directions are not measured and average out.
         """
         tops = check_finite(top, "top").reshape(-1)
         n = tops.size
@@ -186,15 +201,14 @@ class PerSampleCurvature:
             if ray.ndim != 2 or ray.shape[0] != n:
                 raise ValueError(f"rayleigh must have shape (n_samples = len(top) = {n}, k), got {ray.shape}")
             check_size(n * c_rank * ray.shape[1], "rank*rayleigh")
-            with np.errstate(divide="ignore", invalid="ignore"):
-                c2 = np.where(tops[:, None] > 0, np.clip(ray / tops[:, None], 0.0, 1.0), 0.0)
-            total = c2.sum(axis=1, keepdims=True)
-            c2 = np.where(total > 1.0, c2 / np.maximum(total, 1e-300), c2)
-            signs = np.ones_like(c2)
-            if c2.shape[1] > 1:
-                signs = as_generator(seed).choice([-1.0, 1.0], size=c2.shape)
-            overlaps = np.zeros((n, c_rank, c2.shape[1]))
-            overlaps[:, 0, :] = signs * np.sqrt(c2)
+            c2_top = _attributed_overlap2(ray, tops)
+            signs = np.ones_like(c2_top)
+            if c2_top.shape[1] > 1:
+                signs = as_generator(seed).choice([-1.0, 1.0], size=c2_top.shape)
+            overlaps = np.zeros((n, c_rank, c2_top.shape[1]))
+            overlaps[:, 0, :] = signs * np.sqrt(c2_top)
+            if n_bottom:
+                overlaps[:, -1, :] = signs * np.sqrt(_attributed_overlap2(ray, scales[:, -1]))
         return cls(scales, overlaps)
 
     @classmethod

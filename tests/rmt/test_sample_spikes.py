@@ -133,12 +133,17 @@ def test_from_summary_reproduces_the_measured_statistics() -> None:
     top = rng.uniform(1.0, 5.0, 50)
     trace = top + rng.uniform(0.0, 2.0, 50) * top
     bottom = -rng.uniform(0.0, 1.0, 50)
-    ray = top[:, None] * rng.uniform(0.0, 0.2, (50, 2))
+    ray = top[:, None] * rng.uniform(0.0, 0.2, (50, 3))
+    # a negative quotient (e.g. along H's bottom eigenvector) is carried by the sample's bottom direction
+    ray[:, 2] = bottom * rng.uniform(0.0, 0.3, 50)
     pool = PerSampleCurvature.from_summary(top, trace=trace + bottom, rank=4, bottom=bottom, rayleigh=ray)
     np.testing.assert_allclose(pool.tops, top, rtol=1e-12)
     np.testing.assert_allclose(pool.bottoms, bottom, rtol=1e-12)
     np.testing.assert_allclose(pool.traces, trace + bottom, rtol=1e-12)
-    np.testing.assert_allclose(pool.rayleigh, ray, rtol=1e-12)
+    np.testing.assert_allclose(pool.rayleigh, ray, rtol=1e-12, atol=1e-15)
+    # without a bottom direction a negative quotient has nowhere to go: it is dropped (not mis-signed)
+    no_bottom = PerSampleCurvature.from_summary(top, trace=trace, rank=4, rayleigh=ray)
+    np.testing.assert_allclose(no_bottom.rayleigh[:, 2], 0.0, atol=1e-15)
 
 
 def test_decoupled_spike_is_the_maximum_of_the_levels() -> None:

@@ -88,6 +88,9 @@ def measure_per_sample(
         raise RuntimeError(f"held-out samples overlap the pool at {overlap[:5].tolist()}")
     seed = derived_seed(config.seed, model_name, ckpt, "per_sample")
     h_vec = store.load_array(spectra["hessian_vectors"])
+    k_top = h_vec.shape[1]
+    if "hessian_min_vectors" in spectra:  # u_minᵀH_iu_min too: the bottom target's per-sample overlaps
+        h_vec = np.concatenate([h_vec, store.load_array(spectra["hessian_min_vectors"])], axis=1)
     g_vec = store.load_array(spectra["ggn_vectors"])
     with timed() as t_h:
         hess = per_sample_hessian(
@@ -127,7 +130,7 @@ def measure_per_sample(
         "sample_seed": sample_seed,
         "seed": seed,
         "config": dataclasses.asdict(cfg),
-        "hessian": _hessian_fields(hess, save, h_fields["wall_time"]),
+        "hessian": _hessian_fields(hess, save, h_fields["wall_time"], k_top),
         "ggn": _ggn_fields(ggn, save, float(p_eff), g_fields["wall_time"]),
         **h_fields,
         "wall_time": h_fields["wall_time"] + g_fields["wall_time"],
@@ -135,16 +138,26 @@ def measure_per_sample(
     }
 
 
-def _hessian_fields(hess: Any, save: Callable[[str, np.ndarray], str], wall_time: float) -> dict[str, Any]:
-    """The H_i part of a per-sample record: arrays stored by ``save``, summaries inline."""
+def _hessian_fields(
+    hess: Any, save: Callable[[str, np.ndarray], str], wall_time: float, k_top: int
+) -> dict[str, Any]:
+    """The H_i part of a per-sample record: arrays stored by ``save``, summaries inline. Columns of the
+    quotients beyond ``k_top`` are on H's bottom eigenvector (``rayleigh_bottom``, ``coupling_bottom``)."""
+    bottom = {}
+    if hess.rayleigh.shape[1] > k_top:
+        bottom = {
+            "rayleigh_bottom": save("hessian_rayleigh_bottom", hess.rayleigh[:, k_top:]),
+            "coupling_bottom": save("hessian_coupling_bottom", hess.coupling[:, k_top:]),
+        }
     return {
+        **bottom,
         "top": save("hessian_top", hess.top),
         "bottom": save("hessian_bottom", hess.bottom),
         "top_residual": save("hessian_top_residual", hess.top_residual),
         "traces": save("hessian_traces", hess.traces),
         "trace_stderr": save("hessian_trace_stderr", hess.trace_stderr),
-        "rayleigh": save("hessian_rayleigh", hess.rayleigh),
-        "coupling": save("hessian_coupling", hess.coupling),
+        "rayleigh": save("hessian_rayleigh", hess.rayleigh[:, :k_top]),
+        "coupling": save("hessian_coupling", hess.coupling[:, :k_top]),
         "top_median": float(np.median(hess.top)),
         "top_max": float(np.max(hess.top)),
         "bottom_median": float(np.median(hess.bottom)),

@@ -78,7 +78,6 @@ def measure_spectra(
             tol=cfg.tol,
             max_products=cfg.max_products,
             seed=seed + 1,
-            return_eigenvectors=False,
         )
         top_g = top_eigenpairs(
             ggn, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed + 2
@@ -86,7 +85,9 @@ def measure_spectra(
         slq_h = slq_density(hess, num_probes=cfg.slq_probes, num_steps=cfg.slq_steps, seed=seed + 3)
         slq_g = slq_density(ggn, num_probes=cfg.slq_probes, num_steps=cfg.slq_steps, seed=seed + 4)
     assert top_h.eigenvectors is not None and top_g.eigenvectors is not None
+    assert min_h.eigenvectors is not None
     vec_h = store.save_array(f"{key}_hessian_top", top_h.eigenvectors.detach().cpu().numpy())
+    vec_min = store.save_array(f"{key}_hessian_min", min_h.eigenvectors.detach().cpu().numpy())
     vec_g = store.save_array(f"{key}_ggn_top", top_g.eigenvectors.detach().cpu().numpy())
     return {
         "model": model_name,
@@ -105,6 +106,7 @@ def measure_spectra(
         "hessian_slq": density_summary(slq_h),
         "ggn_slq": density_summary(slq_g),
         "hessian_vectors": vec_h,
+        "hessian_min_vectors": vec_min,
         "ggn_vectors": vec_g,
         "operator": hess.provenance(),
         **timer.fields(),

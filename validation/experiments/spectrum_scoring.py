@@ -261,15 +261,27 @@ def _sample_spike_inputs(
     h_pool = PerSampleCurvature.from_summary(
         np.clip(h_top, 0.0, None), trace=trace, rank=c_h, bottom=h_bot, rayleigh=h_ray, seed=0
     )
-    # H_min: H's most negative eigenvalue joins the shared spikes along its own eigenvector, to which the
-    # per-sample overlaps are not measured (taken as 0: the per-sample terms do not shift it)
-    h_min_overlaps = np.concatenate([h_pool.overlaps, np.zeros((*h_pool.overlaps.shape[:2], 1))], axis=2)
+    # H_min: H's most negative eigenvalue joins the shared spikes along its own eigenvector u_min, with the
+    # per-sample quotients u_minᵀH_iu_min (negative ones carried by each sample's bottom direction); a record
+    # made before they were measured gives zero overlaps (the per-sample terms then do not shift it)
+    if "rayleigh_bottom" in h:
+        h_ray_min = np.asarray(store.load_array(h["rayleigh_bottom"]), dtype=float)[:, :1]
+    else:
+        h_ray_min = np.zeros((h_ray.shape[0], 1))
+    h_min_pool = PerSampleCurvature.from_summary(
+        np.clip(h_top, 0.0, None),
+        trace=trace,
+        rank=c_h,
+        bottom=h_bot,
+        rayleigh=np.concatenate([h_ray, h_ray_min], axis=1),
+        seed=0,
+    )
     h_min_spikes = [*tops["H"][:k], *tops["H_min"][:1]]
     out: dict[str, SampleSpikeInputs | None] = {}
     for target, scales, overlaps, spikes in (
         ("H", h_pool.scales, h_pool.overlaps, tops["H"][:k]),
         ("G", g_scales, g_pool.overlaps, tops["G"][:k]),
-        ("H_min", h_pool.scales, h_min_overlaps, h_min_spikes),
+        ("H_min", h_min_pool.scales, h_min_pool.overlaps, h_min_spikes),
     ):
         out[target] = SampleSpikeInputs(
             scales=np.asarray(scales, dtype=float),
