@@ -74,6 +74,39 @@ class MonteCarloComparison:
         return "\n".join([head, *rows])
 
 
+def _replicates(
+    sample: ArrayLike | Callable[[np.random.Generator], ArrayLike],
+    n_reps: int | None,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """(reps, components) replicates: drawn by ``sample(rng)`` ``n_reps`` times, or given as an array."""
+    if callable(sample):
+        reps = check_int(n_reps, "n_reps", minimum=2, maximum=MAX_REPS) if n_reps is not None else None
+        if reps is None:
+            raise TypeError("n_reps is required when sample is a callable")
+        draws = np.array([check_finite(sample(rng), "sample") for _ in range(reps)])
+    else:
+        draws = check_finite(sample, "sample")
+        if draws.ndim == 0 or draws.shape[0] < 2:
+            raise ValueError("sample must hold at least 2 replicates along its first axis")
+        if n_reps is not None and check_int(n_reps, "n_reps") != draws.shape[0]:
+            raise ValueError(f"n_reps = {n_reps} does not match the {draws.shape[0]} replicates in sample")
+    draws = draws.reshape(draws.shape[0], -1)
+    if not np.all(np.isfinite(draws)):
+        raise ValueError("sample produced non-finite replicates")
+    return np.asarray(draws, dtype=np.float64)
+
+
+def _prediction(predict: ArrayLike | Callable[[], ArrayLike], components: int) -> FloatArray:
+    """The predicted value(s) as one entry per component (a scalar is broadcast)."""
+    pred = check_finite(predict() if callable(predict) else predict, "predict").reshape(-1)
+    if pred.size == 1 and components > 1:
+        pred = np.full(components, pred[0])
+    if pred.size != components:
+        raise ValueError(f"predict has {pred.size} components but each replicate has {components}")
+    return np.asarray(pred, dtype=np.float64)
+
+
 def assert_matches_monte_carlo(
     predict: ArrayLike | Callable[[], ArrayLike],
     sample: ArrayLike | Callable[[np.random.Generator], ArrayLike],
@@ -121,28 +154,10 @@ def assert_matches_monte_carlo(
     extra = _scalar(check_positive(extra_tolerance, "extra_tolerance", allow_zero=True), "extra_tolerance")
     if params is not None and not isinstance(params, Mapping):
         raise TypeError(f"params must be a mapping (name -> value) or None, got {type(params).__name__}")
-    rng = as_generator(seed)
-    if callable(sample):
-        reps = check_int(n_reps, "n_reps", minimum=2, maximum=MAX_REPS) if n_reps is not None else None
-        if reps is None:
-            raise TypeError("n_reps is required when sample is a callable")
-        draws = np.array([check_finite(sample(rng), "sample") for _ in range(reps)])
-    else:
-        draws = check_finite(sample, "sample")
-        if draws.ndim == 0 or draws.shape[0] < 2:
-            raise ValueError("sample must hold at least 2 replicates along its first axis")
-        if n_reps is not None and check_int(n_reps, "n_reps") != draws.shape[0]:
-            raise ValueError(f"n_reps = {n_reps} does not match the {draws.shape[0]} replicates in sample")
-    draws = draws.reshape(draws.shape[0], -1)
+    draws = _replicates(sample, n_reps, as_generator(seed))
     reps = draws.shape[0]
-    if not np.all(np.isfinite(draws)):
-        raise ValueError("sample produced non-finite replicates")
-    pred = check_finite(predict() if callable(predict) else predict, "predict").reshape(-1)
     mean = draws.mean(axis=0)
-    if pred.size == 1 and mean.size > 1:
-        pred = np.full(mean.shape, pred[0])
-    if pred.shape != mean.shape:
-        raise ValueError(f"predict has {pred.size} components but each replicate has {mean.size}")
+    pred = _prediction(predict, mean.size)
     if (
         sd is not None
         and np.broadcast_shapes(np.shape(check_positive(sd, "sd", allow_zero=True)), mean.shape) != mean.shape
