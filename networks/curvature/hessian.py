@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from networks.curvature._batches import ModelCurvatureOperator, ProductFn, check_targets
+from networks.curvature._batches import ModelCurvatureOperator, check_targets
+from networks.curvature._graphs import GraphProduct, ProductFn, leaves_of, vjp
 
 
 def hessian_product(
@@ -34,6 +35,41 @@ def hessian_product(
         return out
 
     return product
+
+
+def hessian_graph_product(
+    loss_of_weights: Callable[[tuple[Tensor, ...]], Tensor], primals: tuple[Tensor, ...]
+) -> GraphProduct:
+    r"""The map v ↦ H v of :func:`hessian_product` on a plain autograd graph (the batch operators' form).
+
+    Building runs one forward and one first backward with ``create_graph=True`` on leaves that share
+    ``primals``' storage; a product is one ``torch.autograd.grad`` of :math:`\nabla L` against v through the
+    kept graph — the bare double backward itself (the ``torch.func`` form costs ≈ 25% more per product on a
+    109k-parameter MLP: functorch's wrappers stay in the graph). ``block`` takes k vectors stacked on a
+    leading dimension and runs one batched backward (``is_grads_batched``). Not for use under ``vmap``.
+    """
+    leaves = leaves_of(primals)
+    with torch.enable_grad():
+        loss = loss_of_weights(leaves)
+        grads = vjp((loss,), leaves, (torch.ones_like(loss),), create_graph=True)
+    live = tuple(i for i, g in enumerate(grads) if g.requires_grad)  # gradients that depend on the weights
+    outs = tuple(grads[i] for i in live)
+    every = len(live) == len(leaves)
+
+    def zeros(lead: tuple[int, ...]) -> tuple[Tensor, ...]:
+        return tuple(p.new_zeros(lead + tuple(p.shape)) for p in leaves)
+
+    def single(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        if not live:
+            return zeros(())
+        return vjp(outs, leaves, v if every else tuple(v[i] for i in live))
+
+    def block(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        if not live:
+            return zeros((v[0].shape[0],))
+        return vjp(outs, leaves, v if every else tuple(v[i] for i in live), block=True)
+
+    return GraphProduct(single, block)
 
 
 class HessianOperator(ModelCurvatureOperator):
@@ -74,7 +110,7 @@ class HessianOperator(ModelCurvatureOperator):
         x: Tensor,
         y: Tensor,
         name: str | None,
-    ) -> ProductFn:
+    ) -> GraphProduct:
         loss_fn = self.loss_fn
 
         def loss_of(weights: tuple[Tensor, ...]) -> Tensor:
@@ -83,7 +119,7 @@ class HessianOperator(ModelCurvatureOperator):
                 check_targets(loss_fn, output, y, name)
             return loss_fn(output, y)
 
-        return hessian_product(loss_of, primals)
+        return hessian_graph_product(loss_of, primals)
 
 
 def hessian_vector_product(
@@ -102,4 +138,4 @@ def hessian_vector_product(
     return result
 
 
-__all__ = ["HessianOperator", "hessian_product", "hessian_vector_product"]
+__all__ = ["HessianOperator", "hessian_graph_product", "hessian_product", "hessian_vector_product"]

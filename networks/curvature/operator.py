@@ -97,13 +97,38 @@ class CurvatureOperator(abc.ABC):
         return out
 
     def matmat(self, block: Tensor) -> Tensor:
-        """A V for a real torch block of shape (P, k), column by column."""
+        """A V for a real torch block of shape (P, k): k products (``num_products`` += k), batched where the
+        operator implements it (model operators: one batched backward per kept graph), else column by column.
+
+        Raises:
+            TypeError / ValueError: as :meth:`matvec`, for the block and its product.
+        """
         _check_real_tensor(block, "block")
         if block.ndim != 2 or block.shape[0] != self._size:
             raise ValueError(f"block must have shape ({self._size}, k), got {tuple(block.shape)}")
         if block.shape[1] == 0:
             return torch.zeros(self._size, 0, dtype=self._dtype, device=self._device)
-        return torch.stack([self.matvec(block[:, j]) for j in range(block.shape[1])], dim=1)
+        block = block.detach()
+        if not all_finite(block):
+            raise ValueError("block must be finite (no NaN or inf entries)")
+        out = self._matmat(block.to(dtype=self._dtype, device=self._device))
+        self.num_products += block.shape[1]
+        if tuple(out.shape) != tuple(block.shape):
+            raise ValueError(
+                f"{type(self).__name__} returned a block product of shape {tuple(out.shape)}, "
+                f"expected {tuple(block.shape)}"
+            )
+        if not all_finite(out):
+            raise ValueError(
+                f"{type(self).__name__} product is not finite (NaN or inf): the operator (its model, data or "
+                "matrix) gives non-finite curvature; products must be finite"
+            )
+        return out
+
+    def _matmat(self, block: Tensor) -> Tensor:
+        """A V for a (P, k) block already in this operator's dtype and device; column by column unless a
+        subclass batches it."""
+        return torch.stack([self._matvec(block[:, j]) for j in range(block.shape[1])], dim=1)
 
     def __matmul__(self, other: Any) -> Any:
         if isinstance(other, Tensor):
@@ -191,6 +216,12 @@ class SumOperator(CurvatureOperator):
         out = torch.zeros(self.shape[0], dtype=self.dtype, device=self.device)
         for coef, op in self.terms:
             out = out + coef * op.matvec(v).to(dtype=self.dtype, device=self.device)
+        return out
+
+    def _matmat(self, block: Tensor) -> Tensor:
+        out = torch.zeros_like(block)
+        for coef, op in self.terms:
+            out = out + coef * op.matmat(block).to(dtype=self.dtype, device=self.device)
         return out
 
     def provenance(self) -> dict[str, Any]:
