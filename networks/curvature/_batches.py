@@ -21,6 +21,7 @@ from networks.curvature._graphs import (
     autocast_context,
     check_autocast,
     check_cache_bytes,
+    check_compile,
 )
 from networks.curvature.operator import CurvatureOperator
 from networks.options import BN_MODES, BNMode
@@ -295,6 +296,10 @@ class ModelCurvatureOperator(CurvatureOperator):
         the parameters' device (mixed-precision products; inputs, results and the parameters stay in their
         dtype, and solvers keep their float64 recurrences). Off by default; its error against the
         full-precision product is measured in BENCHMARKS.md.
+      * ``compile`` (False, True = the ``"inductor"`` backend, or a ``torch.compile`` backend name): every
+        product is the subclass's ``torch.func`` product (forward and backward recomputed, no kept graph)
+        compiled with ``torch.compile``. Opt-in: its compile time and speed against the kept-graph product
+        are measured in BENCHMARKS.md.
     Device and dtype are the parameters'.
     """
 
@@ -313,6 +318,7 @@ class ModelCurvatureOperator(CurvatureOperator):
         graph_cache_bytes: int | None = DEFAULT_GRAPH_CACHE_BYTES,
         block_products: str = "auto",
         autocast: torch.dtype | None = None,
+        compile: bool | str = False,
     ) -> None:
         check_model(model, loss_fn)
         check_bn_mode(bn_mode)
@@ -320,6 +326,9 @@ class ModelCurvatureOperator(CurvatureOperator):
         self.graph_cache_bytes = check_cache_bytes(graph_cache_bytes)
         self.block_products = check_choice(block_products, "block_products", BLOCK_MODES)
         self.autocast = check_autocast(autocast)
+        self.compile = check_compile(compile)
+        if self.compile is not None and self.autocast is not None:
+            raise ValueError("compile and autocast cannot be combined: choose one (both are opt-in)")
         self.model = model
         self.loss_fn = loss_fn
         self.bn_mode = bn_mode
@@ -340,6 +349,7 @@ class ModelCurvatureOperator(CurvatureOperator):
         self._versions: tuple[int, ...] = ()
         self._state: tuple[Tensor, ...] | None = None  # tensors whose versions guard the kept graphs
         self._checked: set[int] = set()
+        self._compiled: Callable[..., tuple[Tensor, ...]] | None = None
 
     @property
     def num_samples(self) -> int:
@@ -366,6 +376,7 @@ class ModelCurvatureOperator(CurvatureOperator):
             graph_bytes_first_batch=self.graph_bytes,
             cached_batches=self.cached_batches,
             autocast=None if self.autocast is None else str(self.autocast).replace("torch.", ""),
+            compile=self.compile,
         )
         return info
 
@@ -379,6 +390,40 @@ class ModelCurvatureOperator(CurvatureOperator):
         name: str | None,
     ) -> GraphProduct:
         """v ↦ M_b v for batch (x, y); validates the targets (naming ``name``) unless ``name`` is None."""
+
+    def _func_product(
+        self, weights: tuple[Tensor, ...], v: tuple[Tensor, ...], x: Tensor, y: Tensor, flag: bool
+    ) -> tuple[Tensor, ...]:
+        """M_b v recomputed from scratch in ``torch.func`` form (what ``compile`` compiles); unchecked.
+        ``flag`` is :meth:`_target_flag` of the batch's targets, computed outside the compiled function."""
+        raise NotImplementedError(f"{type(self).__name__} has no torch.func product to compile")
+
+    def _target_flag(self, y: Tensor) -> bool:
+        """A data-dependent fact about the targets that :meth:`_func_product` needs (GGN: ignored labels)."""
+        return False
+
+    def _compiled_product(self, index: int) -> GraphProduct:
+        """Batch ``index``'s product by the compiled :meth:`_func_product` (no kept graph: every product runs
+        the compiled forward and backward passes; block products loop over the columns)."""
+        x, y = self.data.batches[index]
+        call, primals = functional_form(self.model, self.params)
+        if index not in self._checked:
+            with torch.no_grad(), curvature_mode(self.model, self.params, self.bn_mode):
+                check_targets(self.loss_fn, call(primals, x), y, self._batch_name(index))
+        if self._compiled is None:
+            backend: str = self.compile or "inductor"
+            self._compiled = torch.compile(self._func_product, backend=backend, dynamic=False)
+        compiled, flag = self._compiled, self._target_flag(y)
+
+        def single(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            with curvature_mode(self.model, self.params, self.bn_mode):
+                return compiled(primals, v, x, y, flag)
+
+        def block(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            cols = [single(tuple(t[j] for t in v)) for j in range(v[0].shape[0])]
+            return tuple(torch.stack(parts) for parts in zip(*cols, strict=True))
+
+        return GraphProduct(single, block)
 
     def _batch_name(self, index: int) -> str:
         return "data" if len(self.data.batches) == 1 else f"data[{index}]"
@@ -399,6 +444,10 @@ class ModelCurvatureOperator(CurvatureOperator):
 
     def _build(self, index: int) -> GraphProduct:
         """Batch ``index``'s product map (graphs built in the curvature mode, under autocast if asked)."""
+        if self.compile is not None:
+            fn = self._compiled_product(index)
+            self._caches[index] = fn  # keeps no graph, only the compiled function's arguments
+            return fn
         x, y = self.data.batches[index]
         call, primals = functional_form(self.model, self.params)
         name = None if index in self._checked else self._batch_name(index)
@@ -480,7 +529,7 @@ class ModelCurvatureOperator(CurvatureOperator):
         return self._accumulate(flat)
 
     def _matmat(self, block: Tensor) -> Tensor:
-        if self.block_products == "loop":
+        if self.block_products == "loop" or self.compile is not None:
             return super()._matmat(block)
         k = block.shape[1]
         rows = block.T  # (k, P): the k vectors on a leading dimension

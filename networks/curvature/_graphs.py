@@ -115,6 +115,20 @@ def check_cache_bytes(value: object) -> int | None:
     return value
 
 
+def check_compile(value: object) -> str | None:
+    """``compile``: False (off), True (the ``"inductor"`` backend) or a ``torch.compile`` backend name."""
+    if value is False:
+        return None
+    if value is True:
+        return "inductor"
+    if isinstance(value, str) and value in torch._dynamo.list_backends(exclude_tags=()):
+        return value
+    raise ValueError(
+        f"compile must be False, True or a torch.compile backend name "
+        f"({sorted(torch._dynamo.list_backends(exclude_tags=()))}), got {value!r}"
+    )
+
+
 def autocast_context(device: torch.device, dtype: torch.dtype | None) -> Any:
     """``torch.autocast`` on ``device`` in ``dtype``, or a null context for None."""
     if dtype is None:
@@ -131,6 +145,7 @@ __all__ = [
     "autocast_context",
     "check_autocast",
     "check_cache_bytes",
+    "check_compile",
     "leaves_of",
     "vjp",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from networks.curvature._batches import ModelCurvatureOperator, check_targets
+from networks.curvature._batches import ModelCurvatureOperator, check_targets, functional_form
 from networks.curvature._graphs import GraphProduct, ProductFn, leaves_of, vjp
 
 
@@ -160,6 +160,15 @@ class GGNOperator(ModelCurvatureOperator):
             return call(weights, x)
 
         return ggn_graph_product(output_of, self.loss_fn, y, primals, name=name)
+
+    def _target_flag(self, y: Tensor) -> bool:
+        return has_ignored_targets(self.loss_fn, y)
+
+    def _func_product(
+        self, weights: tuple[Tensor, ...], v: tuple[Tensor, ...], x: Tensor, y: Tensor, flag: bool
+    ) -> tuple[Tensor, ...]:
+        call, _ = functional_form(self.model, self.params)
+        return ggn_product(lambda w: call(w, x), self.loss_fn, y, weights, ignored_targets=flag)(v)
 
 
 def ggn_product(

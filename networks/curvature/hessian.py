@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from networks.curvature._batches import ModelCurvatureOperator, check_targets
+from networks.curvature._batches import ModelCurvatureOperator, check_targets, functional_form
 from networks.curvature._graphs import GraphProduct, ProductFn, leaves_of, vjp
 
 
@@ -120,6 +120,13 @@ class HessianOperator(ModelCurvatureOperator):
             return loss_fn(output, y)
 
         return hessian_graph_product(loss_of, primals)
+
+    def _func_product(
+        self, weights: tuple[Tensor, ...], v: tuple[Tensor, ...], x: Tensor, y: Tensor, flag: bool
+    ) -> tuple[Tensor, ...]:
+        call, _ = functional_form(self.model, self.params)
+        loss_fn = self.loss_fn
+        return hessian_product(lambda w: loss_fn(call(w, x), y), weights)(v)
 
 
 def hessian_vector_product(
