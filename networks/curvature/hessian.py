@@ -60,9 +60,13 @@ def hessian_graph_product(
         return tuple(p.new_zeros(lead + tuple(p.shape)) for p in leaves)
 
     def single(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        if every:  # the common case, without the tuple-building wrapper
+            return torch.autograd.grad(
+                outs, leaves, grad_outputs=v, retain_graph=True, allow_unused=True, materialize_grads=True
+            )
         if not live:
             return zeros(())
-        return vjp(outs, leaves, v if every else tuple(v[i] for i in live))
+        return vjp(outs, leaves, tuple(v[i] for i in live))
 
     def block(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         if not live:
