@@ -125,12 +125,14 @@ class GGNOperator(ModelCurvatureOperator):
 
     J_b is the Jacobian of the batch outputs with respect to the parameters (with ``bn_mode="train"`` it
     includes the cross-sample coupling of batch statistics), H_ℓ,b the Hessian of the batch-mean loss in the
-    outputs (:func:`loss_output_hvp`); products are :func:`ggn_product` per batch. Batch weights n_b/N make
-    unequal batches exact. Method ``"cached"`` keeps each batch's product map (the forward graph and the Jᵀu
-    graph: one product = two backward-sized passes); ``"recompute"`` rebuilds it per product. G is positive
-    semi-definite for convex losses. Targets are checked on the first product of each batch: class labels
-    outside [0, C) (C = number of outputs) or a target shape the loss cannot use raise ``ValueError``
-    naming the batch.
+    outputs (:func:`loss_output_hvp`); products are :func:`ggn_graph_product` per batch (the formula of
+    :func:`ggn_product` on plain autograd graphs). Batch weights n_b/N make unequal batches exact. Method
+    ``"cached"`` keeps each batch's graphs (the forward graph and the Jᵀu graph: one product = two
+    backward-sized passes); ``"recompute"`` rebuilds them per product; ``"auto"`` as for
+    :class:`~networks.curvature.hessian.HessianOperator` (graphs kept within ``graph_cache_bytes``).
+    G is positive semi-definite for convex losses. Targets are checked on the first product of each batch:
+    class labels outside [0, C) (C = number of outputs) or a target shape the loss cannot use raise
+    ``ValueError`` naming the batch.
 
     Example (softmax regression: G equals the Hessian):
         >>> import torch

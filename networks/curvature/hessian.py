@@ -84,10 +84,14 @@ class HessianOperator(ModelCurvatureOperator):
     uses its own batch statistics, which is the Hessian of Σ_b (n_b/N) L_b). Vectors follow
     ``parameters_to_vector(params)`` order; ``params`` defaults to the parameters that require grad.
 
-    Products are :func:`hessian_product` per batch. Methods (``method=``): ``"cached"`` keeps each batch's
-    product map (its first-backward graph), so a product is one extra backward pass (≈ 1.3–1.5× a gradient
-    on CPU; the default for a single batch); ``"recompute"`` runs forward + double backward per product (no
-    memory between products; default for several batches); ``"func"`` is accepted as ``"recompute"``.
+    Products are :func:`hessian_graph_product` per batch (the formula of :func:`hessian_product` on plain
+    autograd graphs). Methods (``method=``): ``"cached"`` keeps each batch's graph, so a product is one extra
+    backward pass (the bare double backward, ≈ 1.2–1.5× a gradient on CPU); ``"recompute"`` runs forward +
+    double backward per product (no memory between products); ``"func"`` is accepted as ``"recompute"``;
+    ``"auto"`` (default) keeps one batch's graph, and for several batches keeps graphs while they fit
+    ``graph_cache_bytes`` (see :class:`~networks.curvature._batches.ModelCurvatureOperator` for this and the
+    ``block_products``, ``autocast`` and ``compile`` options). ``H @ V`` for a (P, k) block runs the k
+    vectors through each kept graph in one batched backward.
 
     Targets are checked on the first product of each batch: class labels outside [0, C) or a target shape
     the loss cannot use raise ``ValueError`` naming the batch. The model's training flags, normalisation
