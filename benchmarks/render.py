@@ -17,17 +17,18 @@ PROBLEM_LABEL = {"vgg11_w16": "VGG-11 w/16", "cnn_4.9k": "CNN 4.9k", "mlp_109k":
 # Mechanisms behind a missed target (shown only when the target is missed in the current results).
 WHY = {
     "bare": "batchrmt's product is the same `torch.autograd.grad` call on a kept plain-autograd graph as the "
-    "bare double backward (since this round; the `torch.func.vjp` form cost ≈ 25% more on the MLP), plus "
-    "≈ 20–50 µs of per-product work (finite guards on the vector and the product, splitting the vector into "
-    "views, one `torch.cat` of the result); the rest is round-to-round noise on a shared machine: see the "
-    "quartiles of the within-round ratio, which straddle 1 where the median misses.",
+    "bare double backward (the earlier `torch.func.vjp` form cost ≈ 25% more on the MLP), plus what a flat "
+    "P-vector interface needs and the bare call (per-parameter tensors in and out) skips: splitting v into "
+    "views and one `torch.cat` of the result (measured ≈ 9% of the MLP's ≈ 1 ms product, a few % on the "
+    "CNN, < 1% on VGG) and the finite guard (one reduction over v and Av); the rest is round-to-round noise "
+    "on a shared machine (see the quartiles).",
     "curvlinops": "curvlinops computes the HVP by forward-over-reverse `torch.func` (`jvp` of `jacrev`, "
     "under `vmap` over the vector), which re-runs the forward and backward per product; batchrmt's cached "
     "double backward reuses the first-backward graph.",
-    "pyhessian": "both are one double backward on a kept graph; the excess is batchrmt's per-product work "
-    "(finite guards, vector split, result `torch.cat`: ≈ 20–50 µs, a few % of an MLP product of ≈ 1 ms) "
-    "and the noise of comparing two processes measured under different load (see the same-process ratio "
-    "to the bare double backward).",
+    "pyhessian": "both are one double backward on a kept graph; PyHessian works on per-parameter lists, "
+    "batchrmt on flat P-vectors, whose split and `torch.cat` (plus the finite guard) cost ≈ 10% of an MLP "
+    "product of ≈ 1 ms; the two processes were also measured under different load (compare the "
+    "same-process ratio to the bare double backward).",
     "ggn": "batchrmt's cached GGN product is two backward-sized passes on kept graphs (J v by the double-vjp "
     "trick, then Jᵀ; softmax of the output computed once), against curvlinops' jvp + vjp through torch.func; "
     "forward-mode J v (torch.func.jvp or forward AD, recomputing the forward per product) was measured no "
@@ -479,8 +480,9 @@ def paths_section(rec: dict[str, Any], lines: list[str], targets: list[tuple[str
         f"within-round ratio to one gradient of the whole batch ({rec['settings']['rounds']} rounds).",
         "",
         f"**Block products** `op @ V`, V of shape (P, {k}): one batched backward per kept graph "
-        '(`is_grads_batched`, the default `block_products="auto"`) against a loop of single products '
-        '(`block_products="loop"`); time per vector ÷ one gradient.',
+        '(`is_grads_batched`, `block_products="batched"`) against a loop of single products '
+        '(`block_products="loop"`); time per vector ÷ one gradient. The default `"auto"` batches when every '
+        "parameter tensor is at most 2-D (no convolutions) and loops otherwise, after these numbers.",
         "",
         "| network | H batched | H loop | H batched ÷ loop | GGN batched | GGN loop | GGN batched ÷ loop |"
         " max rel. difference |",

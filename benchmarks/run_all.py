@@ -260,9 +260,9 @@ def section_paths(cfg: dict[str, Any], tmp: Path) -> dict[str, Any]:
         rec: dict[str, Any] = {"num_params": v.numel(), "batch_size": n}
         # block products: k vectors at once vs k single products (times per vector, ÷ one gradient)
         ops = {
-            "hessian_batched": HessianOperator(model, loss, (x, y)),
+            "hessian_batched": HessianOperator(model, loss, (x, y), block_products="batched"),
             "hessian_loop": HessianOperator(model, loss, (x, y), block_products="loop"),
-            "ggn_batched": GGNOperator(model, loss, (x, y)),
+            "ggn_batched": GGNOperator(model, loss, (x, y), block_products="batched"),
             "ggn_loop": GGNOperator(model, loss, (x, y), block_products="loop"),
         }
         exact = {kind: ops[f"{kind}_loop"] @ block for kind in ("hessian", "ggn")}

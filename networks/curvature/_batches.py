@@ -271,8 +271,10 @@ anyway), recompute the others."""
 BlockMode = Literal["auto", "batched", "loop"]
 BLOCK_MODES: tuple[BlockMode, ...] = get_args(BlockMode)
 """Products with a block V (P × k): ``batched`` runs the k vectors through each kept graph in one batched
-backward (``is_grads_batched``), ``loop`` one product per column, ``auto`` batched (measured faster on the
-benchmark networks, BENCHMARKS.md)."""
+backward (``is_grads_batched``), ``loop`` one product per column; ``auto`` is ``batched`` when every
+parameter tensor has at most 2 dimensions (fully connected networks: measured ≈ 0.5× the loop's time on a
+109k-parameter MLP) and ``loop`` otherwise (convolutions: the batched backward measured 0.93–1.14× the
+loop on VGG-11 w/16 and a 4.9k-parameter CNN at batch 128; BENCHMARKS.md)."""
 
 
 class ModelCurvatureOperator(CurvatureOperator):
@@ -341,6 +343,9 @@ class ModelCurvatureOperator(CurvatureOperator):
             method = "cached"
         self.method = method
         super().__init__(sum(p.numel() for p in self.params), first.dtype, first.device)
+        self._batched_blocks = self.block_products == "batched" or (
+            self.block_products == "auto" and all(p.ndim <= 2 for p in self.params)
+        )
         self._sizes = [p.numel() for p in self.params]
         self._shapes = [tuple(p.shape) for p in self.params]
         self._caches: list[GraphProduct | None] = [None] * len(self.data.batches)
@@ -377,6 +382,8 @@ class ModelCurvatureOperator(CurvatureOperator):
             cached_batches=self.cached_batches,
             autocast=None if self.autocast is None else str(self.autocast).replace("torch.", ""),
             compile=self.compile,
+            block_products=self.block_products,
+            batched_blocks=self._batched_blocks and self.compile is None,
         )
         return info
 
@@ -529,7 +536,7 @@ class ModelCurvatureOperator(CurvatureOperator):
         return self._accumulate(flat)
 
     def _matmat(self, block: Tensor) -> Tensor:
-        if self.block_products == "loop" or self.compile is not None:
+        if not self._batched_blocks or self.compile is not None:
             return super()._matmat(block)
         k = block.shape[1]
         rows = block.T  # (k, P): the k vectors on a leading dimension

@@ -42,7 +42,7 @@ def test_block_products_equal_dense_and_loop(kind, cls, ref, name, make, data, b
     model, (x, y), loss = make(), data(), nn.CrossEntropyLoss()
     dense = ref(model, loss, x, y, bn_mode)
     v = _block(dense.shape[0], 4)
-    batched = cls(model, loss, (x, y), bn_mode=bn_mode)
+    batched = cls(model, loss, (x, y), bn_mode=bn_mode, block_products="batched")
     looped = cls(model, loss, (x, y), bn_mode=bn_mode, block_products="loop")
     got_b, got_l = batched @ v, looped @ v
     assert got_b.shape == (dense.shape[0], 4)
@@ -53,6 +53,10 @@ def test_block_products_equal_dense_and_loop(kind, cls, ref, name, make, data, b
     # the scipy bridge's matmat goes through the same block path
     np_block = batched.to_scipy().matmat(v.numpy())
     assert rel_err(torch.from_numpy(np_block), dense @ v) < REL
+    # "auto" batches exactly when no parameter tensor has more than 2 dimensions (no convolutions)
+    auto = cls(model, loss, (x, y), bn_mode=bn_mode)
+    assert auto.provenance()["batched_blocks"] == (name != "cnn")
+    assert rel_err(auto @ v, dense @ v) < REL
 
 
 @pytest.mark.parametrize(("kind", "cls", "ref"), KINDS, ids=[k[0] for k in KINDS])
