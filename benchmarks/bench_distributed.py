@@ -164,13 +164,8 @@ def main() -> None:
     record = {
         "benchmark": "full-data Hessian-vector product, 1 process vs 2 gloo ranks on 127.0.0.1",
         "model": "fmnist_cnn (bench_distributed.py), float32, cross-entropy, synthetic 1x28x28 inputs",
-        "settings": {
-            "rounds": args.rounds,
-            "batch": args.batch,
-            "method": "recompute",
-            "intra_op_threads_per_rank": 1,
-            "target_speedup": args.target,
-        },  # fmt: skip
+        "settings": {"rounds": args.rounds, "batch": args.batch, "method": "recompute",
+                     "intra_op_threads_per_rank": 1, "target_speedup": args.target},  # fmt: skip
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "sched_autogroup_enabled": _autogroup(),
         "machine_before": machine_before,
