@@ -17,7 +17,7 @@ PROBLEM_LABEL = {"vgg11_w16": "VGG-11 w/16", "cnn_4.9k": "CNN 4.9k", "mlp_109k":
 # Mechanisms behind a missed target (shown only when the target is missed in the current results).
 WHY = {
     "bare": "batchrmt's product is the same `torch.autograd.grad` call on a kept plain-autograd graph as the "
-    "bare double backward (the earlier `torch.func.vjp` form cost ≈ 25% more on the MLP), plus what a flat "
+    "bare double backward (the earlier `torch.func.vjp` form cost 7–27% more on the MLP), plus what a flat "
     "P-vector interface needs and the bare call (per-parameter tensors in and out) skips: splitting v into "
     "views and one `torch.cat` of the result (measured ≈ 9% of the MLP's ≈ 1 ms product, a few % on the "
     "CNN, < 1% on VGG) and the finite guard (one reduction over v and Av); the rest is round-to-round noise "
