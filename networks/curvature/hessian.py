@@ -45,7 +45,7 @@ def hessian_graph_product(
     Building runs one forward and one first backward with ``create_graph=True`` on leaves that share
     ``primals``' storage; a product is one ``torch.autograd.grad`` of :math:`\nabla L` against v through the
     kept graph — the bare double backward itself (the ``torch.func`` form cost 7–27% more per product on a
-    109k-parameter MLP: functorch's wrappers stay in the graph). ``block`` takes k vectors stacked on a
+    109k-parameter MLP in two same-process measurements). ``block`` takes k vectors stacked on a
     leading dimension and runs one batched backward (``is_grads_batched``). Not for use under ``vmap``.
     """
     leaves = leaves_of(primals)
