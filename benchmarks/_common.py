@@ -4,7 +4,8 @@ Only torch / numpy / scipy and ``networks.models`` (plain ``nn.Module`` definiti
 the peers' interpreter can use this file without batchrmt's curvature or Lanczos code.
 
 - :func:`machine_info`: the machine and library facts stored with every result.
-- :func:`interleaved_ratios`: product ÷ gradient timing in interleaved rounds (median of within-round ratios).
+- :func:`interleaved_ratios`: product ÷ gradient timing in interleaved rounds (median of within-round ratios);
+  :func:`within_round_ratio`: the same between two candidates of one run.
 - :func:`build_problem` / :func:`save_problem` / :func:`load_problem`: the benchmark networks and batches,
   identical (same state dict, same tensors) in both environments.
 - :func:`w1_over_width`: Wasserstein-1 distance between an estimated spectral density and an exact spectrum.
@@ -193,8 +194,20 @@ def interleaved_ratios(
             "ratio_quartiles": [q1, q3],
             "rounds": rounds,
             "calls_per_timing": repeats,
+            "seconds_per_round": times,
         }
     return out
+
+
+def within_round_ratio(timing: dict[str, dict[str, Any]], name: str, unit: str) -> dict[str, Any]:
+    """Median and quartiles of the within-round ratio seconds[name] / seconds[unit] of one
+    :func:`interleaved_ratios` result (both timed in every round, so drifting load cancels)."""
+    ratios = [
+        a / b
+        for a, b in zip(timing[name]["seconds_per_round"], timing[unit]["seconds_per_round"], strict=True)
+    ]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return {"median": statistics.median(ratios), "quartiles": [q1, q3], "rounds": len(ratios)}
 
 
 def gradient_fn(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[], object]:

@@ -22,6 +22,10 @@ Sections (each writes ``benchmarks/results/<section>.json`` with the machine fac
   its wall time, for batchrmt ``slq_density``, curvlinops' ``lanczos_approximate_spectrum`` and
   hessian-eigenthings' ``spectral_density`` (PyHessian's ``density()`` outcome is recorded).
 - ``bookkeeping``: seconds per Lanczos step outside the products for a diagonal operator of ≈611k entries.
+- ``paths``: batchrmt alone (float32, same networks and batch as ``products``): a block of k vectors in one
+  batched backward vs k products; the batch in chunks with kept graphs (``graph_cache_bytes`` budget) vs
+  recomputed; bfloat16 autocast products (error and time against float32); ``torch.compile`` of the
+  recomputed product (compile time, steady-state time against the kept-graph product).
 
 ``--quick`` shrinks batches, rounds (still 7), tolerance grids and budgets so the whole run takes minutes.
 ``--only SECTION`` reruns one section; ``--render-only`` rewrites BENCHMARKS.md from the stored results.
@@ -65,9 +69,10 @@ from _common import (  # noqa: E402
     set_single_thread,
     timestamp,
     w1_over_width,
+    within_round_ratio,
 )
 
-SECTIONS = ("products", "eigen", "slq", "bookkeeping")
+SECTIONS = ("products", "paths", "eigen", "slq", "bookkeeping")
 ACCURACY = {"top1": (1, (1e-3, 1e-6)), "top10": (10, (1e-4,))}
 
 FULL: dict[str, Any] = {
@@ -84,6 +89,9 @@ FULL: dict[str, Any] = {
     "wall_repeats": 5,
     "budgets": [[1, 20], [1, 50], [4, 50], [4, 100], [10, 100]],
     "bookkeeping_size": 611_000,
+    "block_k": 8,
+    "chunks": 4,
+    "compile_problems": ["mlp_109k", "cnn_4.9k"],
 }
 QUICK: dict[str, Any] = {
     "product_batch": 32,
@@ -96,6 +104,9 @@ QUICK: dict[str, Any] = {
     "wall_repeats": 3,
     "budgets": [[1, 20], [4, 40]],
     "bookkeeping_size": 100_000,
+    "block_k": 8,
+    "chunks": 4,
+    "compile_problems": ["mlp_109k"],
 }
 
 
@@ -169,6 +180,10 @@ def section_products(cfg: dict[str, Any], tmp: Path, peers: Path) -> dict[str, A
             "dtype": "float32",
             "batchrmt": {
                 "timing": timing,
+                "within_round_over_bare": {
+                    kind: within_round_ratio(timing, f"batchrmt_{kind}", "bare_double_backward")
+                    for kind in ("hessian", "ggn")
+                },
                 "hessian_method": getattr(h_op, "method", None),
                 "ggn_method": getattr(g_op, "method", None),
             },
@@ -214,11 +229,151 @@ def summarise_products(problems: dict[str, Any]) -> dict[str, Any]:
                 if peer_name in row:
                     via_bare[f"ggn / {peer_name}"] = (ggn / bare_main) / (row[peer_name] / bare_peer)
         summary[name] = {
+            "hessian_over_bare_within_round": rec["batchrmt"]
+            .get("within_round_over_bare", {})
+            .get("hessian"),
             "ratio_to_gradient": row,
             "batchrmt_over": vs,
             "batchrmt_over_bare_normalised": via_bare,
         }
     return summary
+
+
+# --- product paths (batchrmt only) ---------------------------------------------------------------------
+def _rel(a: Tensor, b: Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def section_paths(cfg: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """Block products, several batches with kept or recomputed graphs, autocast, torch.compile (float32)."""
+    from networks import GGNOperator, HessianOperator
+
+    out: dict[str, Any] = {"block_k": cfg["block_k"], "chunks": cfg["chunks"], "problems": {}}
+    loss = nn.CrossEntropyLoss()
+    for name in PROBLEMS:
+        log(f"paths: {name}")
+        path = tmp / f"paths_{name}.pt"
+        save_problem(path, name, cfg["product_batch"], torch.float32)
+        model, x, y, v, _ = load_problem(path)
+        k, n = cfg["block_k"], x.shape[0]
+        block = torch.randn(v.numel(), k, generator=torch.Generator().manual_seed(3))
+        rec: dict[str, Any] = {"num_params": v.numel(), "batch_size": n}
+        # block products: k vectors at once vs k single products (times per vector, ÷ one gradient)
+        ops = {
+            "hessian_batched": HessianOperator(model, loss, (x, y), block_products="batched"),
+            "hessian_loop": HessianOperator(model, loss, (x, y), block_products="loop"),
+            "ggn_batched": GGNOperator(model, loss, (x, y), block_products="batched"),
+            "ggn_loop": GGNOperator(model, loss, (x, y), block_products="loop"),
+        }
+        exact = {kind: ops[f"{kind}_loop"] @ block for kind in ("hessian", "ggn")}
+        timing = interleaved_ratios(
+            gradient_fn(model, x, y),
+            {key: functools.partial(op.matmat, block) for key, op in ops.items()},
+            cfg["rounds"],
+        )
+        rec["block"] = {
+            "timing": timing,
+            "per_vector_ratio_to_gradient": {key: timing[key]["ratio_to_gradient"] / k for key in ops},
+            "batched_over_loop": {
+                kind: timing[f"{kind}_batched"]["ratio_to_gradient"]
+                / timing[f"{kind}_loop"]["ratio_to_gradient"]
+                for kind in ("hessian", "ggn")
+            },
+            "batched_vs_loop_rel_diff": {
+                kind: _rel(ops[f"{kind}_batched"] @ block, exact[kind]) for kind in ("hessian", "ggn")
+            },
+        }
+        # the batch in chunks: kept graphs (within the default budget) vs recomputed, and one batch kept
+        size = -(-n // cfg["chunks"])
+        chunks = [(x[i : i + size], y[i : i + size]) for i in range(0, n, size)]
+        chunked = {
+            "one_batch_kept": HessianOperator(model, loss, (x, y)),
+            "chunks_kept": HessianOperator(model, loss, chunks),
+            "chunks_recomputed": HessianOperator(model, loss, chunks, method="recompute"),
+        }
+        timing = interleaved_ratios(
+            gradient_fn(model, x, y),
+            {key: functools.partial(op.matvec, v) for key, op in chunked.items()},
+            cfg["rounds"],
+        )
+        kept = chunked["chunks_kept"]
+        rec["chunks"] = {
+            "num_chunks": len(chunks),
+            "timing": timing,
+            "recomputed_over_kept": timing["chunks_recomputed"]["ratio_to_gradient"]
+            / timing["chunks_kept"]["ratio_to_gradient"],
+            "graph_bytes_first_chunk": kept.graph_bytes,
+            "cached_chunks": kept.cached_batches,
+            "graph_cache_bytes": kept.graph_cache_bytes,
+            "kept_vs_one_batch_rel_diff": _rel(kept @ v, chunked["one_batch_kept"] @ v),
+        }
+        # bfloat16 autocast against float32
+        full, half = (
+            HessianOperator(model, loss, (x, y)),
+            HessianOperator(model, loss, (x, y), autocast=torch.bfloat16),
+        )
+        gfull, ghalf = (
+            GGNOperator(model, loss, (x, y)),
+            GGNOperator(model, loss, (x, y), autocast=torch.bfloat16),
+        )
+        timing = interleaved_ratios(
+            gradient_fn(model, x, y),
+            {
+                "hessian_float32": functools.partial(full.matvec, v),
+                "hessian_bf16_autocast": functools.partial(half.matvec, v),
+                "ggn_float32": functools.partial(gfull.matvec, v),
+                "ggn_bf16_autocast": functools.partial(ghalf.matvec, v),
+            },
+            cfg["rounds"],
+        )
+        rec["autocast"] = {
+            "timing": timing,
+            "bf16_over_float32": {
+                kind: timing[f"{kind}_bf16_autocast"]["ratio_to_gradient"]
+                / timing[f"{kind}_float32"]["ratio_to_gradient"]
+                for kind in ("hessian", "ggn")
+            },
+            "relative_error": {"hessian": _rel(half @ v, full @ v), "ggn": _rel(ghalf @ v, gfull @ v)},
+        }
+        if name in cfg["compile_problems"]:
+            rec["compile"] = _compile_record(model, loss, x, y, v, cfg["rounds"])
+        out["problems"][name] = rec
+    return out
+
+
+def _compile_record(model: nn.Module, loss: nn.Module, x: Tensor, y: Tensor, v: Tensor, rounds: int) -> dict:
+    """torch.compile (inductor) of the recomputed product: compile time, error, steady state vs kept graph."""
+    from networks import HessianOperator
+
+    kept = HessianOperator(model, loss, (x, y))
+    recomputed = HessianOperator(model, loss, (x, y), method="recompute")
+    try:
+        compiled = HessianOperator(model, loss, (x, y), compile=True)
+        start = time.perf_counter()
+        first = compiled @ v
+        compile_seconds = time.perf_counter() - start
+    except Exception as exc:  # noqa: BLE001 - recorded: a compiler failure is a result here
+        return {"status": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
+    timing = interleaved_ratios(
+        gradient_fn(model, x, y),
+        {
+            "kept_graph": functools.partial(kept.matvec, v),
+            "recomputed": functools.partial(recomputed.matvec, v),
+            "compiled": functools.partial(compiled.matvec, v),
+        },
+        rounds,
+    )
+    return {
+        "status": "ok",
+        "backend": "inductor",
+        "compile_seconds": compile_seconds,
+        "relative_error_vs_kept": _rel(first, kept @ v),
+        "timing": timing,
+        "compiled_over_kept": timing["compiled"]["ratio_to_gradient"]
+        / timing["kept_graph"]["ratio_to_gradient"],
+        "compiled_over_recomputed": timing["compiled"]["ratio_to_gradient"]
+        / timing["recomputed"]["ratio_to_gradient"],
+    }
 
 
 # --- exact reference -------------------------------------------------------------------------------------
@@ -671,6 +826,8 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             if section == "products":
                 record = section_products(cfg, tmp, args.peers_python)
+            elif section == "paths":
+                record = section_paths(cfg, tmp)
             elif section == "bookkeeping":
                 record = section_bookkeeping(cfg, tmp, args.peers_python)
             else:

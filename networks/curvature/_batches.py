@@ -13,6 +13,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _NormBase
 
+from networks.curvature._graphs import (
+    DEFAULT_GRAPH_CACHE_BYTES,
+    GraphProduct,
+    ProductFn,  # noqa: F401  (re-exported: the product-map type of the per-sample statistics)
+    SavedBytes,
+    autocast_context,
+    check_autocast,
+    check_cache_bytes,
+    check_compile,
+)
 from networks.curvature.operator import CurvatureOperator
 from networks.options import BN_MODES, BNMode
 from rmt.checks import check_choice
@@ -252,26 +262,47 @@ def split_like(vector: Tensor, params: Sequence[Tensor]) -> list[Tensor]:
 
 Method = Literal["auto", "cached", "recompute", "func"]
 METHODS: tuple[Method, ...] = get_args(Method)
-"""``cached``: build each batch's product function once (graphs kept; rebuilt after an in-place change of a
-parameter or buffer); ``recompute``: rebuild per product (no memory between products); ``func``: the same
-products as ``recompute`` (kept for compatibility: every product is a ``torch.func`` transform);
-``auto``: ``cached`` for one batch, ``recompute`` for several."""
+"""``cached``: build each batch's product map once and keep it (graphs kept; rebuilt after an in-place change
+of a parameter or buffer); ``recompute``: rebuild per product (no memory between products); ``func``: the
+same as ``recompute`` (kept for compatibility); ``auto``: keep the graphs of as many batches as fit the
+operator's ``graph_cache_bytes`` budget (the first batch always: its graph is built for every product
+anyway), recompute the others."""
 
-ProductFn = Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]]
-
-
-def _state_versions(model: nn.Module, params: Sequence[Tensor]) -> tuple[int, ...]:
-    """In-place version counters of the parameters and buffers (a change invalidates cached graphs)."""
-    return tuple(t._version for t in (*params, *model.buffers()))
+BlockMode = Literal["auto", "batched", "loop"]
+BLOCK_MODES: tuple[BlockMode, ...] = get_args(BlockMode)
+"""Products with a block V (P × k): ``batched`` runs the k vectors through each kept graph in one batched
+backward (``is_grads_batched``), ``loop`` one product per column; ``auto`` is ``batched`` when every
+parameter tensor has at most 2 dimensions (fully connected networks: measured ≈ 0.5× the loop's time on a
+109k-parameter MLP) and ``loop`` otherwise (convolutions: the batched backward measured 0.93–1.14× the
+loop on VGG-11 w/16 and a 4.9k-parameter CNN at batch 128; BENCHMARKS.md)."""
 
 
 class ModelCurvatureOperator(CurvatureOperator):
     """Curvature of the mean loss L = Σ_b (n_b/N) L_b over data batches, for a model and a loss.
 
-    Subclasses implement ``_product_fn(call, primals, x, y, name)``: the function v ↦ (curvature of the
-    batch-mean loss) · v on per-parameter tuples (the one product implementation of that matrix, also used
-    per sample under ``vmap``). The first product on each batch validates its targets
-    (:func:`check_targets`) and turns a failing forward pass into a ``ValueError`` naming the batch.
+    Subclasses implement ``_product_fn(call, primals, x, y, name)``: the :class:`GraphProduct` v ↦ (curvature
+    of the batch-mean loss) · v on per-parameter tuples, built on plain autograd graphs (the same formula as
+    the package's ``torch.func`` product used per sample under ``vmap``). The first product on each batch
+    validates its targets (:func:`check_targets`) and turns a failing forward pass into a ``ValueError``
+    naming the batch.
+
+    Options (all keyword-only):
+      * ``method`` (:data:`METHODS`) and ``graph_cache_bytes`` (default :data:`DEFAULT_GRAPH_CACHE_BYTES`,
+        None = no limit): with ``"auto"``, the memory of the first batch's graph is measured when it is built
+        (the tensors autograd saves, :class:`~networks.curvature._graphs.SavedBytes`), batch b's is estimated
+        as that × n_b/n_0, and batches are kept in order while the estimated total stays within the budget.
+        Kept graphs make a product one (Hessian) or two (GGN) backward passes; a recomputed batch costs a
+        forward and a first backward more (≈ 1.5–2× on the benchmark networks).
+      * ``block_products`` (:data:`BLOCK_MODES`): how ``op @ V`` for a (P, k) block is computed.
+      * ``autocast`` (None, torch.bfloat16 or torch.float16): build the graphs under ``torch.autocast`` on
+        the parameters' device (mixed-precision products; inputs, results and the parameters stay in their
+        dtype, and solvers keep their float64 recurrences). Off by default; its error against the
+        full-precision product is measured in BENCHMARKS.md.
+      * ``compile`` (False, True = the ``"inductor"`` backend, or a ``torch.compile`` backend name): every
+        product is the subclass's ``torch.func`` product (forward and backward recomputed, no kept graph)
+        compiled with ``torch.compile``. Opt-in: its compile time and speed against the kept-graph product
+        are measured in BENCHMARKS.md.
+    Device and dtype are the parameters'.
     """
 
     matrix: str = "curvature"
@@ -286,27 +317,55 @@ class ModelCurvatureOperator(CurvatureOperator):
         bn_mode: str = "eval",
         params: Sequence[Tensor] | None = None,
         method: str = "auto",
+        graph_cache_bytes: int | None = DEFAULT_GRAPH_CACHE_BYTES,
+        block_products: str = "auto",
+        autocast: torch.dtype | None = None,
+        compile: bool | str = False,
     ) -> None:
         check_model(model, loss_fn)
         check_bn_mode(bn_mode)
         check_choice(method, "method", self.supported_methods)
+        self.graph_cache_bytes = check_cache_bytes(graph_cache_bytes)
+        self.block_products = check_choice(block_products, "block_products", BLOCK_MODES)
+        self.autocast = check_autocast(autocast)
+        self.compile = check_compile(compile)
+        if self.compile is not None and self.autocast is not None:
+            raise ValueError("compile and autocast cannot be combined: choose one (both are opt-in)")
         self.model = model
         self.loss_fn = loss_fn
         self.bn_mode = bn_mode
         self.params = select_params(model, params)
         first = self.params[0]
         self.data = as_batch_list(data, first.device, dtype=first.dtype)
-        if method == "auto":
-            method = "cached" if len(self.data.batches) == 1 else "recompute"
+        if method == "func":
+            method = "recompute"
+        if method == "auto" and len(self.data.batches) == 1:
+            method = "cached"
         self.method = method
         super().__init__(sum(p.numel() for p in self.params), first.dtype, first.device)
-        self._caches: list[ProductFn | None] = [None] * len(self.data.batches)
+        self._batched_blocks = self.block_products == "batched" or (
+            self.block_products == "auto" and all(p.ndim <= 2 for p in self.params)
+        )
+        self._sizes = [p.numel() for p in self.params]
+        self._shapes = [tuple(p.shape) for p in self.params]
+        self._caches: list[GraphProduct | None] = [None] * len(self.data.batches)
+        self._keep: list[bool] | None = None  # per batch: keep its graph (decided at the first build)
+        self.graph_bytes: int | None = None  # measured bytes of the first batch's graph ("auto", several)
         self._versions: tuple[int, ...] = ()
+        self._state: tuple[Tensor, ...] | None = None  # tensors whose versions guard the kept graphs
         self._checked: set[int] = set()
+        self._compiled: Callable[..., tuple[Tensor, ...]] | None = None
 
     @property
     def num_samples(self) -> int:
         return self.data.num_samples
+
+    @property
+    def cached_batches(self) -> int:
+        """How many batches keep their graph between products (decided at the first product)."""
+        if self._keep is None:
+            return 0
+        return sum(self._keep)
 
     def provenance(self) -> dict[str, Any]:
         info = super().provenance()
@@ -318,6 +377,13 @@ class ModelCurvatureOperator(CurvatureOperator):
             batch_sizes=list(self.data.sizes),
             loss=type(self.loss_fn).__name__,
             model=type(self.model).__name__,
+            graph_cache_bytes=self.graph_cache_bytes,
+            graph_bytes_first_batch=self.graph_bytes,
+            cached_batches=self.cached_batches,
+            autocast=None if self.autocast is None else str(self.autocast).replace("torch.", ""),
+            compile=self.compile,
+            block_products=self.block_products,
+            batched_blocks=self._batched_blocks and self.compile is None,
         )
         return info
 
@@ -329,33 +395,99 @@ class ModelCurvatureOperator(CurvatureOperator):
         x: Tensor,
         y: Tensor,
         name: str | None,
-    ) -> ProductFn:
+    ) -> GraphProduct:
         """v ↦ M_b v for batch (x, y); validates the targets (naming ``name``) unless ``name`` is None."""
+
+    def _func_product(
+        self, weights: tuple[Tensor, ...], v: tuple[Tensor, ...], x: Tensor, y: Tensor, flag: bool
+    ) -> tuple[Tensor, ...]:
+        """M_b v recomputed from scratch in ``torch.func`` form (what ``compile`` compiles); unchecked.
+        ``flag`` is :meth:`_target_flag` of the batch's targets, computed outside the compiled function."""
+        raise NotImplementedError(f"{type(self).__name__} has no torch.func product to compile")
+
+    def _target_flag(self, y: Tensor) -> bool:
+        """A data-dependent fact about the targets that :meth:`_func_product` needs (GGN: ignored labels)."""
+        return False
+
+    def _compiled_product(self, index: int) -> GraphProduct:
+        """Batch ``index``'s product by the compiled :meth:`_func_product` (no kept graph: every product runs
+        the compiled forward and backward passes; block products loop over the columns)."""
+        x, y = self.data.batches[index]
+        call, primals = functional_form(self.model, self.params)
+        if index not in self._checked:
+            with torch.no_grad(), curvature_mode(self.model, self.params, self.bn_mode):
+                check_targets(self.loss_fn, call(primals, x), y, self._batch_name(index))
+        if self._compiled is None:
+            backend: str = self.compile or "inductor"
+            self._compiled = torch.compile(self._func_product, backend=backend, dynamic=False)
+        compiled, flag = self._compiled, self._target_flag(y)
+
+        def single(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            with curvature_mode(self.model, self.params, self.bn_mode):
+                return compiled(primals, v, x, y, flag)
+
+        def block(v: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+            cols = [single(tuple(t[j] for t in v)) for j in range(v[0].shape[0])]
+            return tuple(torch.stack(parts) for parts in zip(*cols, strict=True))
+
+        return GraphProduct(single, block)
 
     def _batch_name(self, index: int) -> str:
         return "data" if len(self.data.batches) == 1 else f"data[{index}]"
 
-    def _apply(self, index: int, vs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        """M_b v for batch ``index``, building (and with ``cached`` keeping) its product map."""
-        fn = self._caches[index]
-        if fn is None:
-            x, y = self.data.batches[index]
-            call, primals = functional_form(self.model, self.params)
-            name = None if index in self._checked else self._batch_name(index)
-            fn = self._product_fn(call, primals, x, y, name)
-            if self.method == "cached":
-                self._caches[index] = fn
-        return fn(vs)
+    def _decide_keep(self, measured: int) -> list[bool]:
+        """Which batches keep their graph, from the first batch's measured graph bytes (``auto``)."""
+        if self.method == "cached":
+            return [True] * len(self.data.batches)
+        if self.method == "recompute":
+            return [False] * len(self.data.batches)
+        budget, n0, total, keep = self.graph_cache_bytes, self.data.sizes[0], 0.0, []
+        for index, n in enumerate(self.data.sizes):
+            total += measured * n / n0
+            keep.append(index == 0 or budget is None or total <= budget)
+            if not keep[-1]:
+                budget = -1  # keep a prefix: the rest recompute
+        return keep
 
-    def _apply_checked(self, index: int, vs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
-        """:meth:`_apply`; on a batch's first product, failures of the model or loss become errors naming
-        the batch, the model and the loss."""
+    def _build(self, index: int) -> GraphProduct:
+        """Batch ``index``'s product map (graphs built in the curvature mode, under autocast if asked)."""
+        if self.compile is not None:
+            fn = self._compiled_product(index)
+            self._caches[index] = fn  # keeps no graph, only the compiled function's arguments
+            return fn
+        x, y = self.data.batches[index]
+        call, primals = functional_form(self.model, self.params)
+        name = None if index in self._checked else self._batch_name(index)
+        measure = self._keep is None and self.method == "auto"
+        counter = SavedBytes((*self.params, x))
+        with (
+            curvature_mode(self.model, self.params, self.bn_mode),
+            autocast_context(self.device, self.autocast),
+            counter.counting() if measure else contextlib.nullcontext(),
+        ):
+            fn = self._product_fn(call, primals, x, y, name)
+        if self._keep is None:
+            if measure:
+                self.graph_bytes = counter.nbytes
+            self._keep = self._decide_keep(counter.nbytes)
+        if self._keep[index]:
+            self._caches[index] = fn
+        return fn
+
+    def _apply(self, index: int, vs: tuple[Tensor, ...], block: bool) -> tuple[Tensor, ...]:
+        """M_b v (or M_b V for a block) for batch ``index``; on the batch's first product, failures of the
+        model or loss become errors naming the batch, the model and the loss."""
+        fn = self._caches[index]
+        if fn is not None:
+            return fn.block(vs) if block else fn.single(vs)
         if index in self._checked:
-            return self._apply(index, vs)
+            fn = self._build(index)
+            return fn.block(vs) if block else fn.single(vs)
         name = self._batch_name(index)
         x, y = self.data.batches[index]
         try:
-            out = self._apply(index, vs)
+            fn = self._build(index)
+            out = fn.block(vs) if block else fn.single(vs)
         except torch.OutOfMemoryError:
             raise
         except (ValueError, TypeError, RuntimeError, IndexError) as exc:
@@ -371,21 +503,53 @@ class ModelCurvatureOperator(CurvatureOperator):
         self._checked.add(index)
         return out
 
-    def _matvec(self, v: Tensor) -> Tensor:
-        vs = tuple(split_like(v, self.params))
-        out = torch.zeros_like(v)
-        out_parts = split_like(out, self.params)  # views: per-parameter products accumulate in place
-        with curvature_mode(self.model, self.params, self.bn_mode):
-            if self.method == "cached":
-                versions = _state_versions(self.model, self.params)
-                if versions != self._versions:
-                    self._caches = [None] * len(self.data.batches)
-                    self._versions = versions
-            for index, weight in enumerate(self.data.weights):
-                for part, product in zip(out_parts, self._apply_checked(index, vs), strict=True):
-                    part.add_(product.detach(), alpha=weight)
+    def _refresh(self) -> None:
+        """Drop kept graphs after an in-place change of a parameter or buffer (version counters of the state
+        tensors listed when the graphs were built; a parameter or buffer re-assigned to a new tensor needs
+        :meth:`clear_cache`)."""
+        if self._state is None:
+            self._state = (*self.params, *self.model.buffers())
+        versions = tuple(t._version for t in self._state)
+        if versions != self._versions:
+            self._caches = [None] * len(self.data.batches)
+            self._versions = versions
+
+    def _accumulate(self, parts_of: Callable[[int], Tensor]) -> Tensor:
+        """Σ_b (n_b/N) · (flat product of batch b)."""
+        self._refresh()
+        out: Tensor | None = None
+        for index, weight in enumerate(self.data.weights):
+            flat = parts_of(index)
+            if out is None:
+                out = flat if weight == 1.0 else flat.mul_(weight)
+            else:
+                out.add_(flat, alpha=weight)
+        assert out is not None
         return out
+
+    def _matvec(self, v: Tensor) -> Tensor:
+        vs = tuple(t.view(s) for t, s in zip(v.split(self._sizes), self._shapes, strict=True))
+
+        def flat(index: int) -> Tensor:
+            return torch.cat([t.reshape(-1) for t in self._apply(index, vs, False)])
+
+        return self._accumulate(flat)
+
+    def _matmat(self, block: Tensor) -> Tensor:
+        if not self._batched_blocks or self.compile is not None:
+            return super()._matmat(block)
+        k = block.shape[1]
+        rows = block.T  # (k, P): the k vectors on a leading dimension
+        vs = tuple(
+            t.reshape((k, *s)) for t, s in zip(rows.split(self._sizes, dim=1), self._shapes, strict=True)
+        )
+
+        def flat(index: int) -> Tensor:
+            return torch.cat([t.reshape(k, -1).T for t in self._apply(index, vs, True)])
+
+        return self._accumulate(flat)
 
     def clear_cache(self) -> None:
         """Drop cached graphs (they are rebuilt on the next product)."""
         self._caches = [None] * len(self.data.batches)
+        self._state = None

@@ -11,7 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from networks.curvature._batches import ModelCurvatureOperator, ProductFn, check_targets
+from networks.curvature._batches import ModelCurvatureOperator, check_targets, functional_form
+from networks.curvature._graphs import GraphProduct, ProductFn, leaves_of, vjp
 
 
 def has_ignored_targets(loss_fn: Callable[[Tensor, Tensor], Tensor], target: Tensor) -> bool:
@@ -79,26 +80,44 @@ def loss_output_hvp(
             raise ValueError("output must have a leading batch dimension, got a 0-d tensor")
         check_targets(loss_fn, output, target, "target")
         ignored_targets = has_ignored_targets(loss_fn, target)
+    return output_hessian(loss_fn, output, target, ignored_targets)(vector)
+
+
+def output_hessian(
+    loss_fn: Callable[[Tensor, Tensor], Tensor], output: Tensor, target: Tensor, ignored_targets: bool
+) -> Callable[[Tensor], Tensor]:
+    r"""u ↦ H_ℓ u at ``output`` (the closed forms of :func:`loss_output_hvp`, with softmax computed once), for
+    u of the output's shape or with extra leading dimensions (a block of vectors). Unchecked: callers
+    validate the loss, output and targets first."""
     kind = _closed_form_kind(loss_fn, output.ndim, ignored_targets)
     if kind == "mse":
-        return vector * (2.0 / output.numel())
+        scale = 2.0 / output.numel()
+        return lambda u: u * scale
     if kind == "ce":
         p = torch.softmax(output.detach(), dim=1)
-        return (p * vector - p * (p * vector).sum(dim=1, keepdim=True)) / output.shape[0]
+        n = output.shape[0]
+        return lambda u: (p * u - p * (p * u).sum(dim=-1, keepdim=True)) / n
 
     def loss_of_output(o: Tensor) -> Tensor:
         return loss_fn(o, target)
 
-    try:
-        hv: Tensor = torch.func.jvp(torch.func.grad(loss_of_output), (output.detach(),), (vector,))[1]
-    except (TypeError, RuntimeError, IndexError) as exc:
-        if isinstance(exc, torch.OutOfMemoryError):
-            raise
-        error = TypeError if isinstance(exc, TypeError) else ValueError
-        raise error(
-            f"loss_fn {type(loss_fn).__name__} cannot be evaluated as loss_fn(output, target): {exc}"
-        ) from exc
-    return hv
+    primal = output.detach()
+
+    def generic(u: Tensor) -> Tensor:
+        if u.ndim > primal.ndim:  # a block: one forward-over-reverse product per vector, vectorised
+            return torch.func.vmap(generic)(u)
+        try:
+            hv: Tensor = torch.func.jvp(torch.func.grad(loss_of_output), (primal,), (u,))[1]
+        except (TypeError, RuntimeError, IndexError) as exc:
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise
+            error = TypeError if isinstance(exc, TypeError) else ValueError
+            raise error(
+                f"loss_fn {type(loss_fn).__name__} cannot be evaluated as loss_fn(output, target): {exc}"
+            ) from exc
+        return hv
+
+    return generic
 
 
 class GGNOperator(ModelCurvatureOperator):
@@ -106,12 +125,14 @@ class GGNOperator(ModelCurvatureOperator):
 
     J_b is the Jacobian of the batch outputs with respect to the parameters (with ``bn_mode="train"`` it
     includes the cross-sample coupling of batch statistics), H_ℓ,b the Hessian of the batch-mean loss in the
-    outputs (:func:`loss_output_hvp`); products are :func:`ggn_product` per batch. Batch weights n_b/N make
-    unequal batches exact. Method ``"cached"`` keeps each batch's product map (the forward graph and the Jᵀu
-    graph: one product = two backward-sized passes); ``"recompute"`` rebuilds it per product. G is positive
-    semi-definite for convex losses. Targets are checked on the first product of each batch: class labels
-    outside [0, C) (C = number of outputs) or a target shape the loss cannot use raise ``ValueError``
-    naming the batch.
+    outputs (:func:`loss_output_hvp`); products are :func:`ggn_graph_product` per batch (the formula of
+    :func:`ggn_product` on plain autograd graphs). Batch weights n_b/N make unequal batches exact. Method
+    ``"cached"`` keeps each batch's graphs (the forward graph and the Jᵀu graph: one product = two
+    backward-sized passes); ``"recompute"`` rebuilds them per product; ``"auto"`` as for
+    :class:`~networks.curvature.hessian.HessianOperator` (graphs kept within ``graph_cache_bytes``).
+    G is positive semi-definite for convex losses. Targets are checked on the first product of each batch:
+    class labels outside [0, C) (C = number of outputs) or a target shape the loss cannot use raise
+    ``ValueError`` naming the batch.
 
     Example (softmax regression: G equals the Hessian):
         >>> import torch
@@ -136,11 +157,20 @@ class GGNOperator(ModelCurvatureOperator):
         x: Tensor,
         y: Tensor,
         name: str | None,
-    ) -> ProductFn:
+    ) -> GraphProduct:
         def output_of(weights: tuple[Tensor, ...]) -> Tensor:
             return call(weights, x)
 
-        return ggn_product(output_of, self.loss_fn, y, primals, name=name)
+        return ggn_graph_product(output_of, self.loss_fn, y, primals, name=name)
+
+    def _target_flag(self, y: Tensor) -> bool:
+        return has_ignored_targets(self.loss_fn, y)
+
+    def _func_product(
+        self, weights: tuple[Tensor, ...], v: tuple[Tensor, ...], x: Tensor, y: Tensor, flag: bool
+    ) -> tuple[Tensor, ...]:
+        call, _ = functional_form(self.model, self.params)
+        return ggn_product(lambda w: call(w, x), self.loss_fn, y, weights, ignored_targets=flag)(v)
 
 
 def ggn_product(
@@ -177,4 +207,51 @@ def ggn_product(
     return product
 
 
-__all__ = ["GGNOperator", "ggn_product", "has_ignored_targets", "loss_output_hvp"]
+def ggn_graph_product(
+    output_of_weights: Callable[[tuple[Tensor, ...]], Tensor],
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    target: Tensor,
+    primals: tuple[Tensor, ...],
+    *,
+    name: str | None = None,
+) -> GraphProduct:
+    r"""The map v ↦ G v = Jᵀ H_ℓ J v of :func:`ggn_product` on plain autograd graphs (the batch operators').
+
+    Building runs the forward f(w) and the first backward u ↦ Jᵀu with ``create_graph=True`` (u a dummy
+    output-shaped leaf); a product is J v = ∂⟨Jᵀu, v⟩/∂u (one backward through the Jᵀu graph, the double-vjp
+    trick), H_ℓ J v in closed form (:func:`output_hessian`, softmax computed once), and Jᵀ(H_ℓ J v) (one
+    backward through the forward graph): two backward-sized passes, no forward. ``block`` runs k vectors
+    stacked on a leading dimension through each pass at once (``is_grads_batched``). Not for use under
+    ``vmap``.
+    """
+    leaves = leaves_of(primals)
+    with torch.enable_grad():
+        output = output_of_weights(leaves)
+    if name is not None:
+        check_targets(loss_fn, output, target, name)
+    h_out = output_hessian(loss_fn, output, target, has_ignored_targets(loss_fn, target))
+    dummy = torch.zeros_like(output, requires_grad=True)
+    with torch.enable_grad():
+        jtu = vjp((output,), leaves, (dummy,), create_graph=True) if output.requires_grad else ()
+    live = tuple(i for i, t in enumerate(jtu) if t.requires_grad)
+    outs = tuple(jtu[i] for i in live)
+    every = len(live) == len(leaves)
+
+    def apply(v: tuple[Tensor, ...], block: bool) -> tuple[Tensor, ...]:
+        if not live:
+            lead = (v[0].shape[0],) if block else ()
+            return tuple(p.new_zeros(lead + tuple(p.shape)) for p in leaves)
+        jv = vjp(outs, (dummy,), v if every else tuple(v[i] for i in live), block=block)[0]
+        return vjp((output,), leaves, (h_out(jv),), block=block)
+
+    return GraphProduct(lambda v: apply(v, False), lambda v: apply(v, True))
+
+
+__all__ = [
+    "GGNOperator",
+    "ggn_graph_product",
+    "ggn_product",
+    "has_ignored_targets",
+    "loss_output_hvp",
+    "output_hessian",
+]

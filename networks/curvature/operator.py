@@ -11,6 +11,16 @@ import torch
 from torch import Tensor
 
 
+def finite_pair(a: Tensor, b: Tensor) -> bool:
+    """Whether every entry of ``a`` and of ``b`` (same shape and dtype) is finite, by one reduction: ⟨a, b⟩
+    is NaN or ±inf whenever an entry of either is (NaN·x = NaN, inf·0 = NaN, inf·x = ±inf, inf − inf = NaN);
+    a non-finite ⟨a, b⟩ from finite entries (overflow) is settled by the elementwise checks. One reduction
+    instead of two halves the guard's cost per product (≈ 5% of a product on a 109k-parameter MLP)."""
+    if bool(torch.isfinite(torch.dot(a.reshape(-1), b.reshape(-1)))):
+        return True
+    return all_finite(a) and all_finite(b)
+
+
 def all_finite(t: Tensor) -> bool:
     """Whether every entry of ``t`` is finite, by one reduction: a sum is finite exactly when no entry is NaN
     or ±inf — unless finite entries overflow it, which the full elementwise check then settles. (A per-product
@@ -79,31 +89,56 @@ class CurvatureOperator(abc.ABC):
         _check_real_tensor(v, "vector")
         if v.shape != (self._size,):
             raise ValueError(f"vector must have shape ({self._size},), got {tuple(v.shape)}")
-        v = v.detach()
-        if not all_finite(v):
-            raise ValueError("vector must be finite (no NaN or inf entries)")
-        out = self._matvec(v.to(dtype=self._dtype, device=self._device))
-        self.num_products += 1
+        v = v.detach().to(dtype=self._dtype, device=self._device)
+        out = self._matvec(v)
         if tuple(out.shape) != (self._size,):
             raise ValueError(
                 f"{type(self).__name__} returned a product of shape {tuple(out.shape)}, "
                 f"expected ({self._size},)"
             )
-        if not all_finite(out):
-            raise ValueError(
-                f"{type(self).__name__} product is not finite (NaN or inf): the operator (its model, data or "
-                "matrix) gives non-finite curvature; products must be finite"
-            )
+        self._check_finite(v, out, "vector")
+        self.num_products += 1
         return out
 
+    def _check_finite(self, operand: Tensor, out: Tensor, name: str) -> None:
+        """The operand and its product are finite (one fused reduction, :func:`finite_pair`)."""
+        if finite_pair(operand, out.to(operand.dtype)):
+            return
+        if not all_finite(operand):
+            raise ValueError(f"{name} must be finite (no NaN or inf entries)")
+        self.num_products += operand.shape[1] if operand.ndim == 2 else 1
+        raise ValueError(
+            f"{type(self).__name__} product is not finite (NaN or inf): the operator (its model, data or "
+            "matrix) gives non-finite curvature; products must be finite"
+        )
+
     def matmat(self, block: Tensor) -> Tensor:
-        """A V for a real torch block of shape (P, k), column by column."""
+        """A V for a real torch block of shape (P, k): k products (``num_products`` += k), batched where the
+        operator implements it (model operators: one batched backward per kept graph), else column by column.
+
+        Raises:
+            TypeError / ValueError: as :meth:`matvec`, for the block and its product.
+        """
         _check_real_tensor(block, "block")
         if block.ndim != 2 or block.shape[0] != self._size:
             raise ValueError(f"block must have shape ({self._size}, k), got {tuple(block.shape)}")
         if block.shape[1] == 0:
             return torch.zeros(self._size, 0, dtype=self._dtype, device=self._device)
-        return torch.stack([self.matvec(block[:, j]) for j in range(block.shape[1])], dim=1)
+        block = block.detach().to(dtype=self._dtype, device=self._device)
+        out = self._matmat(block)
+        if tuple(out.shape) != tuple(block.shape):
+            raise ValueError(
+                f"{type(self).__name__} returned a block product of shape {tuple(out.shape)}, "
+                f"expected {tuple(block.shape)}"
+            )
+        self._check_finite(block, out, "block")
+        self.num_products += block.shape[1]
+        return out
+
+    def _matmat(self, block: Tensor) -> Tensor:
+        """A V for a (P, k) block already in this operator's dtype and device; column by column unless a
+        subclass batches it."""
+        return torch.stack([self._matvec(block[:, j]) for j in range(block.shape[1])], dim=1)
 
     def __matmul__(self, other: Any) -> Any:
         if isinstance(other, Tensor):
@@ -191,6 +226,12 @@ class SumOperator(CurvatureOperator):
         out = torch.zeros(self.shape[0], dtype=self.dtype, device=self.device)
         for coef, op in self.terms:
             out = out + coef * op.matvec(v).to(dtype=self.dtype, device=self.device)
+        return out
+
+    def _matmat(self, block: Tensor) -> Tensor:
+        out = torch.zeros_like(block)
+        for coef, op in self.terms:
+            out = out + coef * op.matmat(block).to(dtype=self.dtype, device=self.device)
         return out
 
     def provenance(self) -> dict[str, Any]:
