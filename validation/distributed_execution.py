@@ -1,4 +1,5 @@
-"""The pipeline's independent cells across ``torch.distributed`` ranks (``batchrmt run --distributed``).
+"""The pipeline's independent cells across ``torch.distributed`` ranks (``batchrmt run --distributed``;
+docs/architecture.md "Distributed runs").
 
 Protocol (rank 0 leads, the other ranks serve):
 
@@ -11,9 +12,10 @@ Protocol (rank 0 leads, the other ranks serve):
   assigned cost so far, ties to the lower rank; its largest load is at most ``total / W + max cost``) and
   computes its share with its own local worker processes (:class:`validation.execution.CellExecutor`);
   the records are gathered to rank 0, which yields them to the pipeline in the stage's cost order. Which
-  rank computes a cell does not change its record (a cell's randomness depends only on the run seed and its
-  identity, docs/architecture.md §3b), so the records equal those of a one-process run, except for the
-  provenance's ``rank``, ``world_size`` and ``hostname`` fields that say where each cell ran.
+  rank computes a cell does not change its record (a cell's randomness depends only on the run seed and
+  its identity, docs/architecture.md "Data flow through a run"), so the records equal those of a
+  one-process run, except for the provenance's ``rank``, ``world_size`` and ``hostname`` fields that say
+  where each cell ran.
 * A cell that raises on any rank is reported in that rank's gathered payload; rank 0 raises
   :class:`DistributedRunError` (one line: the rank, the cell and the error) and broadcasts it, so every rank
   stops with the same message after the stage. A rank that dies breaks the gloo connection, and the ranks
@@ -151,14 +153,14 @@ class DistributedCellExecutor(CellExecutor):
                  total_workers: int | None = None) -> None:  # fmt: skip
         import torch.distributed as dist
 
-        super().__init__(workers)
-        self.local_workers = self.workers
-        self.group = group
         self.rank = dist.get_rank()
         self.world_size = dist.get_world_size()
+        self._local = CellExecutor(workers)  # this rank's share; ``self.workers`` counts all ranks
+        self.local_workers = self._local.workers
+        super().__init__(total_workers or self.local_workers * self.world_size)
+        self.group = group
         self.root = os.fspath(root)
         self.hostname = socket.gethostname()
-        self.workers = total_workers or self.local_workers * self.world_size
         self._stopped = False
 
     # -- messages --
@@ -255,7 +257,7 @@ class DistributedCellExecutor(CellExecutor):
         results: list[tuple[int, dict[str, Any]]] = []
         payload: dict[str, Any] = {"rank": self.rank, "results": results, "error": None, "traceback": ""}
         try:
-            for cell, record in super().run(mine):
+            for cell, record in self._local.run(mine):
                 results.append((index[id(cell)], self._stamp(record)))
         except Exception as exc:  # reported to rank 0, which stops every rank
             where = ""
@@ -342,7 +344,12 @@ class DistributedCellExecutor(CellExecutor):
             elif isinstance(error, Exception):
                 self.stop(_one_line(f"rank 0: {type(error).__name__}: {error}"))
         finally:
-            super().__exit__(exc_type, *exc)
+            self.close(wait=exc_type is None)
+
+    def close(self, *, wait: bool = True) -> None:
+        """Shut this rank's local worker pool down (see :meth:`CellExecutor.close`)."""
+        self._local.close(wait=wait)
+        super().close(wait=wait)
 
 
 @contextlib.contextmanager
