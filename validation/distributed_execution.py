@@ -67,9 +67,6 @@ __all__ = [
 DEFAULT_TIMEOUT_S = 24 * 3600.0
 """Default bound on every wait for a peer rank (a stage's longest share must fit in it)."""
 
-TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
-"""The environment variables torchrun sets that :func:`distributed_executor` needs."""
-
 _FILE_REF = re.compile(r"^(arrays|checkpoints)/[A-Za-z0-9._=+-]+$")
 _PROBE = ".distributed-probe"
 
@@ -86,8 +83,11 @@ class DistributedRunError(RuntimeError):
 
 
 def in_distributed_env() -> bool:
-    """Whether this process was started by torchrun (or has its ``RANK``/``WORLD_SIZE``/``MASTER_*``)."""
-    return all(os.environ.get(name) for name in TORCHRUN_VARS)
+    """Whether this process was started by torchrun (or has its ``RANK``/``WORLD_SIZE``/``MASTER_*``,
+    ``networks.distributed.ENV_VARS``)."""
+    from networks.distributed import ENV_VARS
+
+    return all(os.environ.get(name) for name in ENV_VARS)
 
 
 def partition_cells(costs: Sequence[float], world_size: int) -> list[list[int]]:
@@ -373,10 +373,10 @@ def distributed_executor(
     """
     import torch.distributed as dist
 
-    from networks.distributed import process_group_from_env
+    from networks.distributed import ENV_VARS, process_group_from_env
     from validation.provenance import settings_fingerprint
 
-    missing = [name for name in TORCHRUN_VARS if not os.environ.get(name)]
+    missing = [name for name in ENV_VARS if not os.environ.get(name)]
     if missing:
         raise ValueError(
             f"a distributed run needs torchrun's environment ({', '.join(missing)} not set); launch it with "

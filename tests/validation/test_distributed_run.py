@@ -87,6 +87,18 @@ def test_distributed_without_torchrun_is_a_one_line_usage_error(
             pass
 
 
+def test_continue_command_of_a_distributed_run_relaunches_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    from validation.cli import build_parser
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    args = build_parser().parse_args(["run", "--config", "smoke", "--distributed", "--workers", "2"])
+    args.resolved_out = "runs/smoke"
+    assert args.continue_command(args) == (
+        "torchrun --nproc-per-node=4 -m validation.cli run --config smoke --out runs/smoke --distributed "
+        "--workers 2 --resume"
+    )
+
+
 # --- cells for the failure scenarios (module level: ranks receive them by reference) --------------------
 def _value(x: int) -> dict[str, Any]:
     return {"x": x, "provenance": {}}
