@@ -197,6 +197,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.slow
 def test_two_ranks_give_the_records_of_one_process(ranks: dict[str, Any]) -> None:
     assert ranks["pipeline"] == {0: {"code": 0, "stderr": ""}, 1: {"code": 0, "stderr": ""}}
     one, two = comparable(ranks["work"] / "one"), comparable(ranks["work"] / "dist")
@@ -213,6 +214,7 @@ def test_two_ranks_give_the_records_of_one_process(ranks: dict[str, Any]) -> Non
     assert not (ranks["work"] / "dist" / ".distributed-probe").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_cell_stops_every_rank_with_one_line(ranks: dict[str, Any]) -> None:
     result = ranks["cell_error"]
     message = "rank 1 in cell demo/x=1: ValueError: boom 1"
@@ -220,17 +222,20 @@ def test_a_failing_cell_stops_every_rank_with_one_line(ranks: dict[str, Any]) ->
     assert all(r["seconds"] < PEER_TIMEOUT_S for r in result.values())
 
 
+@pytest.mark.slow
 def test_a_rank_that_cannot_see_the_run_folder_is_refused(ranks: dict[str, Any]) -> None:
     for result in ranks["blind"].values():
         assert "rank(s) 1" in result["error"] and "shared by all ranks" in result["error"]
 
 
+@pytest.mark.slow
 def test_a_record_naming_an_unseen_file_is_refused(ranks: dict[str, Any]) -> None:
     result = ranks["missing_file"]
     assert "rank 1 wrote arrays/never-written.npy, which rank 0 cannot see" in result[0]["error"]
     assert result[1]["error"] == result[0]["error"]
 
 
+@pytest.mark.slow
 def test_a_dead_rank_stops_rank_zero_without_a_hang(ranks: dict[str, Any]) -> None:
     assert ranks["exitcodes"] == [0, 3]
     result = ranks["dead_rank"][0]
