@@ -56,6 +56,7 @@ from validation.execution import Cell, CellExecutor, available_cpus, limit_threa
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "MAX_TIMEOUT_S",
     "DistributedCellExecutor",
     "DistributedRunError",
     "distributed_executor",
@@ -66,6 +67,9 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 24 * 3600.0
 """Default bound on every wait for a peer rank (a stage's longest share must fit in it)."""
+
+MAX_TIMEOUT_S = 30 * 24 * 3600.0
+"""The largest accepted ``timeout_s`` (30 days)."""
 
 _FILE_REF = re.compile(r"^(arrays|checkpoints)/[A-Za-z0-9._=+-]+$")
 _PROBE = ".distributed-probe"
@@ -367,7 +371,8 @@ def distributed_executor(
     settings) and yield the executor; on exit rank 0 stops the other ranks and the group is destroyed.
 
     Raises:
-        ValueError: not under torchrun (a missing variable is named), ``timeout_s`` not > 0, ``device``
+        ValueError: not under torchrun (a missing variable is named), ``timeout_s`` outside
+            (0, :data:`MAX_TIMEOUT_S`], ``device``
             not "cpu" or "cuda", or ``workers`` > 1 on CUDA.
         DistributedRunError: a rank cannot see the run folder, or runs under other settings.
     """
@@ -382,8 +387,10 @@ def distributed_executor(
             f"a distributed run needs torchrun's environment ({', '.join(missing)} not set); launch it with "
             "torchrun --nproc-per-node N -m validation.cli run --distributed ..."
         )
-    if not (isinstance(timeout_s, int | float) and timeout_s > 0):
-        raise ValueError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+    if not (isinstance(timeout_s, int | float) and 0 < timeout_s <= MAX_TIMEOUT_S):
+        raise ValueError(
+            f"timeout_s must be a number of seconds in (0, {MAX_TIMEOUT_S:g}], got {timeout_s!r}"
+        )
     if device not in ("cpu", "cuda"):
         raise ValueError(
             f"device must be 'cpu' or 'cuda' in a distributed run (each rank uses cuda:LOCAL_RANK), "

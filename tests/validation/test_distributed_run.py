@@ -85,6 +85,10 @@ def test_distributed_without_torchrun_is_a_one_line_usage_error(
     with pytest.raises(ValueError, match="MASTER_ADDR"):
         with distributed_executor(tmp_path):
             pass
+    for bad in ("0", "nan", "inf"):
+        code = cli_main(["run", "--config", "smoke", "--out", str(tmp_path), "--distributed-timeout", bad])
+        err = capsys.readouterr().err
+        assert code == 2 and "--distributed-timeout must be in (0, " in err, bad
 
 
 def test_continue_command_of_a_distributed_run_relaunches_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:

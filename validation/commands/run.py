@@ -21,6 +21,7 @@ from validation.commands.common import (
 from validation.config import DATASETS, RunConfig, available_configs, load_config
 from validation.distributed_execution import (
     DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
     DistributedCellExecutor,
     DistributedRunError,
     distributed_executor,
@@ -172,8 +173,10 @@ def main(args: argparse.Namespace) -> int:
             "--distributed runs under torchrun, which sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; "
             "launch it with: torchrun --nproc-per-node N -m validation.cli run --distributed ..."
         )
-    if not args.distributed_timeout > 0:
-        raise UsageError(f"--distributed-timeout must be > 0 seconds, got {args.distributed_timeout}")
+    if not 0 < args.distributed_timeout <= MAX_TIMEOUT_S:
+        raise UsageError(
+            f"--distributed-timeout must be in (0, {MAX_TIMEOUT_S:g}] seconds, got {args.distributed_timeout}"
+        )
     config = configure(args)
     check_device(config.device, "--device" if args.device else "config field 'device'")
     out = check_out_folder(args.out or f"runs/{config.name}")
