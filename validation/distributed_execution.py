@@ -16,11 +16,12 @@ Protocol (rank 0 leads, the other ranks serve):
   its identity, docs/architecture.md "Data flow through a run"), so the records equal those of a
   one-process run, except for the provenance's ``rank``, ``world_size`` and ``hostname`` fields that say
   where each cell ran.
-* A cell that raises on any rank is reported in that rank's gathered payload; rank 0 raises
-  :class:`DistributedRunError` (one line: the rank, the cell and the error) and broadcasts it, so every rank
-  stops with the same message after the stage. A rank that dies breaks the gloo connection, and the ranks
-  waiting on it raise (torchrun also ends every rank when one exits with an error). ``timeout_s`` bounds
-  every wait on a peer; it must exceed the longest share of one stage.
+* A cell that raises on any rank is reported in that rank's gathered payload and flagged in a small
+  key-value store that rank 0 serves (``ABORT_KEY``), so every rank stops starting cells of its share; rank
+  0 raises :class:`DistributedRunError` (one line: the rank, the cell and the error) and broadcasts it, so
+  every rank stops with the same message once the cells in flight have finished. A rank that dies breaks
+  the gloo connection, and the ranks waiting on it raise (torchrun also ends every rank when one exits with
+  an error). ``timeout_s`` bounds every wait on a peer; it must exceed the longest share of one stage.
 
 Messages are pickled Python objects (``broadcast_object_list`` / ``gather_object``): the cells (module-level
 functions with their arguments, as sent to local worker processes) and their JSON-like records, produced by
@@ -55,6 +56,7 @@ from rmt.checks import check_int
 from validation.execution import Cell, CellExecutor, available_cpus, limit_threads, resolve_workers
 
 __all__ = [
+    "ABORT_KEY",
     "DEFAULT_TIMEOUT_S",
     "MAX_TIMEOUT_S",
     "DistributedCellExecutor",
@@ -70,6 +72,9 @@ DEFAULT_TIMEOUT_S = 24 * 3600.0
 
 MAX_TIMEOUT_S = 30 * 24 * 3600.0
 """The largest accepted ``timeout_s`` (30 days)."""
+
+ABORT_KEY = "batchrmt/abort"
+"""The key a failing rank sets in the executor's abort store (its value: the one-line error)."""
 
 _FILE_REF = re.compile(r"^(arrays|checkpoints)/[A-Za-z0-9._=+-]+$")
 _PROBE = ".distributed-probe"
@@ -151,10 +156,14 @@ class DistributedCellExecutor(CellExecutor):
         root: the run folder, which every rank must see.
         group: the process group for messages (``None``: the default group, which must be gloo).
         total_workers: workers over all ranks (shown in progress messages and stored in the provenance).
+        abort_store: a ``torch.distributed.Store`` shared by the ranks (optional): a rank whose cell fails
+            sets the key :data:`ABORT_KEY` in it, and every rank stops starting new cells of its share when
+            it sees the key, so a failure ends the stage after the cells in flight rather than after every
+            rank's whole share.
     """
 
     def __init__(self, workers: int, *, root: str | os.PathLike[str], group: Any = None,
-                 total_workers: int | None = None) -> None:  # fmt: skip
+                 total_workers: int | None = None, abort_store: Any = None) -> None:  # fmt: skip
         import torch.distributed as dist
 
         self.rank = dist.get_rank()
@@ -165,6 +174,7 @@ class DistributedCellExecutor(CellExecutor):
         self.group = group
         self.root = os.fspath(root)
         self.hostname = socket.gethostname()
+        self.abort_store = abort_store
         self._stopped = False
 
     # -- messages --
@@ -252,17 +262,34 @@ class DistributedCellExecutor(CellExecutor):
                                      "hostname": self.hostname}  # fmt: skip
         return result
 
+    def _signal_abort(self, message: str) -> None:
+        if self.abort_store is not None:
+            with contextlib.suppress(Exception):  # best effort: the gathered payload reports it anyway
+                self.abort_store.set(ABORT_KEY, message)
+
+    def _aborted(self) -> bool:
+        if self.abort_store is None:
+            return False
+        try:
+            return bool(self.abort_store.check([ABORT_KEY]))
+        except Exception:  # the store's host is gone: the next collective reports it
+            return False
+
     def _compute_share(self, cells: list[Cell]) -> dict[str, Any]:
-        """This rank's share of ``cells``: ``{"rank", "results": [(index, record)], "error",
-        "traceback"}``."""
+        """This rank's share of ``cells``: ``{"rank", "results": [(index, record)], "error", "traceback",
+        "stopped"}`` (``stopped``: the share was cut short because another rank failed)."""
         share = partition_cells([c.cost for c in cells], self.world_size)[self.rank]
         mine = [cells[i] for i in share]
         index = {id(cell): i for i, cell in zip(share, mine, strict=True)}
         results: list[tuple[int, dict[str, Any]]] = []
-        payload: dict[str, Any] = {"rank": self.rank, "results": results, "error": None, "traceback": ""}
+        payload: dict[str, Any] = {"rank": self.rank, "results": results, "error": None, "traceback": "",
+                                   "stopped": False}  # fmt: skip
         try:
             for cell, record in self._local.run(mine):
                 results.append((index[id(cell)], self._stamp(record)))
+                if len(results) < len(mine) and self._aborted():  # another rank failed: stop early
+                    payload["stopped"] = True
+                    break
         except Exception as exc:  # reported to rank 0, which stops every rank
             where = ""
             if self.local_workers == 1:  # in-process cells finish in order: the first unfinished one failed
@@ -270,6 +297,7 @@ class DistributedCellExecutor(CellExecutor):
                 where = f" in cell {failed.step}/{failed.key}"
             payload["error"] = _one_line(f"rank {self.rank}{where}: {type(exc).__name__}: {exc}")
             payload["traceback"] = traceback.format_exc()
+            self._signal_abort(payload["error"])
         return payload
 
     def _check_files(self, rank: int, record: Any) -> None:
@@ -356,6 +384,29 @@ class DistributedCellExecutor(CellExecutor):
         super().close(wait=wait)
 
 
+def _abort_store(rank: int, world_size: int, group: Any, timeout_s: float) -> Any:
+    """Collective: a ``torch.distributed.TCPStore`` served by rank 0 on ``MASTER_ADDR`` (a free port, sent to
+    the other ranks) for :data:`ABORT_KEY`; ``None`` on every rank if any rank could not reach it (the run
+    then stops at the end of the stage in which a cell failed)."""
+    import torch.distributed as dist
+
+    host = os.environ["MASTER_ADDR"]
+    timeout = datetime.timedelta(seconds=min(timeout_s, 60.0))
+    store: Any = None
+    port = [None]
+    if rank == 0:
+        with contextlib.suppress(Exception):
+            store = dist.TCPStore(host, 0, world_size, True, timeout, wait_for_workers=False)
+            port = [store.port]
+    dist.broadcast_object_list(port, src=0, group=group)
+    if rank != 0 and port[0] is not None:
+        with contextlib.suppress(Exception):
+            store = dist.TCPStore(host, int(port[0]), world_size, False, timeout)
+    ok = [False] * world_size
+    dist.all_gather_object(ok, store is not None, group=group)
+    return store if all(ok) else None
+
+
 @contextlib.contextmanager
 def distributed_executor(
     root: str | os.PathLike[str],
@@ -406,7 +457,10 @@ def distributed_executor(
             group = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=float(timeout_s)))
         totals = [0] * info.world_size
         dist.all_gather_object(totals, n_local, group=group)
-        executor = DistributedCellExecutor(n_local, root=root, group=group, total_workers=sum(totals))
+        abort_store = _abort_store(info.rank, info.world_size, group, float(timeout_s))
+        executor = DistributedCellExecutor(
+            n_local, root=root, group=group, total_workers=sum(totals), abort_store=abort_store
+        )
         with executor:
             executor.check_peers(settings_fingerprint(), allow_mixed_settings=allow_mixed_settings)
             yield executor

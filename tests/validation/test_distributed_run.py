@@ -120,9 +120,39 @@ def _die(x: int) -> dict[str, Any]:
     os._exit(3)
 
 
+def _slow(folder: str, x: int) -> dict[str, Any]:
+    """Sleeps 1 s (no CPU, so load does not stretch it) and leaves a mark that it ran."""
+    time.sleep(1.0)
+    (Path(folder) / f"slow-{x}").write_text("ran")
+    return {"x": x}
+
+
+# partition over 2 ranks: rank 0 gets cells 0, 3, 5, 7, 8 (five 1-s cells); rank 1 gets 1 (fails), 2, 4, 6
+ABORT_COSTS = [10.0, 9.0] + [2.0] * 5 + [0.5] * 2
+
+
 # costs 2 and 1 over 2 ranks: the first cell goes to rank 0, the second to rank 1
 def _cells(second: Callable[[int], dict[str, Any]]) -> list[Cell]:
     return [Cell("demo", "x=0", _value, (0,), cost=2.0), Cell("demo", "x=1", second, (1,), cost=1.0)]
+
+
+def _early_abort_scenario(rank: int, root: Path) -> dict[str, Any]:
+    """Rank 1 fails in its first cell while rank 0 has six 1-s cells: rank 0 stops starting them."""
+    marks = root / "marks"
+    marks.mkdir(parents=True, exist_ok=True)
+    cells = [Cell("demo", f"x={i}", _slow, (str(marks), i), cost=c) for i, c in enumerate(ABORT_COSTS)]
+    cells[1] = Cell("demo", "x=1", _boom, (1,), cost=ABORT_COSTS[1])  # rank 1's first cell fails
+    start = time.monotonic()
+    try:
+        with distributed_executor(root, workers=1, timeout_s=PEER_TIMEOUT_S) as ex:
+            if rank == 0:
+                list(ex.run(cells))
+            else:
+                ex.serve()
+        return {"error": None}
+    except DistributedRunError as exc:
+        ran = sorted(int(p.name.split("-")[1]) for p in marks.iterdir())
+        return {"error": str(exc), "seconds": time.monotonic() - start, "ran": ran}
 
 
 def _executor_scenario(rank: int, root: Path, second: Callable[[int], dict[str, Any]]) -> dict[str, Any]:
@@ -161,6 +191,8 @@ def _rank_main(rank: int, ports: list[int], work: str) -> None:
     os.environ["MASTER_PORT"] = str(ports[3])
     save("missing_file", _executor_scenario(rank, folder / "cells", _names_missing_file))
     os.environ["MASTER_PORT"] = str(ports[4])
+    save("early_abort", _early_abort_scenario(rank, folder / "abort"))
+    os.environ["MASTER_PORT"] = str(ports[5])
     save("dead_rank", _executor_scenario(rank, folder / "cells", _die))  # rank 1 exits inside its cell
 
 
@@ -182,7 +214,7 @@ def ranks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     (work / "tiny.json").write_text(json.dumps(raw))
     context = mp.get_context("forkserver")
     context.set_forkserver_preload(["torch", "validation.pipeline", __name__])
-    procs = mp.start_processes(_rank_main, args=(_free_ports(5), str(work)), nprocs=WORLD, join=False,
+    procs = mp.start_processes(_rank_main, args=(_free_ports(6), str(work)), nprocs=WORLD, join=False,
                                start_method="forkserver")  # fmt: skip
     assert procs is not None
     deadline = time.monotonic() + JOIN_DEADLINE_S
@@ -224,6 +256,17 @@ def test_a_failing_cell_stops_every_rank_with_one_line(ranks: dict[str, Any]) ->
     message = "rank 1 in cell demo/x=1: ValueError: boom 1"
     assert result[0]["error"] == message and result[1]["error"] == message
     assert all(r["seconds"] < PEER_TIMEOUT_S for r in result.values())
+
+
+@pytest.mark.slow
+def test_a_failure_stops_the_other_ranks_share_early(ranks: dict[str, Any]) -> None:
+    result = ranks["early_abort"]
+    assert result[0]["error"] == result[1]["error"] == "rank 1 in cell demo/x=1: ValueError: boom 1"
+    assert partition_cells(ABORT_COSTS, WORLD) == [[0, 3, 5, 7, 8], [1, 2, 4, 6]]
+    # without the abort flag rank 0 would run all five of its 1-s cells; it stops after the one in flight
+    # (rank 1 fails within its first ms, rank 0's first cell sleeps 1 s; a margin of 3 cells for a busy host)
+    ran = result[0]["ran"]
+    assert 0 in ran and set(ran) <= {0, 3, 5, 7, 8} and len(ran) < 5, ran
 
 
 @pytest.mark.slow
