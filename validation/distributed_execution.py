@@ -318,7 +318,8 @@ class DistributedCellExecutor(CellExecutor):
     def run(self, cells: Iterable[Cell]) -> Iterator[tuple[Cell, dict[str, Any]]]:
         """Rank 0: compute ``cells`` over all ranks and yield ``(cell, record)`` for each, in cost order
         (dearest first), once the stage is complete. Raises :class:`DistributedRunError` if a cell failed
-        on any rank (after every rank finished its share)."""
+        on any rank (once every rank has stopped: the failure's abort flag makes the others stop starting
+        cells of their share)."""
         if self.rank != 0:
             raise DistributedRunError(f"rank {self.rank}: only rank 0 runs the pipeline; call serve() here")
         todo = sorted(cells, key=lambda c: -c.cost)
