@@ -11,6 +11,7 @@ recomputed at the end of every run; figures and report read only stored records.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -312,19 +313,26 @@ def run_pipeline(
     draw: bool = True,
     workers: int | None = None,
     objects: dict[str, Any] | None = None,
+    executor: CellExecutor | None = None,
 ) -> RunSummary:
     """Run every stage of ``config`` (:data:`STAGES`) into the folder ``out`` and write the CSV summaries,
     figures and report. Independent cells run on ``workers`` single-thread processes (default: one per
     available CPU, :func:`validation.execution.resolve_workers`); the records do not depend on the number of
     workers. ``objects`` are the live Python objects that ``object:NAME`` references in the config name (your
     model or data; they are pickled to the worker processes, so with ``workers > 1`` their classes must be
-    importable — defined in a module, or in a script guarded by ``if __name__ == "__main__":``)."""
+    importable — defined in a module, or in a script guarded by ``if __name__ == "__main__":``).
+    ``executor``: run the cells on this executor instead (e.g. a
+    :class:`validation.distributed_execution.DistributedCellExecutor`; the caller closes it, ``workers`` is
+    then unused)."""
     config.validate()
-    n_workers = resolve_workers(workers, config.device)
+    n_workers = resolve_workers(workers, config.device) if executor is None else executor.workers
     limit_threads()
     progress = Progress(quiet)
     store = ResultStore(out)
-    with store.locked(), CellExecutor(n_workers) as executor:
+    own: contextlib.AbstractContextManager[CellExecutor] = (
+        CellExecutor(n_workers) if executor is None else contextlib.nullcontext(executor)
+    )
+    with store.locked(), own as executor:
         _prepare_folder(store, config, resume)
         env = {**environment(), "workers": n_workers}
         ctx = RunContext(config=config, root=str(store.root), env=env, objects=dict(objects or {}))

@@ -4,6 +4,8 @@ report)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from typing import Any
@@ -17,6 +19,14 @@ from validation.commands.common import (
     shell_command,
 )
 from validation.config import DATASETS, RunConfig, available_configs, load_config
+from validation.distributed_execution import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    DistributedCellExecutor,
+    DistributedRunError,
+    distributed_executor,
+    in_distributed_env,
+)
 
 FALLBACK = "gaussian-mixture"
 
@@ -62,6 +72,20 @@ def register(subparsers: Any) -> None:
         help="worker processes for independent cells, one intra-op thread each "
         "(default: one per available CPU; 1 on cuda); results do not depend on it",
     )
+    p.add_argument(
+        "--distributed",
+        action="store_true",
+        help="spread the independent cells over the ranks of a torchrun job: torchrun --nproc-per-node N "
+        "-m validation.cli run --distributed ... (gloo on cpu, nccl on cuda with one GPU per rank); rank 0 "
+        "writes every record; --out must be on a filesystem every rank sees; --workers is per rank",
+    )
+    p.add_argument(
+        "--distributed-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help="with --distributed: longest wait for another rank (must exceed one rank's share of a stage)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars or step messages")
     p.add_argument(
         "--no-figures",
@@ -77,6 +101,11 @@ def continue_command(args: argparse.Namespace) -> str | None:
     if getattr(args, "resolved_out", None) is None:
         return None
     words = ["batchrmt", "run", "--config", args.config, "--out", args.resolved_out]
+    if getattr(args, "distributed", False):
+        ranks = os.environ.get("LOCAL_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or "N"
+        words = ["torchrun", f"--nproc-per-node={ranks}", "-m", "validation.cli", *words[1:], "--distributed"]
+        if args.distributed_timeout != DEFAULT_TIMEOUT_S:
+            words += ["--distributed-timeout", str(args.distributed_timeout)]
     for override in args.overrides:
         words += ["--set", override]
     if args.workers is not None:
@@ -117,11 +146,37 @@ def configure(args: argparse.Namespace) -> RunConfig:
     return config
 
 
+def _executor(
+    args: argparse.Namespace, device: str, workers: int | None
+) -> contextlib.AbstractContextManager[DistributedCellExecutor | None]:
+    """With ``--distributed``: this rank's :class:`DistributedCellExecutor` (it joins torchrun's process
+    group); otherwise nothing (``run_pipeline`` makes its own executor)."""
+    if not args.distributed:
+        return contextlib.nullcontext()
+    return distributed_executor(
+        args.resolved_out,
+        workers=workers,
+        device=device,
+        timeout_s=args.distributed_timeout,
+        allow_mixed_settings=args.allow_mixed_settings,
+    )
+
+
 def main(args: argparse.Namespace) -> int:
+    from validation.cli import printable
     from validation.report import format_table
 
     if args.allow_mixed_settings and not args.resume:
         raise UsageError("--allow-mixed-settings only applies with --resume")
+    if args.distributed and not in_distributed_env():
+        raise UsageError(
+            "--distributed runs under torchrun, which sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT; "
+            "launch it with: torchrun --nproc-per-node N -m validation.cli run --distributed ..."
+        )
+    if not 0 < args.distributed_timeout <= MAX_TIMEOUT_S:
+        raise UsageError(
+            f"--distributed-timeout must be in (0, {MAX_TIMEOUT_S:g}] seconds, got {args.distributed_timeout}"
+        )
     config = configure(args)
     check_device(config.device, "--device" if args.device else "config field 'device'")
     out = check_out_folder(args.out or f"runs/{config.name}")
@@ -132,16 +187,26 @@ def main(args: argparse.Namespace) -> int:
     from validation.store import permit_mixed_settings
 
     start = time.perf_counter()
+    workers = check_workers(args.workers)
     try:
-        with permit_mixed_settings(args.allow_mixed_settings):
+        with permit_mixed_settings(args.allow_mixed_settings), _executor(args, config.device, workers) as ex:
+            if ex is not None and ex.rank != 0:
+                ex.serve()  # this rank computes its share of every stage; rank 0 writes the records
+                return 0
             summary = run_pipeline(
                 config,
                 out,
                 resume=args.resume,
                 quiet=args.quiet,
                 draw=not args.no_figures,
-                workers=check_workers(args.workers),
+                workers=workers,
+                executor=ex,
             )
+    except DistributedRunError as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"batchrmt run: {printable(str(exc))}", file=sys.stderr)
+        return 1
     except DatasetNotFoundError as exc:
         fix = "sudo apt-get install -y dataset-fashion-mnist, " if config.data == "fashion-mnist" else ""
         detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
