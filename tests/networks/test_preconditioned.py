@@ -1,5 +1,5 @@
-"""Adam's frozen preconditioner and the preconditioned curvature P^{-1/2}H_BP^{-1/2} against torch.optim.Adam's
-own state and a dense generalized eigenproblem (float64, tiny network)."""
+"""Adam's frozen preconditioner and P^{-1/2}H_BP^{-1/2} against torch.optim.Adam's own state and a
+dense generalized eigenproblem (float64, tiny network)."""
 
 from __future__ import annotations
 
