@@ -86,6 +86,7 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
     "mean_square_leakage": ("sgd", "momentum"),
     "adam_frozen_p": ("adam",),
     "adam_frozen_p_pool": ("adam",),
+    "adam_frozen_p_step": ("adam",),
 }
 """Predictors defined for some optimizers only (every other predictor applies to all)."""
 MIN_CHAMPION_CELLS = 5
@@ -110,9 +111,11 @@ class MeanSquareInputs:
 class PreconditionedInputs:
     """Step 6b per threshold B (NaN where missing), each the median over the rebuilt trial seeds:
     λ_max(P⁻¹H_B), λ_max(P⁻¹H) and the population mean / variance of the pool samples' curvature along the
-    top eigenvector of P^{-1/2}HP^{-1/2}; ``beta1`` Adam's β₁; ``pool_size`` N."""
+    top eigenvector of P^{-1/2}HP^{-1/2}; ``lambda_step`` λ_max(P⁻¹H_B) with P including the batch's own g²
+    (Adam's first real step); ``beta1`` Adam's β₁; ``pool_size`` N."""
 
     lambda_batch: FloatArray
+    lambda_step: FloatArray
     lambda_pool: FloatArray
     sample_mean: FloatArray
     sample_variance: FloatArray
@@ -312,6 +315,15 @@ def adam_frozen_p_pool_predictor(inputs: LRInputs) -> FloatArray:
     ``adam_frozen_p``)."""
     pre = inputs.preconditioned
     return _adam_frozen(inputs, None if pre is None else pre.lambda_pool)
+
+
+@_register("adam_frozen_p_step", "frozen P of Adam's first step (P holds the batch's g²)", "theory", "m", ":")
+def adam_frozen_p_step_predictor(inputs: LRInputs) -> FloatArray:
+    """Adam, exploratory (added after the smoke run showed ``adam_frozen_p`` dominated by coordinates with
+    √v̂ < ε; not a champion): the frozen-P threshold with P the v̂ of Adam's first real step, which holds the
+    g² of the very batch whose H_B it multiplies."""
+    pre = inputs.preconditioned
+    return _adam_frozen(inputs, None if pre is None else pre.lambda_step)
 
 
 def applies(key: str, optimizer: str) -> bool:
@@ -560,6 +572,7 @@ def preconditioned_inputs(
     first = next(iter(recs.values()))
     return PreconditionedInputs(
         lambda_batch=median("lambda_batch"),
+        lambda_step=median("lambda_step"),
         lambda_pool=median("lambda_pool"),
         sample_mean=median("per_sample_mean"),
         sample_variance=median("per_sample_variance"),

@@ -9,6 +9,8 @@ and measures
 
 * v̂ statistics (min, median, max of √v̂, the fraction of entries with √v̂ < ε);
 * λ_max(P⁻¹H_B) on the trial's first post-warm-up batch (the batch its first real step uses);
+* the same with P built from the warm-up batches AND that first batch (``lambda_step``: the v̂ Adam divides
+  by in its first real step, which already holds that batch's g²);
 * λ_max(P⁻¹H) on the whole pool, its top eigenvector u of P^{-1/2}HP^{-1/2}, and the pool samples'
   curvatures h_i = (P^{-1/2}u)ᵀH_i(P^{-1/2}u) along it (population mean = λ_max(P⁻¹H), variance) — the inputs
   of Adam's mean-square threshold (``rmt.mean_square``).
@@ -93,6 +95,13 @@ def _one_seed(
     lam_b, res_b, prod_b = preconditioned_top_eigenvalue(
         hess_b, diag, tol=cfg.tol, max_products=cfg.max_products, seed=batch_seed
     )
+    v_step = adam_second_moment(
+        model, loss_fn, [(x[i], y[i]) for i in batches[: warm + 1]], beta2=beta2, bn_mode=settings.bn_mode
+    )
+    lam_s, res_s, _ = preconditioned_top_eigenvalue(
+        hess_b, adam_preconditioner_diagonal(v_step, eps).to(x.dtype), tol=cfg.tol,
+        max_products=cfg.max_products, seed=batch_seed,
+    )  # fmt: skip
     hess = HessianOperator(model, loss_fn, (x, y), bn_mode=settings.bn_mode)
     pool_op = PreconditionedOperator(hess, diag)
     top = top_eigenpairs(
@@ -110,6 +119,9 @@ def _one_seed(
         "lambda_batch": lam_b,
         "lambda_batch_residual": res_b,
         "lambda_batch_products": prod_b,
+        "lambda_step": lam_s,
+        "lambda_step_residual": res_s,
+        "step_fraction_below_eps": float((v_step.sqrt() < eps).double().mean()),
         "lambda_pool": float(top.eigenvalues[0]),
         "lambda_pool_residual": float(top.residuals[0]),
         "lambda_pool_products": int(top.num_products),
