@@ -105,7 +105,8 @@ def test_preconditioned_cell_rebuilds_the_trials_warmup() -> None:
     loss_fn = nn.CrossEntropyLoss()
     rec = measure_preconditioned_cell(config, model, loss_fn, x, y, model_name="m", ckpt=0, batch_size=4)
     assert len(rec["seeds"]) == 2 and rec["warmup_steps"] == 3 and rec["pool_size"] == 20
-    for s, entry in enumerate(rec["seeds"]):
+    assert sorted(rec["seeds"]) == ["0", "1"]
+    for s, entry in ((int(k), v) for k, v in rec["seeds"].items()):
         seed = threshold_batch_seed(config, "m", 0, 4, s)
         seq = _batch_sequence(20, 4, seed, 4)
         assert entry["batch_seed"] == seed

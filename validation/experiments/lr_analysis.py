@@ -564,7 +564,7 @@ def preconditioned_inputs(
     def median(field: str) -> FloatArray:
         out = np.full(len(sizes), np.nan)
         for i, b in enumerate(sizes):
-            vals = [decode_float(s[field]) for s in recs[b]["seeds"]] if b in recs else []
+            vals = [decode_float(s[field]) for s in recs[b]["seeds"].values()] if b in recs else []
             vals = [v for v in vals if math.isfinite(v)]
             out[i] = float(np.median(vals)) if vals else np.nan
         return out

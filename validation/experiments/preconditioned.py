@@ -128,7 +128,7 @@ def _one_seed(
         "per_sample_mean": float(np.mean(h)),
         "per_sample_variance": float(np.var(h)),
         "per_sample_max": float(np.max(h)),
-        "seconds": time.perf_counter() - start,
+        "wall_time": time.perf_counter() - start,
     }
 
 
@@ -143,17 +143,18 @@ def measure_preconditioned_cell(
     ckpt: int,
     batch_size: int,
 ) -> dict[str, Any]:
-    """Step 6b for one (model, checkpoint, B): one entry per trial seed (module docstring); ``x``, ``y`` the
-    pool (as the trials see it: the model's dtype and device)."""
+    """Step 6b for one (model, checkpoint, B): ``seeds`` maps each rebuilt trial seed index (a string) to its
+    measurements (module docstring; its own ``wall_time``); ``x``, ``y`` the pool as the trials see it (the
+    model's dtype and device)."""
     cfg = config.thresholds
     settings = cfg.trial_settings(config.bn_mode)
     count = min(cfg.preconditioned_batches, cfg.seeds)
-    seeds = [
-        _one_seed(config, model, loss_fn, x, y, batch_size,
-                  threshold_batch_seed(config, model_name, ckpt, batch_size, s))
+    seeds = {
+        str(s): _one_seed(config, model, loss_fn, x, y, batch_size,
+                          threshold_batch_seed(config, model_name, ckpt, batch_size, s))
         for s in range(count)
-    ]  # fmt: skip
-    lam = np.array([s["lambda_batch"] for s in seeds], dtype=float)
+    }  # fmt: skip
+    lam = np.array([s["lambda_batch"] for s in seeds.values()], dtype=float)
     return {
         "model": model_name,
         "ckpt": ckpt,
@@ -166,5 +167,4 @@ def measure_preconditioned_cell(
         "bn_mode": settings.bn_mode,
         "seeds": seeds,
         "lambda_batch_median": float(np.median(lam)) if lam.size else float("nan"),
-        "seconds": float(sum(s["seconds"] for s in seeds)),
     }
