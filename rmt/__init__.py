@@ -12,6 +12,7 @@ B*
 - ``rmt.sample_spikes``   sample-side spikes: heavy-tailed low-rank per-sample terms + shared spikes (§1e)
 - ``rmt.sample_spikes_sampling``  exact Gram/Bartlett sampler of that model
 - ``rmt.learning_rates``  stability thresholds and η_max(B) laws (docs/theory.md §3)
+- ``rmt.mean_square``     mean-square thresholds with fresh batches (docs/theory.md §3b, §3c)
 - ``rmt.symbolic``        sympy derivations, the source of truth of the closed forms
 - ``rmt.sampling``        seeded Monte-Carlo samplers and fast extremal eigenvalues
 - ``rmt.testing``         hypothesis strategies and a Monte-Carlo assertion helper (imports hypothesis)
@@ -103,6 +104,13 @@ _EXPORTS = {
     "wishart_outlier": "rmt.wishart",
     "wishart_outlier_fluctuation_sd": "rmt.wishart",
     "wishart_overlap": "rmt.wishart",
+    "MEAN_SQUARE_METHODS": "rmt.mean_square",
+    "mean_square_max_lr": "rmt.mean_square",
+    "multi_direction_max_lr": "rmt.mean_square",
+    "noise_gain": "rmt.mean_square",
+    "second_moment_matrix": "rmt.mean_square",
+    "second_moment_radius": "rmt.mean_square",
+    "single_sample_moments": "rmt.mean_square",
 }
 
 __all__ = list(_EXPORTS)
@@ -140,6 +148,15 @@ if TYPE_CHECKING:
         noise_edge_curvature,
         polyak_heavy_ball,
         stability_constant,
+    )
+    from rmt.mean_square import (
+        MEAN_SQUARE_METHODS,
+        mean_square_max_lr,
+        multi_direction_max_lr,
+        noise_gain,
+        second_moment_matrix,
+        second_moment_radius,
+        single_sample_moments,
     )
     from rmt.profile import (
         solve_qve,

@@ -474,3 +474,67 @@ def _sample_spikes() -> Derivation:
 
 TOPICS = (*TOPICS, "sample_spikes")
 _BUILDERS["sample_spikes"] = _sample_spikes
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Mean-square stability with fresh batches (docs/theory.md §3b, §3c): registered below, self-contained.
+
+
+def _mean_square() -> Derivation:
+    """Second-moment thresholds of SGD, heavy ball and frozen-preconditioner Adam with i.i.d. fresh batches
+    (rmt.mean_square), and the sample-spike bound 2B/λ as a special value of the same formula."""
+    import sympy
+
+    pos = dict(positive=True, real=True)
+    eta, m, v, s2, lam, N, B = (
+        sympy.Symbol(name, **pos) for name in ("eta", "m", "v", "s2", "lambda", "N", "B")
+    )
+    beta, beta1 = sympy.Symbol("beta", nonnegative=True, real=True), sympy.Symbol("beta_1", **pos)
+    z = sympy.Symbol("z")
+    symbols = {"eta": eta, "m": m, "v": v, "s2": s2, "lam": lam, "N": N, "B": B, "beta": beta,
+               "beta1": beta1, "z": z}  # fmt: skip
+    steps: list[Step] = []
+    rho = 1 - 2 * eta * m + eta**2 * (m**2 + v)
+    steps.append(Step("sgd_factor", "E(1 − ηh)², E h = m, Var h = v", rho))
+    (sgd,) = [r for r in sympy.solve(sympy.Eq(rho, 1), eta) if r != 0]
+    steps.append(Step("sgd_threshold", "SGD: E(1 − ηh)² = 1 at η = 2m/(m² + v)", sympy.simplify(sgd)))
+    a_mean = 1 + beta - eta * m
+    ea2 = a_mean**2 + eta**2 * v
+    moment = sympy.Matrix([[ea2, -2 * beta * a_mean, beta**2], [a_mean, -beta, 0], [1, 0, 0]])
+    steps.append(
+        Step("heavy_ball_moment_map", "(x_t², x_t x_{t−1}, x_{t−1}²) ↦ E[...] one step later", moment)
+    )
+    char = sympy.factor(sympy.expand((sympy.eye(3) * z - moment).det()))
+    steps.append(Step("heavy_ball_charpoly", "det(zI − M)", char))
+    at_one = sympy.factor(char.subs(z, 1))
+    steps.append(Step("heavy_ball_det_at_one", "det(I − M): zero where an eigenvalue crosses 1", at_one))
+    roots = [r for r in sympy.solve(at_one, eta) if sympy.simplify(r) != 0]
+    (hb,) = roots
+    hb = sympy.simplify(hb)
+    steps.append(Step("heavy_ball_threshold", "η* = 2(1+β)m/(m² + v(1+β)/(1−β))", hb))
+    steps.append(
+        Step(
+            "heavy_ball_threshold_identity",
+            "η* − 2(1+β)m/(m² + v(1+β)/(1−β)) (zero)",
+            sympy.simplify(hb - 2 * (1 + beta) * m / (m**2 + v * (1 + beta) / (1 - beta))),
+        )
+    )
+    steps.append(
+        Step("heavy_ball_deterministic", "v = 0: the deterministic 2(1+β)/m", sympy.simplify(hb.subs(v, 0)))
+    )
+    adam = sympy.simplify(hb.subs(beta, beta1) / (1 - beta1))
+    steps.append(Step("adam_threshold", "frozen-P Adam = heavy ball(β₁) at lr η(1 − β₁)", adam))
+    kap = (N - B) / (B * (N - 1))
+    spike = sgd.subs({m: lam / N, v: kap * lam**2 * (N - 1) / N**2})
+    steps.append(
+        Step(
+            "sample_spike_threshold",
+            "SGD with m = λ/N, s² = λ²(N−1)/N², v = κ(B)s²: 2B/λ",
+            sympy.simplify(spike),
+        )
+    )
+    return Derivation("mean_square", tuple(steps), symbols)
+
+
+TOPICS = (*TOPICS, "mean_square")
+_BUILDERS["mean_square"] = _mean_square

@@ -231,3 +231,29 @@ def threshold_cell(
         }
     )
     return _with_env(ctx, rec)
+
+
+def preconditioned_cell(ctx: RunContext, model_name: str, ckpt: int, batch_size: int) -> dict[str, Any]:
+    """Step 6b, one (checkpoint, B): λ_max(P⁻¹H_B) of Adam's warm-up preconditioner per trial seed."""
+    from networks.training import model_device
+    from validation.experiments import checkpoints as ckpt_step
+    from validation.experiments.preconditioned import measure_preconditioned_cell
+    from validation.provenance import timed
+
+    model = checkpoint_model(ctx, model_name, ckpt)
+    pool = pool_of(ctx)
+    dtype = next(model.parameters()).dtype
+    device = model_device(model)
+    with timed() as timer:
+        rec = measure_preconditioned_cell(
+            ctx.config,
+            model,
+            ckpt_step.loss_function(),
+            pool.x.to(device=device, dtype=dtype),
+            pool.y.to(device),
+            model_name=model_name,
+            ckpt=ckpt,
+            batch_size=batch_size,
+        )
+    rec.update(timer.fields())
+    return _with_env(ctx, rec)

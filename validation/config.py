@@ -232,6 +232,8 @@ class ThresholdConfig:
     eval_every: int = TrialSettings.eval_every
     eval_size: int | None = TrialSettings.eval_size
     models: tuple[str, ...] = ()
+    preconditioned_batches: int = 2
+    """Step 6b: Adam trial seeds (≤ ``seeds``) whose warm-up preconditioner is rebuilt per B (0: none)."""
 
     def trial_settings(self, bn_mode: str) -> TrialSettings:
         """The :class:`networks.trial_settings.TrialSettings` of every threshold cell of the run (the
@@ -277,6 +279,7 @@ class ThresholdConfig:
             raise _fail(f"{prefix}.models", "a list of model names (empty: every model)", self.models)
         if self.eval_size is not None:
             _int(self.eval_size, f"{prefix}.eval_size", 1)
+        _int(self.preconditioned_batches, f"{prefix}.preconditioned_batches", 0)
 
 
 @dataclass(frozen=True)

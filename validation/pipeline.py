@@ -30,6 +30,7 @@ from validation.experiments import lr_analysis as lr_step
 from validation.experiments import montecarlo as mc_step
 from validation.experiments import noise as noise_step
 from validation.experiments import per_sample as per_sample_step
+from validation.experiments import preconditioned as precond_step
 from validation.experiments import spectra as spectra_step
 from validation.experiments import spectrum_scoring as pred_step
 from validation.experiments import sweep as sweep_step
@@ -283,6 +284,19 @@ def _thresholds_stage(run: RunState) -> None:
         run.store.put(lr_step.LR_STEP, cell_key(model=name, ckpt=c), analysis.to_dict())
 
 
+def _preconditioned_stage(run: RunState) -> None:
+    """Step 6b: Adam's warm-up preconditioner and λ_max(P⁻¹H_B) at the threshold cells (read by step 6)."""
+    if "adam" not in run.config.thresholds.optimizers or run.config.thresholds.preconditioned_batches == 0:
+        return
+    cells = [
+        Cell(precond_step.STEP, cell_key(model=name, ckpt=c, B=b), cells_mod.preconditioned_cell,
+             (run.ctx, name, c, b), cost=2.0)
+        for name, c in _threshold_targets(run.config, run.usable)
+        for b in threshold_batch_sizes(run.config, [int(g) for g in run.predictions[(name, c)]["grid"]])
+    ]  # fmt: skip
+    run.run(cells, "Adam preconditioner")
+
+
 def _montecarlo_stage(run: RunState) -> None:
     """The theory layer's predictions against its exact samplers (one record per run seed)."""
     seed = run.config.seed
@@ -296,6 +310,7 @@ STAGES: tuple[Callable[[RunState], None], ...] = (
     _curvature_stage,
     _sweep_stage,
     _predictions_stage,
+    _preconditioned_stage,
     _thresholds_stage,
     _montecarlo_stage,
 )

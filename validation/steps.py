@@ -28,3 +28,6 @@ LEARNER: Final = "learner"
 PER_SAMPLE: Final = "per_sample"
 """Step 3b: per-sample curvature statistics of H_i and G_i on samples outside the pool (one record per
 checkpoint)."""
+PRECONDITIONED: Final = "preconditioned"
+"""Step 6b: λ_max(P⁻¹H_B) of Adam's frozen warm-up preconditioner (one record per threshold checkpoint and
+B)."""

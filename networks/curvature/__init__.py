@@ -19,6 +19,12 @@ from networks.curvature.per_sample import (
     per_sample_ggn,
     per_sample_hessian,
 )
+from networks.curvature.preconditioned import (
+    PreconditionedOperator,
+    adam_preconditioner_diagonal,
+    adam_second_moment,
+    preconditioned_top_eigenvalue,
+)
 
 __all__ = [
     "BatchNoiseEstimate",
@@ -28,7 +34,10 @@ __all__ = [
     "NoiseEstimate",
     "PerSampleCurvatureStats",
     "PerSampleGGN",
+    "PreconditionedOperator",
     "QuadraticFormStats",
+    "adam_preconditioner_diagonal",
+    "adam_second_moment",
     "as_operator",
     "batch_noise_norm",
     "curvature_operator",
@@ -38,5 +47,6 @@ __all__ = [
     "per_sample_ggn",
     "per_sample_hessian",
     "per_sample_noise",
+    "preconditioned_top_eigenvalue",
     "quadratic_form_variance",
 ]

@@ -6,11 +6,24 @@ threshold batch sizes. ``theory``: the stability constant c of the optimizer (``
 over the best spectrum model's λ'(B) (the *champion*), over the measured mean λ'(B), and the homogeneous
 additive model's closed form — for Adam over √λ' (the sqrt-curvature form). ``baseline``: c/λ_1 at every B,
 the linear and square-root rules from the smallest B, and c / batch sharpness
-(``validation.baselines``). Scores: median |log(pred/measured)| and the fractions within 1.25× and 1.5×
-over the (B, seed) cells (``validation.stats.median_abs_log_ratio``); paired Wilcoxon tests of the
-champion against each baseline on the common cells, Holm-corrected; the exponent of log η_max vs log B on
-B ≤ B*/2 with a seed-bootstrap CI and the pre-registered verdict (``validation.stats.fit_power_law``,
-``classify_exponent``).
+(``validation.baselines``). The fresh-batch predictors (docs/theory.md §3b, §3c): ``mean_square`` — the
+mean-square threshold along the top eigenvectors of H (per-sample Rayleigh variances measured on held-out
+samples, step 3b) and along the sample-spike directions (the expected largest per-sample top of the pool);
+``mean_square_leakage`` — the same with Wu–Ma–E's off-direction term; ``adam_frozen_p`` and
+``adam_frozen_p_pool`` — Adam's frozen-preconditioner threshold (2 + 2β₁)/((1 − β₁)·λ_max(P⁻¹H_B)) (resp.
+P⁻¹H) from step 6b. A predictor that does not apply to an optimizer (:data:`APPLIES_TO`) is left out of its
+record.
+
+The champion — the predictor the paired tests compare against every baseline — is fixed per optimizer in
+advance (:data:`CHAMPIONS`, chosen before any score was seen, never by the scores): the mean-square threshold
+for SGD and momentum (the exact linear-stability threshold of fresh-batch SGD / heavy ball), the frozen-P
+threshold for Adam (the bound on the matrix Adam iterates). Where the champion is defined on fewer than 5
+cells (e.g. no per-sample record) the rule falls back to :data:`CHAMPION` (c/λ' of the best spectrum model).
+
+Scores: median |log(pred/measured)| and the fractions within 1.25× and 1.5× over the (B, seed) cells
+(``validation.stats.median_abs_log_ratio``); paired Wilcoxon tests of the champion against each baseline on
+the common cells, Holm-corrected; the exponent of log η_max vs log B on B ≤ B*/2 with a seed-bootstrap CI and
+the pre-registered verdict (``validation.stats.fit_power_law``, ``classify_exponent``).
 """
 
 from __future__ import annotations
@@ -45,7 +58,19 @@ from validation.records import decode_float
 from validation.stats import classify_exponent, fit_power_law, median_abs_log_ratio, paired_wilcoxon_holm
 from validation.store import ResultStore, cell_key
 
-__all__ = ["CHAMPION", "LR_PREDICTORS", "LR_STEP", "LRInputs", "analyse_thresholds"]
+__all__ = [
+    "APPLIES_TO",
+    "CHAMPION",
+    "CHAMPIONS",
+    "LR_PREDICTORS",
+    "LR_STEP",
+    "LRInputs",
+    "MeanSquareInputs",
+    "PreconditionedInputs",
+    "analyse_thresholds",
+    "applies",
+    "champion_for",
+]
 
 LR_STEP = steps.LR_ANALYSIS
 THEORY_METHODS = {"sgd": ("sgd", 0.0), "momentum": ("heavy_ball", DEFAULT_MOMENTUM), "adam": ("adam", 0.0)}
@@ -53,7 +78,49 @@ THEORY_METHODS = {"sgd": ("sgd", 0.0), "momentum": ("heavy_ball", DEFAULT_MOMENT
 
 LR_PREDICTORS = Registry("learning-rate predictors")
 CHAMPION = "rmt_best_model"
-"""The predictor the paired tests compare against every baseline."""
+"""The fallback champion: c/λ'(B) of the best spectrum model (the champion before the fresh-batch
+predictors; used where the pre-registered one of :data:`CHAMPIONS` is defined on fewer than 5 cells)."""
+CHAMPIONS: dict[str, str] = {"sgd": "mean_square", "momentum": "mean_square", "adam": "adam_frozen_p"}
+"""Pre-registered champion per optimizer (docs/theory.md §3b, §3c): fixed before any score was seen."""
+APPLIES_TO: dict[str, tuple[str, ...]] = {
+    "mean_square_leakage": ("sgd", "momentum"),
+    "adam_frozen_p": ("adam",),
+    "adam_frozen_p_pool": ("adam",),
+    "adam_frozen_p_step": ("adam",),
+}
+"""Predictors defined for some optimizers only (every other predictor applies to all)."""
+MIN_CHAMPION_CELLS = 5
+
+
+@dataclass(frozen=True)
+class MeanSquareInputs:
+    """Per-direction statistics for the mean-square threshold of SGD / heavy ball (docs/theory.md §3b), all
+    independent of the thresholds: ``means`` λ_j > 0 (top eigenvalues of the pool Hessian, step 2),
+    ``variances`` the held-out samples' variance of u_jᵀH_iu_j and ``leakages`` their mean
+    ‖(I − u_ju_jᵀ)H_iu_j‖² (step 3b), ``spike_top`` the expected largest per-sample top eigenvalue among the
+    ``pool_size`` pool samples (from the held-out per-sample tops)."""
+
+    pool_size: int
+    means: FloatArray
+    variances: FloatArray
+    leakages: FloatArray
+    spike_top: float
+
+
+@dataclass(frozen=True)
+class PreconditionedInputs:
+    """Step 6b per threshold B (NaN where missing), each the median over the rebuilt trial seeds:
+    λ_max(P⁻¹H_B), λ_max(P⁻¹H) and the population mean / variance of the pool samples' curvature along the
+    top eigenvector of P^{-1/2}HP^{-1/2}; ``lambda_step`` λ_max(P⁻¹H_B) with P including the batch's own g²
+    (Adam's first real step); ``beta1`` Adam's β₁; ``pool_size`` N."""
+
+    lambda_batch: FloatArray
+    lambda_step: FloatArray
+    lambda_pool: FloatArray
+    sample_mean: FloatArray
+    sample_variance: FloatArray
+    beta1: float
+    pool_size: int
 
 
 @dataclass(frozen=True)
@@ -71,6 +138,8 @@ class LRInputs:
     lam_best: FloatArray
     batch_sharpness: FloatArray
     median_strict: FloatArray
+    mean_square: MeanSquareInputs | None = None
+    preconditioned: PreconditionedInputs | None = None
 
     @property
     def adam(self) -> bool:
@@ -168,6 +237,111 @@ def batch_sharpness_predictor(inputs: LRInputs) -> FloatArray:
     )
 
 
+def _nan(inputs: LRInputs) -> FloatArray:
+    return np.full(inputs.batch_sizes.shape, np.nan)
+
+
+def _sgd_mean_square(inputs: LRInputs, leakage: bool) -> FloatArray:
+    """min over the top directions of H and the sample-spike direction of ``rmt.mean_square``'s threshold."""
+    from rmt.mean_square import mean_square_max_lr, multi_direction_max_lr, single_sample_moments
+
+    ms = inputs.mean_square
+    if ms is None or ms.means.size == 0:
+        return _nan(inputs)
+    method, momentum = THEORY_METHODS[inputs.optimizer]
+    kw: dict[str, Any] = {"method": method, "momentum": momentum}
+    b = np.minimum(inputs.batch_sizes, ms.pool_size)
+    out = np.asarray(
+        multi_direction_max_lr(
+            ms.means, ms.variances, b, ms.pool_size, leakages=ms.leakages if leakage else 0.0, **kw
+        ),
+        dtype=float,
+    )
+    if math.isfinite(ms.spike_top) and ms.spike_top > 0:
+        m, s2 = single_sample_moments(ms.spike_top, ms.pool_size)
+        out = np.minimum(out, np.asarray(mean_square_max_lr(m, s2, b, ms.pool_size, **kw), dtype=float))
+    return out
+
+
+@_register("mean_square", "mean-square, fresh batches (top directions + sample spikes)", "theory", "C1")
+def mean_square_predictor(inputs: LRInputs) -> FloatArray:
+    """SGD / momentum: ``rmt.mean_square.multi_direction_max_lr`` over the top eigenvectors of H (means λ_j,
+    held-out Rayleigh variances) and the sample-spike direction (docs/theory.md §3b). Adam: the mean-square
+    frozen-P threshold along the top eigenvector of P^{-1/2}HP^{-1/2} from step 6b (§3c)."""
+    if not inputs.adam:
+        return _sgd_mean_square(inputs, leakage=False)
+    from rmt.mean_square import mean_square_max_lr
+
+    pre = inputs.preconditioned
+    if pre is None:
+        return _nan(inputs)
+    ok = np.isfinite(pre.sample_mean) & (pre.sample_mean > 0) & np.isfinite(pre.sample_variance)
+    out = _nan(inputs)
+    if ok.any():
+        b = np.minimum(inputs.batch_sizes[ok], pre.pool_size)
+        out[ok] = mean_square_max_lr(
+            pre.sample_mean[ok], pre.sample_variance[ok], b, pre.pool_size, method="adam", beta1=pre.beta1
+        )
+    return out
+
+
+@_register("mean_square_leakage", "mean-square with off-direction leakage (Wu-Ma-E)", "theory", "C2")
+def mean_square_leakage_predictor(inputs: LRInputs) -> FloatArray:
+    """As ``mean_square`` for SGD / momentum, with the held-out mean ‖(I − u_ju_jᵀ)H_iu_j‖² added to the
+    variance: the one-step E‖(I − ηH_B)u_j‖² ≤ 1 form (docs/theory.md §3b)."""
+    return _sgd_mean_square(inputs, leakage=True)
+
+
+def _adam_frozen(inputs: LRInputs, lam: FloatArray | None) -> FloatArray:
+    from rmt.learning_rates import max_lr
+
+    pre = inputs.preconditioned
+    if pre is None or lam is None:
+        return _nan(inputs)
+    return _where_positive(lam, lambda v: np.asarray(max_lr(v, method="adam", beta1=pre.beta1), dtype=float))
+
+
+@_register("adam_frozen_p", "(2+2β₁)/((1−β₁) λ_max(P⁻¹H_B)), frozen P", "theory", "C3")
+def adam_frozen_p_predictor(inputs: LRInputs) -> FloatArray:
+    """Adam: ``rmt.learning_rates.max_lr(λ_max(P⁻¹H_B), method="adam")`` with P Adam's warm-up
+    preconditioner and H_B the trial's first batch (step 6b; docs/theory.md §3c)."""
+    pre = inputs.preconditioned
+    return _adam_frozen(inputs, None if pre is None else pre.lambda_batch)
+
+
+@_register("adam_frozen_p_pool", "(2+2β₁)/((1−β₁) λ_max(P⁻¹H)), frozen P, pool", "theory", "k")
+def adam_frozen_p_pool_predictor(inputs: LRInputs) -> FloatArray:
+    """Adam: the frozen-P threshold on the pool Hessian H (the deterministic full-batch limit of
+    ``adam_frozen_p``)."""
+    pre = inputs.preconditioned
+    return _adam_frozen(inputs, None if pre is None else pre.lambda_pool)
+
+
+@_register("adam_frozen_p_step", "frozen P of Adam's first step (P holds the batch's g²)", "theory", "m", ":")
+def adam_frozen_p_step_predictor(inputs: LRInputs) -> FloatArray:
+    """Adam, exploratory (added after the smoke run showed ``adam_frozen_p`` dominated by coordinates with
+    √v̂ < ε; not a champion): the frozen-P threshold with P the v̂ of Adam's first real step, which holds the
+    g² of the very batch whose H_B it multiplies."""
+    pre = inputs.preconditioned
+    return _adam_frozen(inputs, None if pre is None else pre.lambda_step)
+
+
+def applies(key: str, optimizer: str) -> bool:
+    """Whether the predictor ``key`` is defined for ``optimizer`` (:data:`APPLIES_TO`)."""
+    return optimizer in APPLIES_TO.get(key, (optimizer,))
+
+
+def champion_for(optimizer: str, abs_r: dict[str, FloatArray]) -> str:
+    """The pre-registered champion of ``optimizer`` (:data:`CHAMPIONS`), or :data:`CHAMPION` where it has
+    fewer than :data:`MIN_CHAMPION_CELLS` finite cells (``abs_r``: |log ratio| per cell). The rule looks at
+    which cells are defined, never at the scores."""
+    key = CHAMPIONS.get(optimizer, CHAMPION)
+    cells = abs_r.get(key)
+    if cells is None or int(np.isfinite(cells).sum()) < MIN_CHAMPION_CELLS:
+        return CHAMPION
+    return key
+
+
 # ------------------------------------------------------------------------------------------ analysis
 def fit_exponent(
     batch: FloatArray, per_seed: FloatArray, max_batch: float, n_boot: int, seed: int
@@ -214,18 +388,17 @@ def _score(curve: FloatArray, strict: FloatArray, n_boot: int, seed: int) -> tup
     return LRScore(acc.median_abs.estimate, acc.within_1_25, acc.within_1_5), abs_r
 
 
-def _paired_tests(abs_r: dict[str, FloatArray]) -> dict[str, PairedTest]:
-    """Champion vs each baseline on the cells where every predictor is defined (at least 5)."""
-    common = np.all(np.isfinite(np.vstack(list(abs_r.values()))), axis=0)
+def _paired_tests(abs_r: dict[str, FloatArray], champion: str) -> dict[str, PairedTest]:
+    """``champion`` vs each baseline on the cells where all of them are defined (at least 5)."""
+    compared = {k: v for k, v in abs_r.items() if k == champion or LR_PREDICTORS[k].kind == "baseline"}
+    common = np.all(np.isfinite(np.vstack(list(compared.values()))), axis=0)
     if common.sum() < 5:
         return {}
-    compared = {
-        k: v[common] for k, v in abs_r.items() if k == CHAMPION or LR_PREDICTORS[k].kind == "baseline"
-    }
     return {
         row["method"]: PairedTest(row["p_value"], row["p_holm"], row["n_cells"], row["median_difference"])
-        for row in paired_wilcoxon_holm(compared, CHAMPION, alternative="less")
-    }
+        for row in paired_wilcoxon_holm({k: v[common] for k, v in compared.items()}, champion,
+                                        alternative="less")
+    }  # fmt: skip
 
 
 def _threshold_matrix(
@@ -252,8 +425,11 @@ def analyse_optimizer(
     pred: PredictionRecord,
     sweep: list[dict[str, Any]],
     config: RunConfig,
+    mean_square: MeanSquareInputs | None = None,
+    preconditioned: PreconditionedInputs | None = None,
 ) -> OptimizerAnalysis:
-    """Step 6 for one optimizer's threshold records."""
+    """Step 6 for one optimizer's threshold records (``mean_square``, ``preconditioned``: the inputs of the
+    fresh-batch predictors, None where not measured)."""
     from rmt.learning_rates import max_lr
 
     th = pred.targets["H"]
@@ -278,13 +454,19 @@ def analyse_optimizer(
         lam_best=np.array([best_curve.get(s, math.nan) for s in sizes]),
         batch_sharpness=np.array([float(np.mean(v)) if v else math.nan for v in sharp]),
         median_strict=med,
+        mean_square=mean_square,
+        preconditioned=preconditioned,
     )
-    predictors = {p.key: np.asarray(p.function(inputs), dtype=float) for p in LR_PREDICTORS}
+    predictors = {
+        p.key: np.asarray(p.function(inputs), dtype=float) for p in LR_PREDICTORS if applies(p.key, opt)
+    }
     scored = {k: _score(v, strict, config.bootstrap_samples, config.seed) for k, v in predictors.items()}
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = (lenient / strict).ravel()
     ratio = ratio[np.isfinite(ratio)]
     b_half = pred.critical_batch / 2
+    abs_r = {k: r for k, (_, r) in scored.items()}
+    champion = champion_for(opt, abs_r)
     return OptimizerAnalysis(
         batch_sizes=tuple(sizes),
         seeds=tuple(seeds),
@@ -295,8 +477,8 @@ def analyse_optimizer(
         lenient_over_strict=float(np.median(ratio)) if ratio.size else math.nan,
         predictors={k: tuple(v.tolist()) for k, v in predictors.items()},
         scores={k: s for k, (s, _) in scored.items()},
-        champion=CHAMPION,
-        paired_wilcoxon_holm=_paired_tests({k: r for k, (_, r) in scored.items()}),
+        champion=champion,
+        paired_wilcoxon_holm=_paired_tests(abs_r, champion),
         exponent_strict=fit_exponent(b, strict, b_half, config.bootstrap_samples, config.seed),
         exponent_lenient=fit_exponent(b, lenient, b_half, config.bootstrap_samples, config.seed + 1),
         diverged_cells=int(sum(bool(r.get("diverged_any")) for r in recs)),
@@ -310,10 +492,13 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
     pred = PredictionRecord.from_dict(store.get(STEP, cell_key(model=model, ckpt=ckpt)))
     sweep = store.records(steps.SWEEP, model=model, ckpt=ckpt)
     optimizers = {}
+    mean_square = mean_square_inputs(store, config, model=model, ckpt=ckpt)
     for opt in config.thresholds.optimizers:
         recs = store.records(steps.THRESHOLDS, model=model, ckpt=ckpt, optimizer=opt)
         if recs:
-            optimizers[opt] = analyse_optimizer(opt, recs, pred, sweep, config)
+            sizes = sorted({int(r["B"]) for r in recs})
+            pre = preconditioned_inputs(store, model=model, ckpt=ckpt, sizes=sizes) if opt == "adam" else None
+            optimizers[opt] = analyse_optimizer(opt, recs, pred, sweep, config, mean_square, pre)
     return LRAnalysisRecord(
         model=model,
         ckpt=ckpt,
@@ -325,4 +510,72 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
             "halvings": config.thresholds.halvings,
         },
         optimizers=optimizers,
+    )
+
+
+# ---------------------------------------------------------------------------------- fresh-batch inputs
+def expected_maximum(values: FloatArray, count: int) -> float:
+    """E[max of ``count`` i.i.d. draws from the empirical distribution of ``values``]:
+    Σ_k x_(k) ((k/n)^count − ((k − 1)/n)^count) over the sorted values x_(1) ≤ … ≤ x_(n)."""
+    x = np.sort(np.asarray(values, dtype=float)[np.isfinite(values)])
+    if x.size == 0:
+        return math.nan
+    k = np.arange(1, x.size + 1) / x.size
+    return float(np.sum(x * (k**count - (k - 1 / x.size) ** count)))
+
+
+def mean_square_inputs(
+    store: ResultStore, config: RunConfig, *, model: str, ckpt: int
+) -> MeanSquareInputs | None:
+    """The step-2 top eigenvalues of H and the step-3b per-sample statistics (held-out samples) of one
+    checkpoint as :class:`MeanSquareInputs`; None where the per-sample record is missing or unavailable."""
+    key = cell_key(model=model, ckpt=ckpt)
+    if not store.has(steps.PER_SAMPLE, key):
+        return None
+    per = store.get(steps.PER_SAMPLE, key)
+    if not per.get("available", False):
+        return None
+    spectra = store.get(steps.SPECTRA, key)
+    lam = np.asarray(spectra["hessian_top"]["eigenvalues"], dtype=float)
+    ray = np.atleast_2d(store.load_array(per["hessian"]["rayleigh"]))
+    coupling = np.atleast_2d(store.load_array(per["hessian"]["coupling"]))
+    tops = np.asarray(store.load_array(per["hessian"]["top"]), dtype=float)
+    k = min(lam.size, ray.shape[1])
+    keep = np.isfinite(lam[:k]) & (lam[:k] > 0)
+    ddof = 1 if ray.shape[0] > 1 else 0
+    return MeanSquareInputs(
+        pool_size=int(spectra.get("pool_size", config.pool_size)),
+        means=lam[:k][keep],
+        variances=np.var(ray[:, :k], axis=0, ddof=ddof)[keep],
+        leakages=np.mean(coupling[:, :k], axis=0)[keep],
+        spike_top=expected_maximum(tops, int(spectra.get("pool_size", config.pool_size))),
+    )
+
+
+def preconditioned_inputs(
+    store: ResultStore, *, model: str, ckpt: int, sizes: list[int]
+) -> PreconditionedInputs | None:
+    """Step 6b's records of one checkpoint at the threshold batch sizes (medians over the rebuilt seeds);
+    None where there are none."""
+    recs = {int(r["B"]): r for r in store.records(steps.PRECONDITIONED, model=model, ckpt=ckpt)}
+    if not recs:
+        return None
+
+    def median(field: str) -> FloatArray:
+        out = np.full(len(sizes), np.nan)
+        for i, b in enumerate(sizes):
+            vals = [decode_float(s[field]) for s in recs[b]["seeds"].values()] if b in recs else []
+            vals = [v for v in vals if math.isfinite(v)]
+            out[i] = float(np.median(vals)) if vals else np.nan
+        return out
+
+    first = next(iter(recs.values()))
+    return PreconditionedInputs(
+        lambda_batch=median("lambda_batch"),
+        lambda_step=median("lambda_step"),
+        lambda_pool=median("lambda_pool"),
+        sample_mean=median("per_sample_mean"),
+        sample_variance=median("per_sample_variance"),
+        beta1=float(first["adam_betas"][0]),
+        pool_size=int(first["pool_size"]),
     )
