@@ -25,13 +25,13 @@ from networks.krylov import (
     _check_stopping,
     _check_symmetric,
     _check_tol,
+    _eigenvalue_error_bounds,
     _lanczos_orthogonalize,
     _orthogonalize,
     _Products,
     _random_unit,
     _resolve_basis_device,
     converged_within,
-    eigenvalue_error_bounds,
     symmetry_tol,
 )
 from rmt.checks import check_choice, check_int
@@ -176,7 +176,7 @@ class _Stop:
 
     def bounds(self, theta: np.ndarray, residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(the eigenvalue error bounds, the bounds ``tol`` applies to) of all Ritz pairs."""
-        eig = eigenvalue_error_bounds(theta, residuals)
+        eig = _eigenvalue_error_bounds(theta, residuals)
         return eig, eig if self.stopping == "eigenvalue" else residuals
 
 

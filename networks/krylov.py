@@ -62,8 +62,19 @@ def eigenvalue_error_bounds(theta: np.ndarray, residuals: np.ndarray) -> np.ndar
     unconverged neighbour) the bound falls back to r_i — the second-order bound is used only where it is
     smaller than the first-order one. One Ritz value: e = r.
     """
-    theta = np.asarray(theta, dtype=np.float64)
-    r = np.asarray(residuals, dtype=np.float64)
+    theta = check_finite(theta, "theta")
+    r = check_finite(residuals, "residuals")
+    if theta.ndim != 1 or r.shape != theta.shape:
+        raise ValueError(
+            f"theta and residuals must be 1-D arrays of one length, got shapes {theta.shape} and {r.shape}"
+        )
+    if np.any(r < 0):
+        raise ValueError("residuals must be >= 0 (norms ‖Ay − θy‖)")
+    return _eigenvalue_error_bounds(theta, r)
+
+
+def _eigenvalue_error_bounds(theta: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """:func:`eigenvalue_error_bounds` without the argument checks (finite 1-D float64 arrays)."""
     if theta.size < 2:
         return r.copy()
     dist = np.abs(theta[:, None] - theta[None, :]) - r[None, :]
@@ -374,7 +385,7 @@ def _lanczos_result(
     b = np.asarray(betas, dtype=np.float64)
     theta, s = _eigh_tridiagonal(a, b)
     residuals = beta * np.abs(s[-1, :])
-    bounds = eigenvalue_error_bounds(theta, residuals)
+    bounds = _eigenvalue_error_bounds(theta, residuals)
     ritz_vectors = None
     if basis is not None:
         vectors = basis[: a.shape[0]].T @ torch.from_numpy(s).to(device)
@@ -413,13 +424,10 @@ def _selective(w: Tensor, basis: Tensor, alphas: list[float], betas: list[float]
 
 __all__ = [
     "BREAKDOWN_TOL",
-    "DEFAULT_STOPPING",
     "DEFAULT_TOL",
     "REORTH_ETA",
     "SELECTIVE_TOL",
-    "STOPPING_RULES",
     "LanczosResult",
-    "Stopping",
     "eigenvalue_error_bounds",
     "lanczos",
     "symmetry_tol",

@@ -48,13 +48,13 @@ from networks.eigensolver import (
 )
 from networks.krylov import (
     BREAKDOWN_TOL,
-    DEFAULT_STOPPING,
+    DEFAULT_STOPPING,  # noqa: F401 (a string: importable from here, documented above; not in __all__)
     DEFAULT_TOL,
     REORTH_ETA,
     REORTHOGONALIZATIONS,  # noqa: F401
     SEED_MAX,  # noqa: F401
     SELECTIVE_TOL,
-    STOPPING_RULES,
+    STOPPING_RULES,  # noqa: F401
     LanczosResult,
     Reorthogonalization,  # noqa: F401
     Stopping,  # noqa: F401
@@ -76,7 +76,6 @@ __all__ = [
     "BREAKDOWN_TOL",
     "DEFAULT_GRID_SIZE",
     "DEFAULT_SLQ_SIGMA_PER_STEP_SQUARED",
-    "DEFAULT_STOPPING",
     "DEFAULT_TOL",
     "MAX_DEFAULT_GRID_SIZE",
     "MAX_GRID_SIZE",
@@ -85,7 +84,6 @@ __all__ = [
     "MIN_LANCZOS_VECTORS",
     "REORTH_ETA",
     "SELECTIVE_TOL",
-    "STOPPING_RULES",
     "LANCZOS_VECTORS_PER_EIGENPAIR",
     "EigenResult",
     "LanczosResult",
