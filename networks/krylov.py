@@ -73,16 +73,24 @@ def eigenvalue_error_bounds(theta: np.ndarray, residuals: np.ndarray) -> np.ndar
     return _eigenvalue_error_bounds(theta, r)
 
 
-def _eigenvalue_error_bounds(theta: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """:func:`eigenvalue_error_bounds` without the argument checks (finite 1-D float64 arrays)."""
+def _eigenvalue_error_bounds(theta: np.ndarray, r: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """:func:`eigenvalue_error_bounds` without the argument checks (finite 1-D float64 arrays), for the
+    Ritz pairs ``rows`` (default all)."""
+    rows = np.arange(theta.size) if rows is None else rows
+    r_rows = r[rows]
     if theta.size < 2:
-        return r.copy()
-    dist = np.abs(theta[:, None] - theta[None, :]) - r[None, :]
-    np.fill_diagonal(dist, np.inf)
+        return r_rows.copy()
+    dist = np.abs(theta[rows][:, None] - theta[None, :]) - r[None, :]
+    dist[np.arange(rows.size), rows] = np.inf
     delta = dist.min(axis=1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        second = np.where(delta > r, r * r / np.where(delta > 0, delta, 1.0), np.inf)
-    return np.minimum(r, second)
+        second = np.where(delta > r_rows, r_rows * r_rows / np.where(delta > 0, delta, 1.0), np.inf)
+    return np.minimum(r_rows, second)
+
+
+def _norm(w: Tensor) -> float:
+    """‖w‖₂ as a Python float (``torch.linalg.vector_norm``, without the ``Tensor.norm`` wrapper)."""
+    return float(torch.linalg.vector_norm(w))
 
 
 def converged_within(bounds: np.ndarray, theta: np.ndarray, tol: float) -> np.ndarray:
@@ -183,12 +191,12 @@ def _orthogonalize(w: Tensor, basis: Tensor, norm: float) -> tuple[Tensor, Tenso
         return w, torch.zeros(0, dtype=w.dtype, device=w.device), norm
     coef = torch.mv(basis, w)
     w = w.addmv_(basis.T, coef, alpha=-1.0)
-    new_norm = float(w.norm())
+    new_norm = _norm(w)
     if new_norm < REORTH_ETA * norm:
         extra = torch.mv(basis, w)
         w = w.addmv_(basis.T, extra, alpha=-1.0)
         coef = coef + extra
-        new_norm = float(w.norm())
+        new_norm = _norm(w)
     return w, coef, new_norm
 
 
@@ -216,7 +224,7 @@ def _lanczos_orthogonalize(
         w = w.clone()
     alpha = float(basis[j] @ w)
     w.add_(basis[j], alpha=-alpha)
-    w, coef, beta = _orthogonalize(w, basis[: j + 1], float(w.norm()))
+    w, coef, beta = _orthogonalize(w, basis[: j + 1], _norm(w))
     return w, alpha + float(coef[j]), coupling, beta
 
 
@@ -345,8 +353,8 @@ def _recurrence(
         basis[row] = v
         v = basis[row]
         w = apply(v)
-        norm_w = float(w.norm())
-        norm_estimate = max(norm_estimate, norm_w)
+        if j <= 1:  # ‖A‖ estimate for the symmetry probe
+            norm_estimate = max(norm_estimate, _norm(w))
         if mode == "full":
             w, alpha, coupling, beta = _lanczos_orthogonalize(w, basis, j, beta_prev, probe=j == 1)
         else:
