@@ -12,6 +12,7 @@ from typing import Any, Final, Literal, get_args
 
 import numpy as np
 import torch
+from scipy.linalg.lapack import dstevd as _dstevd
 from scipy.linalg.lapack import dsyevd as _dsyevd
 from torch import Tensor
 
@@ -256,7 +257,7 @@ def _thick_restart(
         for j in range(begin, ncv):
             beta = state.extend(j, begin, check_symmetry=first_cycle and j == 1)
             used = j + 1
-            theta, s = _eigh_small(state.t[:used, :used])
+            theta, s = _eigh_small(state.t[:used, :used], tridiagonal=first_cycle)
             residuals = beta * np.abs(s[-1, :])
             order = _order(theta, which)
             if used >= k:
@@ -281,10 +282,14 @@ def _thick_restart(
         begin = state.restart(theta, s, order, beta, k)
 
 
-def _eigh_small(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (ascending) and eigenvectors of the small projected matrix: LAPACK dsyevd called directly
-    (numpy's wrapper costs as much as the solve at ncv ≈ 20–40, and this runs after every product)."""
-    theta, s, info = _dsyevd(t, compute_v=1, lower=0)
+def _eigh_small(t: np.ndarray, tridiagonal: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of the small projected matrix: LAPACK called directly (numpy's
+    wrapper costs as much as the solve at ncv ≈ 20–40, and this runs after every product); dstevd while T is
+    tridiagonal (the first cycle), dsyevd once a restart has made it arrow-shaped."""
+    if tridiagonal and t.shape[0] > 1:
+        theta, s, info = _dstevd(np.diag(t).copy(), np.diag(t, 1).copy(), compute_v=1)
+    else:
+        theta, s, info = _dsyevd(t, compute_v=1, lower=0)
     if info != 0:  # pragma: no cover - LAPACK failure on a finite symmetric matrix
         return np.linalg.eigh(t)
     return theta, s
