@@ -24,9 +24,16 @@ from rmt.checks import check_choice, check_finite, check_int, check_positive
 
 Reorthogonalization = Literal["full", "selective", "none"]
 REORTHOGONALIZATIONS: Final[tuple[Reorthogonalization, ...]] = get_args(Reorthogonalization)
+Stopping = Literal["eigenvalue", "residual"]
+"""What ``tol`` bounds (docs/theory.md §5b): "eigenvalue" the gap-based eigenvalue error bound
+:func:`eigenvalue_error_bounds`, "residual" the residual norm ‖Ay − θy‖ (what eigenvector accuracy needs)."""
+STOPPING_RULES: Final[tuple[Stopping, ...]] = get_args(Stopping)
 
 DEFAULT_TOL: Final[float] = 1e-6
-"""Relative residual of a converged Ritz pair: ‖Ay − θy‖ ≤ tol · max|θ| (stopping rule and flags)."""
+"""The one tolerance of every solver: a Ritz pair (θ, y) is converged when its error bound ≤ tol · max|θ|
+(max|θ| estimates ‖A‖); the bound is chosen by ``stopping`` (docs/theory.md §5b)."""
+DEFAULT_STOPPING: Final[Stopping] = "eigenvalue"
+"""Default ``stopping``: the eigenvalue error bound min(r, r²/δ) (Kato–Temple / gap theorem, guarded)."""
 BREAKDOWN_TOL: Final[float] = 1e-12
 """β_j ≤ BREAKDOWN_TOL · ‖T‖ (running estimate) is an invariant subspace: the Ritz values are exact."""
 REORTH_ETA: Final[float] = 1 / math.sqrt(2)
@@ -44,13 +51,67 @@ def symmetry_tol(dtype: torch.dtype) -> float:
     return math.sqrt(float(torch.finfo(dtype).eps))
 
 
+def eigenvalue_error_bounds(theta: np.ndarray, residuals: np.ndarray) -> np.ndarray:
+    """Eigenvalue error bound of each Ritz pair (docs/theory.md §5b): e_i = min(r_i, r_i² / δ_i).
+
+    r_i = ‖A y_i − θ_i y_i‖ (unit y_i) bounds |λ − θ_i| for some eigenvalue λ of A unconditionally; when the
+    other eigenvalues are at least δ_i away from θ_i, the gap theorem (Kato–Temple; Parlett, *The Symmetric
+    Eigenvalue Problem*, Thm 11.7.1) gives |λ − θ_i| ≤ r_i²/δ_i. δ_i is estimated from the Ritz values,
+    shrunk by the neighbours' residuals (each θ_j has an eigenvalue within r_j):
+    δ_i = min_{j≠i} (|θ_i − θ_j| − r_j). When that gap is not resolved (δ_i ≤ r_i: a cluster or an
+    unconverged neighbour) the bound falls back to r_i — the second-order bound is used only where it is
+    smaller than the first-order one. One Ritz value: e = r.
+    """
+    theta = check_finite(theta, "theta")
+    r = check_finite(residuals, "residuals")
+    if theta.ndim != 1 or r.shape != theta.shape:
+        raise ValueError(
+            f"theta and residuals must be 1-D arrays of one length, got shapes {theta.shape} and {r.shape}"
+        )
+    if np.any(r < 0):
+        raise ValueError("residuals must be >= 0 (norms ‖Ay − θy‖)")
+    return _eigenvalue_error_bounds(theta, r)
+
+
+def _eigenvalue_error_bounds(theta: np.ndarray, r: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """:func:`eigenvalue_error_bounds` without the argument checks (finite 1-D float64 arrays), for the
+    Ritz pairs ``rows`` (default all)."""
+    rows = np.arange(theta.size) if rows is None else rows
+    r_rows = r[rows]
+    if theta.size < 2:
+        return r_rows.copy()
+    dist = np.abs(theta[rows][:, None] - theta[None, :]) - r[None, :]
+    dist[np.arange(rows.size), rows] = np.inf
+    delta = dist.min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        second = np.where(delta > r_rows, r_rows * r_rows / np.where(delta > 0, delta, 1.0), np.inf)
+    return np.minimum(r_rows, second)
+
+
+def _norm(w: Tensor) -> float:
+    """‖w‖₂ as a Python float (``torch.linalg.vector_norm``, without the ``Tensor.norm`` wrapper)."""
+    return float(torch.linalg.vector_norm(w))
+
+
+def converged_within(bounds: np.ndarray, theta: np.ndarray, tol: float) -> np.ndarray:
+    """bound ≤ tol · max|θ| (max|θ| over all Ritz values: the estimate of ‖A‖)."""
+    scale = max(float(np.max(np.abs(theta))), np.finfo(float).tiny) if theta.size else 1.0
+    return np.asarray(bounds <= tol * scale)
+
+
+def _check_stopping(stopping: Any) -> Stopping:
+    return cast(Stopping, check_choice(stopping, "stopping", STOPPING_RULES))
+
+
 @dataclass(frozen=True)
 class LanczosResult:
     """m Lanczos steps: T = tridiag(betas, alphas, betas), its Ritz values θ (ascending) and vectors s.
 
     ``weights`` τ_k = (e_1ᵀ s_k)² (sum 1) are the Gauss-quadrature weights of the start vector's spectral
-    measure; ``residuals`` β_m |e_mᵀ s_k| = ‖A y_k − θ_k y_k‖ (exact arithmetic); ``converged`` flags
-    residual ≤ tol · max|θ|. ``residual_norm`` is β_m (0 after an invariant subspace: the θ are exact).
+    measure; ``residuals`` β_m |e_mᵀ s_k| = ‖A y_k − θ_k y_k‖ (exact arithmetic); ``error_bounds`` the
+    eigenvalue error bounds min(r, r²/δ) (docs/theory.md §5b); ``converged`` flags bound ≤ tol · max|θ| for
+    the bound named by ``stopping`` (``error_bounds`` or ``residuals``). ``residual_norm`` is β_m (0 after an
+    invariant subspace: the θ are exact).
     """
 
     alphas: np.ndarray
@@ -62,6 +123,8 @@ class LanczosResult:
     converged: np.ndarray
     ritz_vectors: Tensor | None
     num_products: int
+    error_bounds: np.ndarray
+    stopping: str = DEFAULT_STOPPING
 
     @property
     def num_steps(self) -> int:
@@ -121,19 +184,48 @@ def _orthogonalize(w: Tensor, basis: Tensor, norm: float) -> tuple[Tensor, Tenso
     """Classical Gram–Schmidt of ``w`` (norm ``norm``) against the rows of ``basis``: one pass, and a second
     only when the norm drops below REORTH_ETA of its value before the pass ("twice is enough").
 
-    Returns (w ⟂ basis, the total coefficients basisᵀw of the original w, ‖w ⟂ basis‖).
+    ``w`` is updated in place. Returns (w ⟂ basis, the total coefficients basisᵀw of the original w,
+    ‖w ⟂ basis‖).
     """
     if basis.shape[0] == 0:
         return w, torch.zeros(0, dtype=w.dtype, device=w.device), norm
     coef = torch.mv(basis, w)
-    w = torch.addmv(w, basis.T, coef, alpha=-1.0)
-    new_norm = float(w.norm())
+    w = w.addmv_(basis.T, coef, alpha=-1.0)
+    new_norm = _norm(w)
     if new_norm < REORTH_ETA * norm:
         extra = torch.mv(basis, w)
-        w = torch.addmv(w, basis.T, extra, alpha=-1.0)
+        w = w.addmv_(basis.T, extra, alpha=-1.0)
         coef = coef + extra
-        new_norm = float(w.norm())
+        new_norm = _norm(w)
     return w, coef, new_norm
+
+
+def _lanczos_orthogonalize(
+    w: Tensor, basis: Tensor, j: int, beta_prev: float, probe: bool
+) -> tuple[Tensor, float, float, float]:
+    """Orthogonalise w = A v_j (v_j = basis[j], v_{j−1} coupled to it by ``beta_prev``) against basis[:j+1]:
+    first the three-term recurrence's own directions (w − β_{j−1} v_{j−1}, α_j = v_jᵀw, w − α_j v_j), then
+    one classical Gram–Schmidt pass against the whole contiguous basis (two matrix–vector products) that
+    removes what rounding left, and a second pass only when that one drops the norm below REORTH_ETA of its
+    value after the three-term step ("twice is enough"). After the local step the full pass only removes
+    rounding-level components, so the second pass is rare (it was needed at almost every step when the full
+    pass also had to remove α_j v_j).
+
+    Returns (w ⟂ basis, α_j (including the pass's correction), v_{j−1}ᵀ A v_j when ``probe`` (else 0),
+    ‖w‖).
+    """
+    coupling = 0.0
+    if j > 0:
+        prev = basis[j - 1]
+        if probe:
+            coupling = float(prev @ w)
+        w = torch.add(w, prev, alpha=-beta_prev)
+    else:
+        w = w.clone()
+    alpha = float(basis[j] @ w)
+    w.add_(basis[j], alpha=-alpha)
+    w, coef, beta = _orthogonalize(w, basis[: j + 1], _norm(w))
+    return w, alpha + float(coef[j]), coupling, beta
 
 
 def _check_symmetric(u_a_v: float, v_a_u: float, norm_estimate: float, dtype: torch.dtype) -> None:
@@ -190,6 +282,7 @@ def lanczos(
     basis_device: Any = None,
     reorthogonalization: str = "full",
     tol: float = DEFAULT_TOL,
+    stopping: str = DEFAULT_STOPPING,
 ) -> LanczosResult:
     """Run ``num_steps`` Lanczos steps on a symmetric operator (docs/theory.md §5).
 
@@ -203,7 +296,9 @@ def lanczos(
         reorthogonalization: "full" (Gram–Schmidt against the whole basis, a second pass only when needed),
             "selective" (against converged Ritz vectors only, Parlett–Scott) or "none" (three-term
             recurrence; O(P) memory).
-        tol: relative residual for the ``converged`` flags (default ``DEFAULT_TOL``).
+        tol: the ``converged`` flags are bound ≤ tol · max|θ| (default ``DEFAULT_TOL``).
+        stopping: which bound ``tol`` applies to: "eigenvalue" (default, the eigenvalue error bound
+            min(r, r²/δ) of docs/theory.md §5b) or "residual" (‖Ay − θy‖).
 
     Returns:
         LanczosResult with float64 arrays.
@@ -220,6 +315,7 @@ def lanczos(
     seed = _check_seed(seed)
     return_vectors = _check_flag(return_vectors, "return_vectors")
     tol = _check_tol(tol)
+    rule = _check_stopping(stopping)
     if return_vectors and mode == "none":
         raise ValueError(
             "return_vectors=True needs a stored basis: use reorthogonalization='full' or 'selective'"
@@ -233,7 +329,7 @@ def lanczos(
     else:
         v = _start_vector(start, size, device)
     alphas, betas, beta, basis = _recurrence(apply, v, m, mode)
-    return _lanczos_result(apply, alphas, betas, beta, basis if return_vectors else None, tol)
+    return _lanczos_result(apply, alphas, betas, beta, basis if return_vectors else None, tol, rule)
 
 
 def _recurrence(
@@ -257,12 +353,10 @@ def _recurrence(
         basis[row] = v
         v = basis[row]
         w = apply(v)
-        norm_w = float(w.norm())
-        norm_estimate = max(norm_estimate, norm_w)
+        if j <= 1:  # ‖A‖ estimate for the symmetry probe
+            norm_estimate = max(norm_estimate, _norm(w))
         if mode == "full":
-            w, coef, beta = _orthogonalize(w, basis[: j + 1], norm_w)
-            alpha = float(coef[j])
-            coupling = float(coef[j - 1]) if j > 0 else 0.0
+            w, alpha, coupling, beta = _lanczos_orthogonalize(w, basis, j, beta_prev, probe=j == 1)
         else:
             alpha = float(v @ w)
             coupling = float(v_prev @ w) if j == 1 else 0.0
@@ -291,6 +385,7 @@ def _lanczos_result(
     beta: float,
     basis: Tensor | None,
     tol: float,
+    stopping: Stopping,
 ) -> LanczosResult:
     """The :class:`LanczosResult` of the recurrence's coefficients; Ritz vectors when ``basis`` is given."""
     op, device = apply.op, apply.basis_device
@@ -298,6 +393,7 @@ def _lanczos_result(
     b = np.asarray(betas, dtype=np.float64)
     theta, s = _eigh_tridiagonal(a, b)
     residuals = beta * np.abs(s[-1, :])
+    bounds = _eigenvalue_error_bounds(theta, residuals)
     ritz_vectors = None
     if basis is not None:
         vectors = basis[: a.shape[0]].T @ torch.from_numpy(s).to(device)
@@ -309,9 +405,11 @@ def _lanczos_result(
         ritz_values=theta,
         weights=s[0, :] ** 2,
         residuals=residuals,
-        converged=residuals <= tol * max(float(np.max(np.abs(theta))), np.finfo(float).tiny),
+        converged=converged_within(bounds if stopping == "eigenvalue" else residuals, theta, tol),
         ritz_vectors=ritz_vectors,
         num_products=apply.count,
+        error_bounds=bounds,
+        stopping=stopping,
     )
 
 
@@ -338,6 +436,7 @@ __all__ = [
     "REORTH_ETA",
     "SELECTIVE_TOL",
     "LanczosResult",
+    "eigenvalue_error_bounds",
     "lanczos",
     "symmetry_tol",
 ]

@@ -18,19 +18,25 @@ Kahan–Parlett / DGKS). Every run checks that the operator is symmetric on its 
 v₂ the next Lanczos vector): |v₁ᵀAv₂ − v₂ᵀAv₁| ≤ :func:`symmetry_tol` · ‖A‖, at no extra product.
 
 Defaults, one named constant per meaning (scipy ``eigsh`` analogues in brackets):
-  * ``DEFAULT_TOL`` = 1e-6: a Ritz pair (θ, y) is converged when ‖Ay − θy‖ ≤ tol · max|θ| (``tol``);
-  * ``default_num_lanczos_vectors(k)`` = max(2k + 1, k + 20), capped at P (``ncv`` = max(2k + 1, 20));
+  * ``DEFAULT_TOL`` = 1e-6: a Ritz pair (θ, y) is converged when its error bound ≤ tol · max|θ| (``tol``);
+  * ``DEFAULT_STOPPING`` = "eigenvalue": that bound is the eigenvalue error bound min(r, r²/δ) (gap theorem,
+    Kato–Temple, guarded: docs/theory.md §5b; :func:`eigenvalue_error_bounds`); ``stopping="residual"`` makes
+    it the residual r = ‖Ay − θy‖ (ARPACK's test; what eigenvector accuracy needs);
+  * ``default_num_lanczos_vectors(k)`` = max(2k + 1, k + 20, 4k), capped at P (``ncv`` = max(2k + 1, 20));
   * ``MAX_PRODUCTS_PER_VECTOR`` = 50: default product budget 50 · ncv (``maxiter``);
   * ``BREAKDOWN_TOL`` = 1e-12: β ≤ 1e-12 · ‖T‖ means an invariant subspace (the Ritz values are exact);
   * ``REORTH_ETA`` = 1/√2: the "twice is enough" threshold of the second Gram–Schmidt pass;
   * ``SELECTIVE_TOL`` = √ε: Ritz vectors with residual ≤ √ε · ‖T‖ are orthogonalised against in selective
     reorthogonalisation (Parlett–Scott);
-  * ``DEFAULT_SLQ_SIGMA_PER_STEP`` = 0.5: the SLQ smoothing width is 0.5 × spectral width / steps.
+  * ``DEFAULT_SLQ_SIGMA_PER_STEP_SQUARED`` = 1: the SLQ smoothing width is spectral width / steps² (the
+    finest node spacing of the Gauss rule; docs/theory.md §5b), floored at the grid spacing; the default
+    grid has spacing ≤ σ (``DEFAULT_GRID_SIZE`` … ``MAX_DEFAULT_GRID_SIZE`` points).
 """
 
 from __future__ import annotations
 
 from networks.eigensolver import (
+    LANCZOS_VECTORS_PER_EIGENPAIR,
     MAX_PRODUCTS_PER_VECTOR,
     MIN_LANCZOS_VECTORS,
     WHICH,  # noqa: F401 (importable from here as before; not in __all__)
@@ -42,18 +48,24 @@ from networks.eigensolver import (
 )
 from networks.krylov import (
     BREAKDOWN_TOL,
+    DEFAULT_STOPPING,  # noqa: F401 (a string: importable from here, documented above; not in __all__)
     DEFAULT_TOL,
     REORTH_ETA,
     REORTHOGONALIZATIONS,  # noqa: F401
     SEED_MAX,  # noqa: F401
     SELECTIVE_TOL,
+    STOPPING_RULES,  # noqa: F401
     LanczosResult,
     Reorthogonalization,  # noqa: F401
+    Stopping,  # noqa: F401
+    eigenvalue_error_bounds,
     lanczos,
     symmetry_tol,
 )
 from networks.slq import (
-    DEFAULT_SLQ_SIGMA_PER_STEP,
+    DEFAULT_GRID_SIZE,
+    DEFAULT_SLQ_SIGMA_PER_STEP_SQUARED,
+    MAX_DEFAULT_GRID_SIZE,
     MAX_GRID_SIZE,
     MAX_QUADRATURE_NODES,
     SpectralDensity,
@@ -62,18 +74,22 @@ from networks.slq import (
 
 __all__ = [
     "BREAKDOWN_TOL",
-    "DEFAULT_SLQ_SIGMA_PER_STEP",
+    "DEFAULT_GRID_SIZE",
+    "DEFAULT_SLQ_SIGMA_PER_STEP_SQUARED",
     "DEFAULT_TOL",
+    "MAX_DEFAULT_GRID_SIZE",
     "MAX_GRID_SIZE",
     "MAX_PRODUCTS_PER_VECTOR",
     "MAX_QUADRATURE_NODES",
     "MIN_LANCZOS_VECTORS",
     "REORTH_ETA",
     "SELECTIVE_TOL",
+    "LANCZOS_VECTORS_PER_EIGENPAIR",
     "EigenResult",
     "LanczosResult",
     "SpectralDensity",
     "default_num_lanczos_vectors",
+    "eigenvalue_error_bounds",
     "lanczos",
     "slq_density",
     "symmetry_tol",

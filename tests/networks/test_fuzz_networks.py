@@ -47,6 +47,7 @@ from networks.curvature import (
 )
 from networks.lanczos import (
     default_num_lanczos_vectors,
+    eigenvalue_error_bounds,
     lanczos,
     slq_density,
     symmetry_tol,
@@ -382,14 +383,14 @@ def _top_keyword_entry() -> Entry:
             "num_lanczos_vectors": 8,
             "basis_device": "cpu",
             "return_eigenvectors": True,
-            "eigenvalue_tol": 1e-6,
+            "stopping": "eigenvalue",
         }
 
     def call(kw: dict[str, Any]) -> Any:
         return top_eigenpairs(
             kw["op"], kw["k"], return_eigenvectors=kw["return_eigenvectors"],
             num_lanczos_vectors=kw["num_lanczos_vectors"], basis_device=kw["basis_device"],
-            eigenvalue_tol=kw["eigenvalue_tol"],
+            stopping=kw["stopping"],
         )  # fmt: skip
 
     return Entry(valid, call, {"op": ("op", "matrix", "operator", "symmetric", "product", "linear")})
@@ -425,6 +426,13 @@ def _result_entry(make: Callable[[], Any]) -> Entry:
     """A result dataclass: built by a valid call, then its fields must be finite."""
 
     return Entry(dict, lambda kw: make())
+
+
+def _error_bounds_entry() -> Entry:
+    def valid() -> dict[str, Any]:
+        return {"theta": np.array([-1.0, 0.5, 2.0]), "residuals": np.array([0.1, 0.2, 1e-3])}
+
+    return Entry(valid, lambda kw: eigenvalue_error_bounds(kw["theta"], kw["residuals"]))
 
 
 def _ncv_entry() -> Entry:
@@ -490,6 +498,7 @@ ENTRIES: dict[str, Entry] = {
     "LanczosResult": _result_entry(lambda: lanczos(_matrix(), 5)),
     "EigenResult": _result_entry(lambda: top_eigenpairs(_matrix(), 2, "LM")),
     "default_num_lanczos_vectors": _ncv_entry(),
+    "eigenvalue_error_bounds": _error_bounds_entry(),
     "symmetry_tol": _symmetry_entry(),
     **{name: _constant_entry(name) for name in lanczos_module.__all__ if name.isupper()},
 }

@@ -70,7 +70,9 @@ def measure_spectra(
         hess = HessianOperator(model, loss_fn, data, bn_mode=config.bn_mode)
         ggn = GGNOperator(model, loss_fn, data, bn_mode=config.bn_mode)
         k = min(cfg.top_k, hess.shape[0] - 1)
-        top_h = top_eigenpairs(hess, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed)
+        top_h = top_eigenpairs(
+            hess, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed, stopping="residual"
+        )
         min_h = top_eigenpairs(
             hess,
             k=1,
@@ -80,7 +82,13 @@ def measure_spectra(
             seed=seed + 1,
         )
         top_g = top_eigenpairs(
-            ggn, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed + 2
+            ggn,
+            k=k,
+            which="LA",
+            tol=cfg.tol,
+            max_products=cfg.max_products,
+            seed=seed + 2,
+            stopping="residual",
         )
         slq_h = slq_density(hess, num_probes=cfg.slq_probes, num_steps=cfg.slq_steps, seed=seed + 3)
         slq_g = slq_density(ggn, num_probes=cfg.slq_probes, num_steps=cfg.slq_steps, seed=seed + 4)

@@ -104,7 +104,9 @@ def measure_batch_cell(
         hess = HessianOperator(model, loss_fn, (x, y), bn_mode=config.bn_mode)
         ggn = GGNOperator(model, loss_fn, (x, y), bn_mode=config.bn_mode)
         tol, budget = cfg.sweep_tol, cfg.sweep_max_products
-        top = top_eigenpairs(hess, k=1, which="LA", tol=tol, max_products=budget, seed=seed)
+        top = top_eigenpairs(  # its eigenvector is used (overlaps): the residual rule
+            hess, k=1, which="LA", tol=tol, max_products=budget, seed=seed, stopping="residual"
+        )
         bottom = top_eigenpairs(
             hess, k=1, which="SA", tol=tol, max_products=budget, seed=seed + 1, return_eigenvectors=False
         )
