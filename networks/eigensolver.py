@@ -139,6 +139,9 @@ def top_eigenpairs(
     * "residual": the residual r = ‖Ay − θy‖ itself (scipy ``eigsh``/ARPACK's test, up to its per-pair
       scale); the eigenvector's angle to the eigenspace is ≤ r/gap, so ask for this when you use the
       eigenvectors (overlaps, Rayleigh quotients on other matrices).
+    * "relative": the eigenvalue error bound against the pair's own |θ| instead of max|θ| (ARPACK's scale):
+      for an eigenvalue small against ‖A‖, e.g. λ_min of a nearly PSD batch Hessian with a large null
+      space, whose Ritz value θ ≈ 0 would otherwise pass tol · max|θ| before the negative outlier is found.
 
     Raises:
         TypeError / ValueError: invalid arguments (named); a non-symmetric operator (probe pair, or the dense
@@ -182,7 +185,7 @@ class _Stop:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(the eigenvalue error bounds, the bounds ``tol`` applies to) of the ``wanted`` Ritz pairs."""
         eig = _eigenvalue_error_bounds(theta, residuals, wanted)
-        return eig, eig if self.stopping == "eigenvalue" else residuals[wanted]
+        return eig, residuals[wanted] if self.stopping == "residual" else eig
 
 
 class _RestartedBasis:
@@ -263,7 +266,8 @@ def _thick_restart(
             if used >= k:
                 wanted = order[:k]
                 eig_bounds, bounds = stop.bounds(theta, residuals, wanted)
-                converged = converged_within(bounds, theta, stop.tol)
+                own = theta[wanted] if stop.stopping == "relative" else None
+                converged = converged_within(bounds, theta, stop.tol, own)
                 if bool(converged.all()) or apply.count >= stop.limit:
                     return _eigen_result(
                         apply.op,

@@ -24,9 +24,12 @@ from rmt.checks import check_choice, check_finite, check_int, check_positive
 
 Reorthogonalization = Literal["full", "selective", "none"]
 REORTHOGONALIZATIONS: Final[tuple[Reorthogonalization, ...]] = get_args(Reorthogonalization)
-Stopping = Literal["eigenvalue", "residual"]
+Stopping = Literal["eigenvalue", "residual", "relative"]
 """What ``tol`` bounds (docs/theory.md §5b): "eigenvalue" the gap-based eigenvalue error bound
-:func:`eigenvalue_error_bounds`, "residual" the residual norm ‖Ay − θy‖ (what eigenvector accuracy needs)."""
+:func:`eigenvalue_error_bounds` relative to max|θ| (≈ ‖A‖), "residual" the residual norm ‖Ay − θy‖ relative
+to max|θ| (what eigenvector accuracy needs), "relative" the eigenvalue error bound relative to the pair's own
+|θ| (ARPACK's scale: an eigenvalue small against ‖A‖ — the bottom of a nearly PSD batch Hessian — to relative
+accuracy; a Ritz value of a large null space, θ ≈ 0, never passes it early)."""
 STOPPING_RULES: Final[tuple[Stopping, ...]] = get_args(Stopping)
 
 DEFAULT_TOL: Final[float] = 1e-6
@@ -93,8 +96,13 @@ def _norm(w: Tensor) -> float:
     return float(torch.linalg.vector_norm(w))
 
 
-def converged_within(bounds: np.ndarray, theta: np.ndarray, tol: float) -> np.ndarray:
-    """bound ≤ tol · max|θ| (max|θ| over all Ritz values: the estimate of ‖A‖)."""
+def converged_within(
+    bounds: np.ndarray, theta: np.ndarray, tol: float, values: np.ndarray | None = None
+) -> np.ndarray:
+    """bound ≤ tol · max|θ| (max|θ| over all Ritz values: the estimate of ‖A‖), or, given the pairs' own Ritz
+    ``values`` (stopping "relative"), bound ≤ tol · |value| per pair."""
+    if values is not None:
+        return np.asarray(bounds <= tol * np.maximum(np.abs(values), np.finfo(float).tiny))
     scale = max(float(np.max(np.abs(theta))), np.finfo(float).tiny) if theta.size else 1.0
     return np.asarray(bounds <= tol * scale)
 
@@ -405,7 +413,12 @@ def _lanczos_result(
         ritz_values=theta,
         weights=s[0, :] ** 2,
         residuals=residuals,
-        converged=converged_within(bounds if stopping == "eigenvalue" else residuals, theta, tol),
+        converged=converged_within(
+            residuals if stopping == "residual" else bounds,
+            theta,
+            tol,
+            theta if stopping == "relative" else None,
+        ),
         ritz_vectors=ritz_vectors,
         num_products=apply.count,
         error_bounds=bounds,

@@ -100,3 +100,24 @@ def test_lanczos_flags_follow_the_named_rule() -> None:
     assert abs(top - spectrum[0]) <= by_value.error_bounds[-1] * (1 + 1e-6) + 1e-13
     with pytest.raises(ValueError, match="stopping"):
         top_eigenpairs(a, 1, stopping="vector")
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**16), bottom=st.sampled_from([-0.3, -0.05]))
+def test_relative_rule_finds_a_small_negative_eigenvalue_below_a_null_space(seed: int, bottom: float) -> None:
+    """A nearly PSD batch-Hessian-like spectrum (top 30, a 90% null space, a small negative outlier): the
+    "relative" rule bounds the error by tol·|λ_min| (not tol·max|θ|, which a null-space Ritz value θ ≈ 0
+    passes first), so λ_min comes out to relative accuracy whenever the rule reports convergence."""
+    rng = np.random.default_rng(seed)
+    n_null = int(0.9 * N)
+    positive = rng.uniform(0.5, 30.0, N - n_null - 2)
+    spectrum = np.sort(np.concatenate([[30.0], positive, np.zeros(n_null), [bottom]]))[::-1]
+    q, _ = np.linalg.qr(rng.standard_normal((N, N)))
+    a = (q * spectrum) @ q.T
+    tol = 1e-3
+    result = top_eigenpairs(
+        a, 1, "SA", tol=tol, seed=seed, return_eigenvectors=False, stopping="relative", max_products=N
+    )
+    assert result.converged.all() and result.stopping == "relative"
+    assert abs(result.eigenvalues[0] - bottom) <= result.error_bounds[0] * (1 + 1e-6) + 1e-12
+    assert result.error_bounds[0] <= tol * abs(result.eigenvalues[0]) * (1 + 1e-12)

@@ -73,13 +73,14 @@ def measure_spectra(
         top_h = top_eigenpairs(
             hess, k=k, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=seed, stopping="residual"
         )
-        min_h = top_eigenpairs(
+        min_h = top_eigenpairs(  # its eigenvector is used (per-sample quotients u_minᵀH_iu_min)
             hess,
             k=1,
             which="SA",
             tol=cfg.tol,
             max_products=cfg.max_products,
             seed=seed + 1,
+            stopping="residual",
         )
         top_g = top_eigenpairs(
             ggn,

@@ -107,8 +107,15 @@ def measure_batch_cell(
         top = top_eigenpairs(  # its eigenvector is used (overlaps): the residual rule
             hess, k=1, which="LA", tol=tol, max_products=budget, seed=seed, stopping="residual"
         )
-        bottom = top_eigenpairs(
-            hess, k=1, which="SA", tol=tol, max_products=budget, seed=seed + 1, return_eigenvectors=False
+        bottom = top_eigenpairs(  # small against ‖H_B‖ and above a large null space: relative to itself
+            hess,
+            k=1,
+            which="SA",
+            tol=tol,
+            max_products=budget,
+            seed=seed + 1,
+            return_eigenvectors=False,
+            stopping="relative",
         )
         top_g = top_eigenpairs(
             ggn, k=1, which="LA", tol=tol, max_products=budget, seed=seed + 2, return_eigenvectors=False
