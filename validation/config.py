@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 from networks.options import BN_MODES, OPTIMIZERS, BNMode
 from networks.trial_settings import TrialSettings
@@ -84,18 +84,34 @@ class ModelConfig:
             raise _fail(f"{prefix}.kwargs", "a mapping of keyword arguments", self.kwargs)
 
 
+LrRule = Literal["constant", "sharpness"]
+"""The checkpoint training's step size: ``lr`` throughout, or min(lr, edge_fraction · 2/λ̂₁(H))."""
+LR_RULES: tuple[str, ...] = get_args(LrRule)
+OnMissed = Literal["fail", "flag"]
+"""What a checkpoint whose training misses its loss target does: stop the run, or keep it flagged."""
+ON_MISSED: tuple[str, ...] = get_args(OnMissed)
+
+
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """Step 1: small-lr SGD from initialisation; a checkpoint is saved the first time the pool loss falls
-    below ``loss_fractions[i] * initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every``
-    steps)."""
+    """Step 1 (docs/validation.md §3b): SGD from initialisation with batch ``batch_size`` (0: the whole
+    pool, i.e. gradient descent) at step size ``lr`` (``lr_rule="constant"``) or min(lr, edge_fraction ·
+    2/λ̂₁(H)) with λ̂₁ re-estimated every ``eval_every`` steps from ``sharpness_products`` Lanczos products
+    (``lr_rule="sharpness"``); a checkpoint is saved the first time the pool loss falls below
+    ``loss_fractions[i] * initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every``
+    steps). A level missed within ``max_steps`` (or a diverged run) stops the run (``on_missed="fail"``) or
+    is kept and flagged in the report (``"flag"``)."""
 
-    lr: float = 0.05
-    batch_size: int = 64
-    loss_fractions: tuple[float, ...] = (0.8, 0.5)
-    max_steps: int = 400
-    eval_every: int = 10
+    lr: float = 0.2
+    batch_size: int = 0
+    loss_fractions: tuple[float, ...] = (0.9, 0.6)
+    max_steps: int = 600
+    eval_every: int = 20
     mode: str = "train"
+    lr_rule: LrRule = "sharpness"
+    edge_fraction: float = 0.5
+    sharpness_products: int = 12
+    on_missed: OnMissed = "fail"
 
     @property
     def levels(self) -> tuple[float, ...]:
@@ -106,9 +122,13 @@ class CheckpointConfig:
     def validate(self, prefix: str) -> None:
         _choice(self.mode, f"{prefix}.mode", CHECKPOINT_MODES)
         _real(self.lr, f"{prefix}.lr", 0.0, 10.0)
-        _int(self.batch_size, f"{prefix}.batch_size")
+        _int(self.batch_size, f"{prefix}.batch_size", 0)
         _int(self.max_steps, f"{prefix}.max_steps")
         _int(self.eval_every, f"{prefix}.eval_every")
+        _choice(self.lr_rule, f"{prefix}.lr_rule", LR_RULES)
+        _real(self.edge_fraction, f"{prefix}.edge_fraction", 0.0, 1.0)
+        _int(self.sharpness_products, f"{prefix}.sharpness_products", 2, 1000)
+        _choice(self.on_missed, f"{prefix}.on_missed", ON_MISSED)
         fr = self.loss_fractions
         if not isinstance(fr, (tuple, list)) or not 1 <= len(fr) <= 5:
             raise _fail(f"{prefix}.loss_fractions", "1 to 5 fractions in (0, 1]", fr)

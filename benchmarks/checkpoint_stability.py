@@ -1,0 +1,207 @@
+"""Is the checkpoint trajectory stable under floating-point noise? Evidence for docs/validation.md §3b.
+
+For each candidate checkpoint protocol (a set of ``checkpoint.*`` overrides of the default config), each
+default network (VGG-11 w/16 and WRN-10-1 w/4 on the 128-image Fashion-MNIST pool) and each training seed,
+the pipeline's own step 1 (``validation.experiments.checkpoints.make_checkpoints``) trains to both loss
+levels; λ₁(H) of the pool Hessian at each checkpoint is then measured as step 2 does (``HessianOperator``
+in the run's BN mode, ``top_eigenpairs`` to relative residual 1e-3). Every cell runs twice, in separate
+processes: with the CPU's default ATen capability and with ``ATEN_CPU_CAPABILITY=avx2`` (it must be set
+before Python starts), always on one intra-op thread. A protocol is stable when λ₁ agrees within ~5 %
+between the two and every level is reached within ``max_steps``.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/checkpoint_stability.py            # all cells
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/checkpoint_stability.py --only gd-sharp --models vgg
+    PYTHONPATH=. python benchmarks/checkpoint_stability.py --table                      # table only
+
+Results are appended to ``benchmarks/results/checkpoint_stability.jsonl`` (one line per cell; a cell already
+there is skipped) and the table is printed as markdown. Seed s > 0 is a replica of the network with its own
+initialisation and batch order (the model is named ``<name>-s<s>``, from which both seeds are derived).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results" / "checkpoint_stability.jsonl"
+
+PROTOCOLS: dict[str, list[str]] = {
+    "sgd32-lr0.2": ["checkpoint.batch_size=32", "checkpoint.lr=0.2", "checkpoint.lr_rule=constant"],
+    "sgd32-lr0.05": ["checkpoint.batch_size=32", "checkpoint.lr=0.05", "checkpoint.lr_rule=constant"],
+    "sgd32-lr0.02": [
+        "checkpoint.batch_size=32",
+        "checkpoint.lr=0.02",
+        "checkpoint.lr_rule=constant",
+        "checkpoint.max_steps=2000",
+    ],
+    "gd-lr0.1": ["checkpoint.batch_size=0", "checkpoint.lr=0.1", "checkpoint.lr_rule=constant"],
+    "gd-lr0.05": [
+        "checkpoint.batch_size=0",
+        "checkpoint.lr=0.05",
+        "checkpoint.lr_rule=constant",
+        "checkpoint.max_steps=1200",
+    ],
+    "gd-sharp": [
+        "checkpoint.batch_size=0",
+        "checkpoint.lr=0.2",
+        "checkpoint.lr_rule=sharpness",
+        "checkpoint.edge_fraction=0.5",
+    ],
+    "gd-sharp-e5": [
+        "checkpoint.batch_size=0",
+        "checkpoint.lr=0.2",
+        "checkpoint.lr_rule=sharpness",
+        "checkpoint.edge_fraction=0.5",
+        "checkpoint.eval_every=5",
+        "checkpoint.sharpness_products=8",
+    ],
+    "sgd32-sharp": [
+        "checkpoint.batch_size=32",
+        "checkpoint.lr=0.2",
+        "checkpoint.lr_rule=sharpness",
+        "checkpoint.edge_fraction=0.5",
+    ],
+}
+CAPABILITIES = ("default", "avx2")
+SEEDS = (0, 1)
+MODELS = ("vgg", "wrn")
+
+
+def run_cell(protocol: str, model: str, seed: int) -> dict[str, Any]:
+    """Step 1 under ``protocol`` for one network and seed, then λ₁(H) at each checkpoint (this process)."""
+    import dataclasses
+
+    import torch
+
+    from networks.curvature.hessian import HessianOperator
+    from networks.lanczos import top_eigenpairs
+    from validation.config import load_config
+    from validation.experiments.checkpoints import (
+        load_checkpoint,
+        load_pool,
+        loss_function,
+        make_checkpoints,
+    )
+    from validation.store import ResultStore
+
+    torch.set_num_threads(1)
+    overrides = [*PROTOCOLS[protocol], "checkpoint.on_missed=flag"]
+    config = load_config("default", overrides)
+    base = next(m for m in config.models if m.name == model)
+    model_cfg = dataclasses.replace(base, name=model if seed == 0 else f"{model}-s{seed}")
+    pool = load_pool(config)
+    out: dict[str, Any] = {"protocol": protocol, "overrides": overrides, "model": model, "seed": seed}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultStore(tmp)
+        t0 = time.perf_counter()
+        records = make_checkpoints(config, model_cfg, pool, store)
+        out["train_seconds"] = time.perf_counter() - t0
+        levels = []
+        for rec in records:
+            net = load_checkpoint(store, rec, config, model_cfg, pool)
+            hess = HessianOperator(net, loss_function(), (pool.x, pool.y), bn_mode=config.bn_mode)
+            top = top_eigenpairs(hess, k=1, which="LA", tol=1e-3, max_products=120, seed=12345,
+                                 return_eigenvectors=False)
+            levels.append(
+                {
+                    "ckpt": rec["ckpt"],
+                    "steps": rec["steps"],
+                    "reached": rec["reached"],
+                    "diverged": rec["diverged"],
+                    "loss": rec["loss"],
+                    "target": rec["target_loss"],
+                    "lambda1": float(top.eigenvalues[0]),
+                    "lambda1_converged": bool(top.converged[0]),
+                    "last_lr": rec["train_last_lr"],
+                    "last_sharpness": rec["train_last_sharpness"],
+                }
+            )
+    out["levels"] = levels
+    out["capability"] = torch.backends.cpu.get_cpu_capability()
+    out["env_capability"] = os.environ.get("ATEN_CPU_CAPABILITY", "default")
+    return out
+
+
+def _done() -> set[tuple[str, str, int, str]]:
+    if not RESULTS.exists():
+        return set()
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    return {(r["protocol"], r["model"], r["seed"], r["env_capability"]) for r in rows}
+
+
+def drive(protocols: list[str], models: list[str], seeds: list[int]) -> None:
+    """Every missing cell as its own process (one at a time), with and without ATEN_CPU_CAPABILITY=avx2."""
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    done = _done()
+    for protocol in protocols:
+        for model in models:
+            for seed in seeds:
+                for cap in CAPABILITIES:
+                    if (protocol, model, seed, cap) in done:
+                        continue
+                    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+                    env.pop("ATEN_CPU_CAPABILITY", None)
+                    if cap != "default":
+                        env["ATEN_CPU_CAPABILITY"] = cap
+                    cmd = [sys.executable, __file__, "--cell", protocol, model, str(seed)]
+                    line = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+                    row = json.loads(line.strip().splitlines()[-1])
+                    with RESULTS.open("a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    lams = " ".join(f"{lv['lambda1']:.3g}@{lv['steps']}" for lv in row["levels"])
+                    secs = row["train_seconds"]
+                    print(f"{protocol} {model} s{seed} {cap}: {lams} ({secs:.1f} s)", flush=True)
+
+
+def table() -> str:
+    """The markdown table: protocol × network × seed → λ₁ at each level (default / avx2), their relative
+    difference, steps and training seconds."""
+    rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
+    by = {(r["protocol"], r["model"], r["seed"], r["env_capability"]): r for r in rows}
+    out = [
+        "| protocol | net | seed | λ₁ ckpt 0 (default / avx2) | rel. diff | λ₁ ckpt 1 (default / avx2) | "
+        "rel. diff | steps (default / avx2) | train s | reached |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({k[:3] for k in by}, key=lambda k: (list(PROTOCOLS).index(k[0]), k[1], k[2]))
+    for key in keys:
+        a, b = by.get((*key, "default")), by.get((*key, "avx2"))
+        if a is None or b is None:
+            continue
+        cells = []
+        for i in range(len(a["levels"])):
+            la, lb = a["levels"][i]["lambda1"], b["levels"][i]["lambda1"]
+            cells += [f"{la:.3g} / {lb:.3g}", f"{abs(la - lb) / max(abs(la), abs(lb)):.1%}"]
+        steps = " ".join(f"{x['steps']}/{y['steps']}" for x, y in zip(a["levels"], b["levels"], strict=True))
+        reached = all(lv["reached"] for lv in a["levels"] + b["levels"])
+        secs = f"{a['train_seconds']:.0f} / {b['train_seconds']:.0f}"
+        out.append(f"| {key[0]} | {key[1]} | {key[2]} | {' | '.join(cells)} | {steps} | {secs} | {reached} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cell", nargs=3, metavar=("PROTOCOL", "MODEL", "SEED"))
+    parser.add_argument("--only", nargs="*", default=list(PROTOCOLS), choices=list(PROTOCOLS))
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
+    parser.add_argument("--table", action="store_true", help="print the table of the stored results")
+    args = parser.parse_args()
+    if args.cell:
+        protocol, model, seed = args.cell
+        print(json.dumps(run_cell(protocol, model, int(seed))))
+        return
+    if not args.table:
+        drive(args.only, args.models, args.seeds)
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
