@@ -62,6 +62,18 @@ PROTOCOLS: dict[str, list[str]] = {
         "checkpoint.eval_every=5",
         "checkpoint.sharpness_products=8",
     ],
+    "sgd32-lr0.2-f64": [
+        "checkpoint.batch_size=32",
+        "checkpoint.lr=0.2",
+        "checkpoint.lr_rule=constant",
+        "checkpoint.train_dtype=float64",
+    ],
+    "sgd32-lr0.05-f64": [
+        "checkpoint.batch_size=32",
+        "checkpoint.lr=0.05",
+        "checkpoint.lr_rule=constant",
+        "checkpoint.train_dtype=float64",
+    ],
     "sgd32-sharp": [
         "checkpoint.batch_size=32",
         "checkpoint.lr=0.2",

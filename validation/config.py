@@ -90,25 +90,31 @@ LR_RULES: tuple[str, ...] = get_args(LrRule)
 OnMissed = Literal["fail", "flag"]
 """What a checkpoint whose training misses its loss target does: stop the run, or keep it flagged."""
 ON_MISSED: tuple[str, ...] = get_args(OnMissed)
+TrainDtype = Literal["float32", "float64"]
+"""The dtype the checkpoint training computes in (the checkpoint is saved in the run's ``dtype``)."""
+TRAIN_DTYPES: tuple[str, ...] = get_args(TrainDtype)
 
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """Step 1 (docs/validation.md §3b): SGD from initialisation with batch ``batch_size`` (0: the whole
-    pool, i.e. gradient descent) at step size ``lr`` (``lr_rule="constant"``) or min(lr, edge_fraction ·
-    2/λ̂₁(H)) with λ̂₁ re-estimated every ``eval_every`` steps from ``sharpness_products`` Lanczos products
-    (``lr_rule="sharpness"``); a checkpoint is saved the first time the pool loss falls below
-    ``loss_fractions[i] * initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every``
-    steps). A level missed within ``max_steps`` (or a diverged run) stops the run (``on_missed="fail"``) or
-    is kept and flagged in the report (``"flag"``)."""
+    """Step 1 (docs/validation.md §3b): SGD from initialisation, computed in ``train_dtype`` (float64 by
+    default: float32 rounding makes a chaotic trajectory, and λ₁(H) at its checkpoints, depend on the CPU's
+    instruction set), with batch ``batch_size`` (0: the whole pool, i.e. gradient descent) at step size
+    ``lr`` (``lr_rule="constant"``) or min(lr, edge_fraction · 2/λ̂₁(H)) with λ̂₁ re-estimated every
+    ``eval_every`` steps from ``sharpness_products`` Lanczos products (``lr_rule="sharpness"``). A checkpoint
+    is saved (in the run's ``dtype``) the first time the pool loss falls below ``loss_fractions[i] *
+    initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every`` steps). A level missed
+    within ``max_steps`` (or a diverged run) stops the run (``on_missed="fail"``) or is kept and flagged in
+    the report (``"flag"``)."""
 
-    lr: float = 0.2
-    batch_size: int = 0
-    loss_fractions: tuple[float, ...] = (0.9, 0.6)
-    max_steps: int = 600
-    eval_every: int = 20
+    lr: float = 0.05
+    batch_size: int = 64
+    loss_fractions: tuple[float, ...] = (0.8, 0.5)
+    max_steps: int = 400
+    eval_every: int = 10
     mode: str = "train"
-    lr_rule: LrRule = "sharpness"
+    train_dtype: TrainDtype = "float64"
+    lr_rule: LrRule = "constant"
     edge_fraction: float = 0.5
     sharpness_products: int = 12
     on_missed: OnMissed = "fail"
@@ -129,6 +135,7 @@ class CheckpointConfig:
         _real(self.edge_fraction, f"{prefix}.edge_fraction", 0.0, 1.0)
         _int(self.sharpness_products, f"{prefix}.sharpness_products", 2, 1000)
         _choice(self.on_missed, f"{prefix}.on_missed", ON_MISSED)
+        _choice(self.train_dtype, f"{prefix}.train_dtype", TRAIN_DTYPES)
         fr = self.loss_fractions
         if not isinstance(fr, (tuple, list)) or not 1 <= len(fr) <= 5:
             raise _fail(f"{prefix}.loss_fractions", "1 to 5 fractions in (0, 1]", fr)

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from networks.curvature.hessian import HessianOperator
+from networks.training import evaluate
 from validation import steps
 from validation.cli import main
 from validation.config import CheckpointConfig, config_from_dict, load_config
@@ -20,9 +21,11 @@ from validation.experiments.checkpoints import (
     CheckpointTargetMissed,
     build_network,
     checkpoint_keys,
+    load_checkpoint,
     load_pool,
     loss_function,
     make_checkpoints,
+    pool_dataset,
     sharpness,
     step_size,
 )
@@ -41,9 +44,16 @@ def test_smoke_protocol_reaches_its_target_and_records_the_protocol(tmp_path: Pa
     config = load_config("smoke")
     model = config.models[0]
     pool = load_pool(config)
-    records = make_checkpoints(config, model, pool, ResultStore(tmp_path))
+    store = ResultStore(tmp_path)
+    records = make_checkpoints(config, model, pool, store)
     cfg = config.checkpoint
     assert len(records) == len(checkpoint_keys(config, model))
+    assert cfg.train_dtype == "float64" and records[0]["train_dtype"] == "float64"
+    # trained in float64, saved in the run's float32: the loss there equals the recorded one to rounding
+    net = load_checkpoint(store, records[-1], config, model, pool)
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    loss, _ = evaluate(net, loss_function(), pool_dataset(pool))
+    assert loss == pytest.approx(records[-1]["loss"], rel=1e-5)
     for rec in records:
         assert rec["reached"] and not rec["diverged"] and rec["loss"] <= rec["target_loss"]
         assert rec["steps"] <= cfg.max_steps
@@ -120,10 +130,12 @@ def test_flagged_miss_is_kept_and_marked_in_the_report(tmp_path: Path) -> None:
 
 def test_diverged_training_fails_or_is_flagged(tmp_path: Path) -> None:
     raw = json.loads(SMOKE.read_text())
-    raw["checkpoint"].update(lr=10.0, lr_rule="constant", batch_size=0, max_steps=200, eval_every=10)
+    raw["checkpoint"].update(
+        lr=10.0, lr_rule="constant", batch_size=0, max_steps=200, eval_every=10, train_dtype="float32"
+    )
     config = config_from_dict(raw)
     pool = load_pool(config)
-    pool.x.mul_(1e6)  # inputs a million times larger: a step of lr 10 overflows the logits
+    pool.x.mul_(1e6)  # inputs a million times larger: steps of lr 10 overflow float32 logits
     with pytest.raises(CheckpointTargetMissed, match="diverged after .* lower checkpoint.lr"):
         make_checkpoints(config, config.models[0], pool, ResultStore(tmp_path / "a"))
     flagged = dataclasses.replace(config, checkpoint=dataclasses.replace(config.checkpoint, on_missed="flag"))
@@ -141,6 +153,7 @@ def test_diverged_training_fails_or_is_flagged(tmp_path: Path) -> None:
         ("edge_fraction", 0.0),
         ("batch_size", -1),
         ("sharpness_products", 1),
+        ("train_dtype", "float16"),
     ],
 )
 def test_bad_protocol_fields_name_the_field(field: str, value: object) -> None:

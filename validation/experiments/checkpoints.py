@@ -135,9 +135,30 @@ def pool_dataset(pool: Pool) -> Any:
     return ArrayDataset(x=pool.x, y=pool.y, num_classes=pool.num_classes, name=pool.name)
 
 
-def _save_state(store: ResultStore, name: str, model: nn.Module) -> tuple[str, str]:
+@dataclass
+class _Samples:
+    """The pool's tensors in the checkpoint training's dtype (what ``networks.training`` consumes)."""
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def _in_dtype(pool: Pool, dtype: torch.dtype) -> Pool:
+    return pool if pool.x.dtype == dtype else Pool(pool.x.to(dtype), pool.y, pool.num_classes, pool.name,
+                                                    pool.indices)
+
+
+def _save_state(store: ResultStore, name: str, model: nn.Module, dtype: torch.dtype) -> tuple[str, str]:
+    """Write the state dict (floating tensors cast to the run's ``dtype``) atomically; (path, sha256)."""
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    state = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu()
+        for k, v in model.state_dict().items()
+    }
+    torch.save(state, buf)
     path = store.checkpoint_path(name)
     atomic_write_bytes(path, buf.getvalue())
     return str(path.relative_to(store.root)), file_hash(path)
@@ -227,10 +248,11 @@ def make_checkpoints(
     keys = checkpoint_keys(config, model_cfg)
     cfg = config.checkpoint
     loss_fn = loss_function()
-    data = pool_dataset(pool)
+    train_pool = _in_dtype(pool, _DTYPES[cfg.train_dtype])
+    data = _Samples(train_pool.x, train_pool.y)
     batch = len(pool) if cfg.batch_size == 0 else min(cfg.batch_size, len(pool))
     with timed() as timer:
-        model = build_network(config, model_cfg, pool, objects)
+        model = build_network(config, model_cfg, pool, objects).to(_DTYPES[cfg.train_dtype])
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         optimizer = make_optimizer("sgd", model.parameters(), lr=cfg.lr)
         initial_loss, initial_acc = evaluate(model, loss_fn, data)
@@ -267,6 +289,7 @@ def make_checkpoints(
                     "train_eval_every": cfg.eval_every,
                     "train_max_steps": cfg.max_steps,
                     "train_on_missed": cfg.on_missed,
+                    "train_dtype": cfg.train_dtype,
                     "train_last_lr": lr,
                     "train_last_sharpness": lam,
                     "n_params": n_params,
@@ -278,13 +301,13 @@ def make_checkpoints(
                 }
                 if not reached and cfg.on_missed == "fail":
                     raise CheckpointTargetMissed(missed_message(record))
-                path, digest = _save_state(store, keys[level], model)
+                path, digest = _save_state(store, keys[level], model, _DTYPES[config.dtype])
                 records.append({**record, "path": path, "sha256": digest})
                 level += 1
                 continue
             if cfg.lr_rule == "sharpness":
                 seed = derived_seed(config.seed, model_cfg.name, "ckpt-sharpness", chunk)
-                lam = sharpness(model, loss_fn, pool, cfg.sharpness_products, seed)
+                lam = sharpness(model, loss_fn, train_pool, cfg.sharpness_products, seed)
                 lr = step_size(cfg, lam)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
