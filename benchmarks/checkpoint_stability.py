@@ -12,6 +12,7 @@ between the two and every level is reached within ``max_steps``.
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/checkpoint_stability.py            # all cells
     OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/checkpoint_stability.py --only gd-sharp --models vgg
     PYTHONPATH=. python benchmarks/checkpoint_stability.py --table                      # table only
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/checkpoint_stability.py --cost     # f32 vs f64 cost
 
 Results are appended to ``benchmarks/results/checkpoint_stability.jsonl`` (one line per cell; a cell already
 there is skipped) and the table is printed as markdown. Seed s > 0 is a replica of the network with its own
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "checkpoint_stability.jsonl"
+COST = Path(__file__).resolve().parent / "results" / "checkpoint_cost.json"
 
 PROTOCOLS: dict[str, list[str]] = {
     "sgd32-lr0.2": ["checkpoint.batch_size=32", "checkpoint.lr=0.2", "checkpoint.lr_rule=constant"],
@@ -173,14 +175,14 @@ def drive(protocols: list[str], models: list[str], seeds: list[int]) -> None:
 
 
 def table() -> str:
-    """The markdown table: protocol × network × seed → λ₁ at each level (default / avx2), their relative
-    difference, steps and training seconds."""
+    """The markdown table: protocol × network × seed → λ₁ at each level (default / avx2) and their relative
+    difference, the largest relative difference of the checkpoint losses, steps and training seconds."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
     by = {(r["protocol"], r["model"], r["seed"], r["env_capability"]): r for r in rows}
     out = [
-        "| protocol | net | seed | λ₁ ckpt 0 (default / avx2) | rel. diff | λ₁ ckpt 1 (default / avx2) | "
-        "rel. diff | steps (default / avx2) | train s | reached |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| protocol | net | seed | λ₁ ckpt 0 (AVX-512 / AVX2) | rel. diff | λ₁ ckpt 1 (AVX-512 / AVX2) | "
+        "rel. diff | loss rel. diff | steps (AVX-512 / AVX2) | train s | reached |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({k[:3] for k in by}, key=lambda k: (list(PROTOCOLS).index(k[0]), k[1], k[2]))
     for key in keys:
@@ -188,14 +190,48 @@ def table() -> str:
         if a is None or b is None:
             continue
         cells = []
-        for i in range(len(a["levels"])):
-            la, lb = a["levels"][i]["lambda1"], b["levels"][i]["lambda1"]
-            cells += [f"{la:.3g} / {lb:.3g}", f"{abs(la - lb) / max(abs(la), abs(lb)):.1%}"]
-        steps = " ".join(f"{x['steps']}/{y['steps']}" for x, y in zip(a["levels"], b["levels"], strict=True))
+        pairs = list(zip(a["levels"], b["levels"], strict=True))
+        for la, lb in pairs:
+            x, y = la["lambda1"], lb["lambda1"]
+            cells += [f"{x:.3g} / {y:.3g}", f"{abs(x - y) / max(abs(x), abs(y)):.1e}"]
+        loss_diff = max(abs(la["loss"] - lb["loss"]) / abs(la["loss"]) for la, lb in pairs)
+        steps = ", ".join(f"{x['steps']}/{y['steps']}" for x, y in pairs)
         reached = all(lv["reached"] for lv in a["levels"] + b["levels"])
         secs = f"{a['train_seconds']:.0f} / {b['train_seconds']:.0f}"
-        out.append(f"| {key[0]} | {key[1]} | {key[2]} | {' | '.join(cells)} | {steps} | {secs} | {reached} |")
+        out.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {' | '.join(cells)} | {loss_diff:.1e} | {steps} | {secs} | "
+            f"{'yes' if reached else 'NO'} |"
+        )
     return "\n".join(out)
+
+
+def cost(rounds: int = 2) -> dict[str, Any]:
+    """Seconds of the default run's checkpoint step (``make_checkpoints``, both networks) trained in float32
+    vs float64, interleaved in this process so that both see the same machine load; written to ``COST``."""
+    import torch
+
+    from validation.config import load_config
+    from validation.experiments.checkpoints import load_pool, make_checkpoints
+    from validation.store import ResultStore
+
+    torch.set_num_threads(1)
+    seconds: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for dtype in ("float32", "float64"):
+            config = load_config("default", [f"checkpoint.train_dtype={dtype}", "checkpoint.on_missed=flag"])
+            pool = load_pool(config)
+            with tempfile.TemporaryDirectory() as tmp:
+                for model in config.models:
+                    t0 = time.perf_counter()
+                    make_checkpoints(config, model, pool, ResultStore(tmp))
+                    seconds.setdefault(f"{model.name} {dtype}", []).append(time.perf_counter() - t0)
+    out = {
+        "seconds": seconds,
+        "load_average": os.getloadavg(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+    }
+    COST.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return out
 
 
 def main() -> None:
@@ -205,7 +241,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
     parser.add_argument("--table", action="store_true", help="print the table of the stored results")
+    parser.add_argument("--cost", action="store_true", help="time the default checkpoint step, f32 vs f64")
     args = parser.parse_args()
+    if args.cost:
+        print(json.dumps(cost(), indent=1))
+        return
     if args.cell:
         protocol, model, seed = args.cell
         print(json.dumps(run_cell(protocol, model, int(seed))))

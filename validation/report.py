@@ -507,6 +507,8 @@ def _checkpoint_section(store: ResultStore) -> list[str]:
     for c in store.records(steps.CHECKPOINTS):
         batch = c["train_batch_size"]
         how = "gradient-descent" if c.get("train_full_batch") else f"SGD (B = {batch})"
+        if c.get("train_dtype"):
+            how += f" {c['train_dtype']}"
         rule = c.get("train_lr_rule", "constant")
         lr = (
             f"lr min({c['train_lr']}, {c.get('train_edge_fraction')}·2/λ̂₁) "

@@ -2,16 +2,18 @@
 
 A checkpoint w_c is the first point of a training run (from a seeded initialisation, independent of the
 batch sizes under test) where the pool loss falls below ``fraction × L(w_0)`` (checked every ``eval_every``
-steps). The protocol (docs/validation.md §3b) is plain SGD with batch ``batch_size`` (0: the whole pool,
-i.e. gradient descent) and, with ``lr_rule="sharpness"``, the step size kept below the edge of stability,
+steps). The protocol (docs/validation.md §3b): plain SGD with batch ``batch_size`` (0: the whole pool, i.e.
+gradient descent), computed in ``train_dtype`` — float64 by default — and saved in the run's dtype. The
+SGD trajectory of the default VGG is chaotic: float32 rounding differences (another CPU instruction set,
+another thread count) grow to O(1) before the first checkpoint, so λ₁(H) there changed by up to 2× between
+AVX-512 and AVX2; computed in float64 the same differences start 10⁹ times smaller and the checkpoints agree
+to ~10⁻¹⁰ in loss and 10⁻⁸ in λ₁ (§3b's table). Optionally (``lr_rule="sharpness"``) the step size is kept
+below the edge of stability, η_t = min(lr, edge_fraction · 2 / λ̂₁(H_t)), with λ̂₁ the top eigenvalue of
+the pool-loss Hessian from a few seeded Lanczos products, re-estimated every ``eval_every`` steps (it did
+not make the float32 trajectory reproducible: the sensitivity is not only at the edge of stability).
 
-    η_t = min(lr, edge_fraction · 2 / λ̂₁(H_t)),
-
-with λ̂₁ the top eigenvalue of the Hessian of the pool loss (a few seeded Lanczos products, re-estimated
-every ``eval_every`` steps). Gradient descent below 2/λ₁ follows the gradient flow, so the checkpoint (and
-λ₁(H) there) does not depend on floating-point rounding (the CPU's instruction set, the thread count); a
-large-lr SGD trajectory does (§3b's table). A level that is not reached within ``max_steps`` (or a diverged
-run) raises :class:`CheckpointTargetMissed` with ``on_missed="fail"``; with ``"flag"`` its record keeps
+A level that is not reached within ``max_steps`` (or a diverged run) raises
+:class:`CheckpointTargetMissed` with ``on_missed="fail"``; with ``"flag"`` its record keeps
 ``reached: False`` and the report marks it. State dicts are written with ``torch.save`` (atomically) and
 read back with ``torch.load(..., weights_only=True)``.
 """
