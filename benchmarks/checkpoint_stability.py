@@ -83,7 +83,12 @@ PROTOCOLS: dict[str, list[str]] = {
         "checkpoint.edge_fraction=0.5",
     ],
 }
-CAPABILITIES = ("default", "avx2")
+VARIANTS: dict[str, dict[str, str]] = {
+    "default": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
+    "threads2": {"OMP_NUM_THREADS": "2"},
+}
+"""How a cell's process differs from the default one: the ATen CPU capability, or two intra-op threads."""
 SEEDS = (0, 1)
 MODELS = ("vgg", "wrn")
 
@@ -105,7 +110,7 @@ def run_cell(protocol: str, model: str, seed: int) -> dict[str, Any]:
     )
     from validation.store import ResultStore
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     overrides = [*PROTOCOLS[protocol], "checkpoint.on_missed=flag"]
     config = load_config("default", overrides)
     base = next(m for m in config.models if m.name == model)
@@ -140,6 +145,7 @@ def run_cell(protocol: str, model: str, seed: int) -> dict[str, Any]:
     out["levels"] = levels
     out["capability"] = torch.backends.cpu.get_cpu_capability()
     out["env_capability"] = os.environ.get("ATEN_CPU_CAPABILITY", "default")
+    out["threads"] = torch.get_num_threads()
     return out
 
 
@@ -147,26 +153,30 @@ def _done() -> set[tuple[str, str, int, str]]:
     if not RESULTS.exists():
         return set()
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    return {(r["protocol"], r["model"], r["seed"], r["env_capability"]) for r in rows}
+    return {(r["protocol"], r["model"], r["seed"], _variant(r)) for r in rows}
 
 
-def drive(protocols: list[str], models: list[str], seeds: list[int]) -> None:
-    """Every missing cell as its own process (one at a time), with and without ATEN_CPU_CAPABILITY=avx2."""
+def _variant(row: dict[str, Any]) -> str:
+    return str(row.get("variant", row["env_capability"]))
+
+
+def drive(protocols: list[str], models: list[str], seeds: list[int], variants: list[str]) -> None:
+    """Every missing cell as its own process (one at a time), once per variant (default: the CPU's default
+    capability and ATEN_CPU_CAPABILITY=avx2)."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     done = _done()
     for protocol in protocols:
         for model in models:
             for seed in seeds:
-                for cap in CAPABILITIES:
+                for cap in variants:
                     if (protocol, model, seed, cap) in done:
                         continue
                     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
                     env.pop("ATEN_CPU_CAPABILITY", None)
-                    if cap != "default":
-                        env["ATEN_CPU_CAPABILITY"] = cap
+                    env.update(VARIANTS[cap])
                     cmd = [sys.executable, __file__, "--cell", protocol, model, str(seed)]
                     line = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-                    row = json.loads(line.strip().splitlines()[-1])
+                    row = {**json.loads(line.strip().splitlines()[-1]), "variant": cap}
                     with RESULTS.open("a", encoding="utf-8") as fh:
                         fh.write(json.dumps(row) + "\n")
                     lams = " ".join(f"{lv['lambda1']:.3g}@{lv['steps']}" for lv in row["levels"])
@@ -174,19 +184,22 @@ def drive(protocols: list[str], models: list[str], seeds: list[int]) -> None:
                     print(f"{protocol} {model} s{seed} {cap}: {lams} ({secs:.1f} s)", flush=True)
 
 
-def table() -> str:
-    """The markdown table: protocol × network × seed → λ₁ at each level (default / avx2) and their relative
-    difference, the largest relative difference of the checkpoint losses, steps and training seconds."""
+def table(other: str = "avx2") -> str:
+    """The markdown table: protocol × network × seed → λ₁ at each level (default / ``other`` variant) and
+    their relative difference, the largest relative difference of the checkpoint losses, steps and training
+    seconds."""
     rows = [json.loads(line) for line in RESULTS.read_text().splitlines() if line.strip()]
-    by = {(r["protocol"], r["model"], r["seed"], r["env_capability"]): r for r in rows}
+    by = {(r["protocol"], r["model"], r["seed"], _variant(r)): r for r in rows}
+    name = {"avx2": "AVX2", "threads2": "2 threads"}.get(other, other)
     out = [
-        "| protocol | net | seed | λ₁ ckpt 0 (AVX-512 / AVX2) | rel. diff | λ₁ ckpt 1 (AVX-512 / AVX2) | "
-        "rel. diff | loss rel. diff | steps (AVX-512 / AVX2) | train s | reached |",
+        f"| protocol | net | seed | λ₁ ckpt 0 (default / {name}) | rel. diff | "
+        f"λ₁ ckpt 1 (default / {name}) | rel. diff | loss rel. diff | steps (default / {name}) | train s | "
+        "reached |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({k[:3] for k in by}, key=lambda k: (list(PROTOCOLS).index(k[0]), k[1], k[2]))
     for key in keys:
-        a, b = by.get((*key, "default")), by.get((*key, "avx2"))
+        a, b = by.get((*key, "default")), by.get((*key, other))
         if a is None or b is None:
             continue
         cells = []
@@ -240,6 +253,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(PROTOCOLS), choices=list(PROTOCOLS))
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS))
+    parser.add_argument("--variants", nargs="*", default=["default", "avx2"], choices=list(VARIANTS))
     parser.add_argument("--table", action="store_true", help="print the table of the stored results")
     parser.add_argument("--cost", action="store_true", help="time the default checkpoint step, f32 vs f64")
     args = parser.parse_args()
@@ -251,8 +265,12 @@ def main() -> None:
         print(json.dumps(run_cell(protocol, model, int(seed))))
         return
     if not args.table:
-        drive(args.only, args.models, args.seeds)
+        drive(args.only, args.models, args.seeds, args.variants)
     print(table())
+    lines = [line for line in RESULTS.read_text().splitlines() if line.strip()]
+    if any(_variant(json.loads(line)) == "threads2" for line in lines):
+        print()
+        print(table("threads2"))
 
 
 if __name__ == "__main__":
