@@ -35,28 +35,48 @@ RESULTS = Path(__file__).resolve().parent / "results" / "checkpoint_stability.js
 COST = Path(__file__).resolve().parent / "results" / "checkpoint_cost.json"
 
 PROTOCOLS: dict[str, list[str]] = {
-    "sgd32-lr0.2": ["checkpoint.batch_size=32", "checkpoint.lr=0.2", "checkpoint.lr_rule=constant"],
-    "sgd32-lr0.05": ["checkpoint.batch_size=32", "checkpoint.lr=0.05", "checkpoint.lr_rule=constant"],
+    # each states its train_dtype: the default config trains in float64 since this benchmark
+    "sgd32-lr0.2": [
+        "checkpoint.train_dtype=float32",
+        "checkpoint.batch_size=32",
+        "checkpoint.lr=0.2",
+        "checkpoint.lr_rule=constant",
+    ],
+    "sgd32-lr0.05": [
+        "checkpoint.train_dtype=float32",
+        "checkpoint.batch_size=32",
+        "checkpoint.lr=0.05",
+        "checkpoint.lr_rule=constant",
+    ],
     "sgd32-lr0.02": [
+        "checkpoint.train_dtype=float32",
         "checkpoint.batch_size=32",
         "checkpoint.lr=0.02",
         "checkpoint.lr_rule=constant",
         "checkpoint.max_steps=2000",
     ],
-    "gd-lr0.1": ["checkpoint.batch_size=0", "checkpoint.lr=0.1", "checkpoint.lr_rule=constant"],
+    "gd-lr0.1": [
+        "checkpoint.train_dtype=float32",
+        "checkpoint.batch_size=0",
+        "checkpoint.lr=0.1",
+        "checkpoint.lr_rule=constant",
+    ],
     "gd-lr0.05": [
+        "checkpoint.train_dtype=float32",
         "checkpoint.batch_size=0",
         "checkpoint.lr=0.05",
         "checkpoint.lr_rule=constant",
         "checkpoint.max_steps=1200",
     ],
     "gd-sharp": [
+        "checkpoint.train_dtype=float32",
         "checkpoint.batch_size=0",
         "checkpoint.lr=0.2",
         "checkpoint.lr_rule=sharpness",
         "checkpoint.edge_fraction=0.5",
     ],
     "gd-sharp-e5": [
+        "checkpoint.train_dtype=float32",
         "checkpoint.batch_size=0",
         "checkpoint.lr=0.2",
         "checkpoint.lr_rule=sharpness",
@@ -77,6 +97,7 @@ PROTOCOLS: dict[str, list[str]] = {
         "checkpoint.train_dtype=float64",
     ],
     "sgd32-sharp": [
+        "checkpoint.train_dtype=float32",
         "checkpoint.batch_size=32",
         "checkpoint.lr=0.2",
         "checkpoint.lr_rule=sharpness",
@@ -140,6 +161,7 @@ def run_cell(protocol: str, model: str, seed: int) -> dict[str, Any]:
                     "lambda1_converged": bool(top.converged[0]),
                     "last_lr": rec["train_last_lr"],
                     "last_sharpness": rec["train_last_sharpness"],
+                    "train_dtype": rec["train_dtype"],
                 }
             )
     out["levels"] = levels
