@@ -506,9 +506,8 @@ def _checkpoint_section(store: ResultStore) -> list[str]:
     lines = ["## Checkpoints", ""]
     for c in store.records(steps.CHECKPOINTS):
         batch = c["train_batch_size"]
-        how = "gradient-descent" if c.get("train_full_batch") else f"SGD (B = {batch})"
-        if c.get("train_dtype"):
-            how += f" {c['train_dtype']}"
+        dtype = f", {c['train_dtype']}" if c.get("train_dtype") else ""
+        how = f"{'gradient descent' if c.get('train_full_batch') else 'SGD'} (B = {batch}{dtype})"
         rule = c.get("train_lr_rule", "constant")
         lr = (
             f"lr min({c['train_lr']}, {c.get('train_edge_fraction')}·2/λ̂₁) "
@@ -520,10 +519,10 @@ def _checkpoint_section(store: ResultStore) -> list[str]:
         if not c["reached"]:
             limit = c.get("train_max_steps", c["steps"])
             why = "diverged" if c["diverged"] else f"checkpoint.max_steps = {limit} used up"
-            mark = f" **MISSED its loss target** ({why}; kept by checkpoint.on_missed = flag)."
+            mark = f" **MISSED its loss target** ({why}; kept by checkpoint.on_missed = flag) —"
         lines.append(
             f"- {c['model']} ckpt {c['ckpt']}:{mark} pool loss {_fmt(c['loss'])} (target "
-            f"{_fmt(c['target_loss'])}, reached: {c['reached']}) after {c['steps']} {how} steps at {lr}, "
+            f"{_fmt(c['target_loss'])}, reached: {c['reached']}) after {c['steps']} steps of {how} at {lr}, "
             f"accuracy {_fmt(c['accuracy'])}, P = {c['n_params']}, diverged: {c['diverged']}."
         )
     return lines

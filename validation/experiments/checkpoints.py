@@ -149,8 +149,10 @@ class _Samples:
 
 
 def _in_dtype(pool: Pool, dtype: torch.dtype) -> Pool:
-    return pool if pool.x.dtype == dtype else Pool(pool.x.to(dtype), pool.y, pool.num_classes, pool.name,
-                                                    pool.indices)
+    """The pool with its inputs in ``dtype`` (the checkpoint training's)."""
+    if pool.x.dtype == dtype:
+        return pool
+    return Pool(pool.x.to(dtype), pool.y, pool.num_classes, pool.name, pool.indices)
 
 
 def _save_state(store: ResultStore, name: str, model: nn.Module, dtype: torch.dtype) -> tuple[str, str]:
@@ -193,7 +195,8 @@ def missed_message(record: Mapping[str, Any]) -> str:
     """The one-line description of a checkpoint record that missed its loss target."""
     if record["diverged"]:
         why = f"diverged after {record['steps']} steps"
-        fix = "lower checkpoint.lr (or checkpoint.edge_fraction)"
+        sharp = record["train_lr_rule"] == "sharpness"
+        fix = "lower checkpoint.lr" + (" or checkpoint.edge_fraction" if sharp else "")
     else:
         why, fix = f"not reached within {record['steps']} steps", "raise checkpoint.max_steps"
     return (
