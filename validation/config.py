@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 from networks.options import BN_MODES, OPTIMIZERS, BNMode
 from networks.trial_settings import TrialSettings
@@ -84,11 +84,28 @@ class ModelConfig:
             raise _fail(f"{prefix}.kwargs", "a mapping of keyword arguments", self.kwargs)
 
 
+LrRule = Literal["constant", "sharpness"]
+"""The checkpoint training's step size: ``lr`` throughout, or min(lr, edge_fraction · 2/λ̂₁(H))."""
+LR_RULES: tuple[str, ...] = get_args(LrRule)
+OnMissed = Literal["fail", "flag"]
+"""What a checkpoint whose training misses its loss target does: stop the run, or keep it flagged."""
+ON_MISSED: tuple[str, ...] = get_args(OnMissed)
+TrainDtype = Literal["float32", "float64"]
+"""The dtype the checkpoint training computes in (the checkpoint is saved in the run's ``dtype``)."""
+TRAIN_DTYPES: tuple[str, ...] = get_args(TrainDtype)
+
+
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """Step 1: small-lr SGD from initialisation; a checkpoint is saved the first time the pool loss falls
-    below ``loss_fractions[i] * initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every``
-    steps)."""
+    """Step 1 (docs/validation.md §3b): SGD from initialisation, computed in ``train_dtype`` (float64 by
+    default: float32 rounding makes a chaotic trajectory, and λ₁(H) at its checkpoints, depend on the CPU's
+    instruction set), with batch ``batch_size`` (0: the whole pool, i.e. gradient descent) at step size
+    ``lr`` (``lr_rule="constant"``) or min(lr, edge_fraction · 2/λ̂₁(H)) with λ̂₁ re-estimated every
+    ``eval_every`` steps from ``sharpness_products`` Lanczos products (``lr_rule="sharpness"``). A checkpoint
+    is saved (in the run's ``dtype``) the first time the pool loss falls below ``loss_fractions[i] *
+    initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every`` steps). A level missed
+    within ``max_steps`` (or a diverged run) stops the run (``on_missed="fail"``) or is kept and flagged in
+    the report (``"flag"``)."""
 
     lr: float = 0.05
     batch_size: int = 64
@@ -96,6 +113,11 @@ class CheckpointConfig:
     max_steps: int = 400
     eval_every: int = 10
     mode: str = "train"
+    train_dtype: TrainDtype = "float64"
+    lr_rule: LrRule = "constant"
+    edge_fraction: float = 0.5
+    sharpness_products: int = 12
+    on_missed: OnMissed = "fail"
 
     @property
     def levels(self) -> tuple[float, ...]:
@@ -106,9 +128,14 @@ class CheckpointConfig:
     def validate(self, prefix: str) -> None:
         _choice(self.mode, f"{prefix}.mode", CHECKPOINT_MODES)
         _real(self.lr, f"{prefix}.lr", 0.0, 10.0)
-        _int(self.batch_size, f"{prefix}.batch_size")
+        _int(self.batch_size, f"{prefix}.batch_size", 0)
         _int(self.max_steps, f"{prefix}.max_steps")
         _int(self.eval_every, f"{prefix}.eval_every")
+        _choice(self.lr_rule, f"{prefix}.lr_rule", LR_RULES)
+        _real(self.edge_fraction, f"{prefix}.edge_fraction", 0.0, 1.0)
+        _int(self.sharpness_products, f"{prefix}.sharpness_products", 2, 1000)
+        _choice(self.on_missed, f"{prefix}.on_missed", ON_MISSED)
+        _choice(self.train_dtype, f"{prefix}.train_dtype", TRAIN_DTYPES)
         fr = self.loss_fractions
         if not isinstance(fr, (tuple, list)) or not 1 <= len(fr) <= 5:
             raise _fail(f"{prefix}.loss_fractions", "1 to 5 fractions in (0, 1]", fr)

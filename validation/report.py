@@ -481,20 +481,63 @@ def _limitations(config: dict[str, Any], store: ResultStore) -> list[str]:
     return out
 
 
+def _missed(store: ResultStore) -> dict[tuple[str, int], dict[str, Any]]:
+    """The checkpoint records that missed their loss target (kept by ``checkpoint.on_missed="flag"``)."""
+    return {(c["model"], int(c["ckpt"])): c for c in store.records(steps.CHECKPOINTS) if not c["reached"]}
+
+
+def _missed_caveats(store: ResultStore, claims: list[str]) -> list[str]:
+    """``claims`` with a caveat line after each claim about a checkpoint that missed its loss target."""
+    missed = _missed(store)
+    out: list[str] = []
+    for line in claims:
+        out.append(line)
+        for (model, ckpt), c in missed.items():
+            if line.startswith(f"- {model} ckpt {ckpt}:"):
+                out.append(
+                    f"  - Caveat: checkpoint {model} ckpt {ckpt} **MISSED its loss target** (pool loss "
+                    f"{_fmt(c['loss'])} vs target {_fmt(c['target_loss'])}), so this claim is about a "
+                    "different point of training than configured."
+                )
+    return out
+
+
+def _checkpoint_section(store: ResultStore) -> list[str]:
+    """The report's checkpoint section: loss vs target, the training protocol (docs/validation.md §3b), and
+    a prominent mark on a checkpoint that missed its loss target or diverged."""
+    lines = ["## Checkpoints", ""]
+    for c in store.records(steps.CHECKPOINTS):
+        batch = c["train_batch_size"]
+        dtype = f", {c['train_dtype']}" if c.get("train_dtype") else ""
+        how = f"{'gradient descent' if c.get('train_full_batch') else 'SGD'} (B = {batch}{dtype})"
+        rule = c.get("train_lr_rule", "constant")
+        lr = (
+            f"lr min({c['train_lr']}, {c.get('train_edge_fraction')}·2/λ̂₁) "
+            f"(last {_fmt(c.get('train_last_lr'))})"
+            if rule == "sharpness"
+            else f"lr {c['train_lr']}"
+        )
+        mark = ""
+        if not c["reached"]:
+            limit = c.get("train_max_steps", c["steps"])
+            why = "diverged" if c["diverged"] else f"checkpoint.max_steps = {limit} used up"
+            mark = f" **MISSED its loss target** ({why}; kept by checkpoint.on_missed = flag) —"
+        lines.append(
+            f"- {c['model']} ckpt {c['ckpt']}:{mark} pool loss {_fmt(c['loss'])} (target "
+            f"{_fmt(c['target_loss'])}, reached: {c['reached']}) after {c['steps']} steps of {how} at {lr}, "
+            f"accuracy {_fmt(c['accuracy'])}, P = {c['n_params']}, diverged: {c['diverged']}."
+        )
+    return lines
+
+
 def write_report(run_dir: str | Path) -> Path:
     """Write ``<run>/report.md`` from the stored records; returns its path."""
     store = ResultStore(run_dir)
     config = json.loads((store.root / "config.json").read_text(encoding="utf-8"))
     lines = [f"# batchrmt run `{config['name']}`", ""]
-    lines += ["## Claims", "", *(_claims(store) or ["- no analysis records"]), ""]
+    lines += ["## Claims", "", *(_missed_caveats(store, _claims(store)) or ["- no analysis records"]), ""]
     lines += ["## Summary", "", "```", format_table(summary_rows(store.root)), "```", ""]
-    lines += ["## Checkpoints", ""]
-    for c in store.records(steps.CHECKPOINTS):
-        lines.append(
-            f"- {c['model']} ckpt {c['ckpt']}: pool loss {_fmt(c['loss'])} (target {_fmt(c['target_loss'])}, "
-            f"reached: {c['reached']}) after {c['steps']} SGD steps at lr {c['train_lr']}, accuracy "
-            f"{_fmt(c['accuracy'])}, P = {c['n_params']}, diverged: {c['diverged']}."
-        )
+    lines += _checkpoint_section(store)
     lines += ["", "## Batch-size sweep: predictions vs measurement", ""]
     for pred in _predictions(store):
         lines += _spectrum_section(pred)

@@ -1,8 +1,21 @@
 """Step 1 of the pipeline: the study's data pool, its models, and checkpoints at fixed loss levels.
 
-A checkpoint w_c is the first point of a small-lr SGD run (from a seeded initialisation, independent of the
-batch sizes under test) where the pool loss falls below ``fraction × L(w_0)``. State dicts are written with
-``torch.save`` (atomically) and read back with ``torch.load(..., weights_only=True)``.
+A checkpoint w_c is the first point of a training run (from a seeded initialisation, independent of the
+batch sizes under test) where the pool loss falls below ``fraction × L(w_0)`` (checked every ``eval_every``
+steps). The protocol (docs/validation.md §3b): plain SGD with batch ``batch_size`` (0: the whole pool, i.e.
+gradient descent), computed in ``train_dtype`` — float64 by default — and saved in the run's dtype. The
+SGD trajectory of the default VGG is chaotic: float32 rounding differences (another CPU instruction set,
+another thread count) grow to O(1) before the first checkpoint, so λ₁(H) there changed by up to 2× between
+AVX-512 and AVX2; computed in float64 the same differences start 10⁹ times smaller and the checkpoints agree
+to ~10⁻¹⁰ in loss and 10⁻⁸ in λ₁ (§3b's table). Optionally (``lr_rule="sharpness"``) the step size is kept
+below the edge of stability, η_t = min(lr, edge_fraction · 2 / λ̂₁(H_t)), with λ̂₁ the top eigenvalue of
+the pool-loss Hessian from a few seeded Lanczos products, re-estimated every ``eval_every`` steps (it did
+not make the float32 trajectory reproducible: the sensitivity is not only at the edge of stability).
+
+A level that is not reached within ``max_steps`` (or a diverged run) raises
+:class:`CheckpointTargetMissed` with ``on_missed="fail"``; with ``"flag"`` its record keeps
+``reached: False`` and the report marks it. State dicts are written with ``torch.save`` (atomically) and
+read back with ``torch.load(..., weights_only=True)``.
 """
 
 from __future__ import annotations
@@ -17,7 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from validation import steps
-from validation.config import ModelConfig, RunConfig
+from validation.config import CheckpointConfig, ModelConfig, RunConfig
 from validation.provenance import derived_seed, file_hash, indices_hash, timed
 
 if TYPE_CHECKING:
@@ -124,9 +137,32 @@ def pool_dataset(pool: Pool) -> Any:
     return ArrayDataset(x=pool.x, y=pool.y, num_classes=pool.num_classes, name=pool.name)
 
 
-def _save_state(store: ResultStore, name: str, model: nn.Module) -> tuple[str, str]:
+@dataclass
+class _Samples:
+    """The pool's tensors in the checkpoint training's dtype (what ``networks.training`` consumes)."""
+
+    x: Tensor
+    y: Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+def _in_dtype(pool: Pool, dtype: torch.dtype) -> Pool:
+    """The pool with its inputs in ``dtype`` (the checkpoint training's)."""
+    if pool.x.dtype == dtype:
+        return pool
+    return Pool(pool.x.to(dtype), pool.y, pool.num_classes, pool.name, pool.indices)
+
+
+def _save_state(store: ResultStore, name: str, model: nn.Module, dtype: torch.dtype) -> tuple[str, str]:
+    """Write the state dict (floating tensors cast to the run's ``dtype``) atomically; (path, sha256)."""
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    state = {
+        k: (v.detach().to(dtype) if v.is_floating_point() else v.detach()).cpu()
+        for k, v in model.state_dict().items()
+    }
+    torch.save(state, buf)
     path = store.checkpoint_path(name)
     atomic_write_bytes(path, buf.getvalue())
     return str(path.relative_to(store.root)), file_hash(path)
@@ -150,6 +186,50 @@ def load_checkpoint(
     return model
 
 
+class CheckpointTargetMissed(RuntimeError):
+    """A checkpoint's training did not reach its loss target (within ``checkpoint.max_steps``, or it
+    diverged) and ``checkpoint.on_missed`` is ``"fail"``; the message is one line saying what to change."""
+
+
+def missed_message(record: Mapping[str, Any]) -> str:
+    """The one-line description of a checkpoint record that missed its loss target."""
+    if record["diverged"]:
+        why = f"diverged after {record['steps']} steps"
+        sharp = record["train_lr_rule"] == "sharpness"
+        fix = "lower checkpoint.lr" + (" or checkpoint.edge_fraction" if sharp else "")
+    else:
+        why, fix = f"not reached within {record['steps']} steps", "raise checkpoint.max_steps"
+    return (
+        f"checkpoint training of model {record['model']!r} missed loss level {record['ckpt']} (fraction "
+        f"{record['loss_fraction']:g} of the initial loss {record['initial_loss']:.4g}): pool loss "
+        f"{record['loss']:.4g} vs target {record['target_loss']:.4g}, {why} (batch "
+        f"{record['train_batch_size']}, lr {record['train_lr']:g}, lr rule {record['train_lr_rule']}); "
+        f"{fix}, or set checkpoint.on_missed=flag to keep the checkpoint and flag it in the report"
+    )
+
+
+def sharpness(model: nn.Module, loss_fn: nn.Module, pool: Pool, max_products: int, seed: int) -> float:
+    """λ̂₁: the largest eigenvalue of the Hessian of the mean pool loss at the current weights, in the
+    mode training uses (BatchNorm on batch statistics), from at most ``max_products`` Lanczos products
+    (a Ritz value: a lower bound that is accurate to a few per cent for a separated top eigenvalue)."""
+    from networks.curvature.hessian import HessianOperator
+    from networks.lanczos import top_eigenpairs
+
+    hess = HessianOperator(model, loss_fn, (pool.x, pool.y), bn_mode="train")
+    result = top_eigenpairs(
+        hess, k=1, which="LA", tol=1e-3, max_products=max_products, seed=seed, return_eigenvectors=False
+    )
+    return float(np.asarray(result.eigenvalues, dtype=float)[0])
+
+
+def step_size(cfg: CheckpointConfig, lam: float | None) -> float:
+    """The lr of the next ``eval_every`` steps: ``cfg.lr`` (rule ``"constant"``, or no positive λ̂₁), else
+    min(lr, edge_fraction · 2/λ̂₁) (docs/validation.md §3b)."""
+    if cfg.lr_rule == "constant" or lam is None or not lam > 0:
+        return float(cfg.lr)
+    return float(min(cfg.lr, cfg.edge_fraction * 2.0 / lam))
+
+
 def checkpoint_keys(config: RunConfig, model_cfg: ModelConfig) -> list[str]:
     return [cell_key(model=model_cfg.name, ckpt=i) for i in range(len(config.checkpoint.levels))]
 
@@ -161,67 +241,88 @@ def make_checkpoints(
     store: ResultStore,
     objects: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train with small-lr SGD and save one checkpoint file per loss level; return their records (the caller
-    stores them).
+    """Train by the checkpoint protocol (module docstring) and save one checkpoint file per loss level;
+    return their records (the caller stores them).
 
     Training is deterministic given the config (and the single intra-op thread of every cell, see
-    :mod:`validation.execution`), so a partially finished step is simply redone.
+    :mod:`validation.execution`), so a partially finished step is simply redone. A missed level raises
+    :class:`CheckpointTargetMissed` (``on_missed="fail"``) before anything of it is saved.
     """
     from networks.training import evaluate, make_optimizer, train
 
     keys = checkpoint_keys(config, model_cfg)
     cfg = config.checkpoint
     loss_fn = loss_function()
-    data = pool_dataset(pool)
+    train_pool = _in_dtype(pool, _DTYPES[cfg.train_dtype])
+    data = _Samples(train_pool.x, train_pool.y)
+    batch = len(pool) if cfg.batch_size == 0 else min(cfg.batch_size, len(pool))
     with timed() as timer:
-        model = build_network(config, model_cfg, pool, objects)
+        model = build_network(config, model_cfg, pool, objects).to(_DTYPES[cfg.train_dtype])
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         optimizer = make_optimizer("sgd", model.parameters(), lr=cfg.lr)
         initial_loss, initial_acc = evaluate(model, loss_fn, data)
         records: list[dict[str, Any]] = []
         step, level, chunk = 0, 0, 0
         loss, acc, diverged = initial_loss, initial_acc, False
+        lam: float | None = None
+        lr = float(cfg.lr)
         trajectory = [(0, initial_loss)]
         while level < len(keys):
             target = cfg.levels[level] * initial_loss
             reached = loss <= target
             if reached or step >= cfg.max_steps or diverged:
-                path, digest = _save_state(store, keys[level], model)
-                records.append(
-                    {
-                        "model": model_cfg.name,
-                        "spec": model_cfg.spec,
-                        "model_kwargs": model_cfg.kwargs,
-                        "ckpt": level,
-                        "loss_fraction": cfg.levels[level],
-                        "target_loss": target,
-                        "reached": bool(reached),
-                        "loss": loss,
-                        "accuracy": acc,
-                        "initial_loss": initial_loss,
-                        "steps": step,
-                        "diverged": diverged,
-                        "train_lr": cfg.lr,
-                        "train_batch_size": cfg.batch_size,
-                        "n_params": n_params,
-                        "pool_size": len(pool),
-                        "num_classes": pool.num_classes,
-                        "pool_indices_hash": indices_hash(pool.indices),
-                        "dtype": config.dtype,
-                        "path": path,
-                        "sha256": digest,
-                        "trajectory": list(trajectory),
-                    }
-                )
+                record = {
+                    "model": model_cfg.name,
+                    "spec": model_cfg.spec,
+                    "model_kwargs": model_cfg.kwargs,
+                    "ckpt": level,
+                    "loss_fraction": cfg.levels[level],
+                    "target_loss": target,
+                    "reached": bool(reached),
+                    "loss": loss,
+                    "accuracy": acc,
+                    "initial_loss": initial_loss,
+                    "steps": step,
+                    "diverged": diverged,
+                    "train_optimizer": "sgd",
+                    "train_lr": cfg.lr,
+                    "train_lr_rule": cfg.lr_rule,
+                    "train_edge_fraction": cfg.edge_fraction,
+                    "train_sharpness_products": cfg.sharpness_products,
+                    "train_batch_size": batch,
+                    "train_full_batch": batch == len(pool),
+                    "train_eval_every": cfg.eval_every,
+                    "train_max_steps": cfg.max_steps,
+                    "train_on_missed": cfg.on_missed,
+                    "train_dtype": cfg.train_dtype,
+                    "train_last_lr": lr,
+                    "train_last_sharpness": lam,
+                    "n_params": n_params,
+                    "pool_size": len(pool),
+                    "num_classes": pool.num_classes,
+                    "pool_indices_hash": indices_hash(pool.indices),
+                    "dtype": config.dtype,
+                    "trajectory": list(trajectory),
+                }
+                if not reached and cfg.on_missed == "fail":
+                    raise CheckpointTargetMissed(missed_message(record))
+                path, digest = _save_state(store, keys[level], model, _DTYPES[config.dtype])
+                records.append({**record, "path": path, "sha256": digest})
                 level += 1
                 continue
+            if cfg.lr_rule == "sharpness":
+                seed = derived_seed(config.seed, model_cfg.name, "ckpt-sharpness", chunk)
+                lam = sharpness(model, loss_fn, train_pool, cfg.sharpness_products, seed)
+                lr = step_size(cfg, lam)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
             seed = derived_seed(config.seed, model_cfg.name, "ckpt-train", chunk)
             history = train(
                 model,
                 loss_fn,
                 data,
                 optimizer=optimizer,
-                batch_size=min(cfg.batch_size, len(pool)),
+                batch_size=batch,
                 seed=seed,
                 steps=cfg.eval_every,
             )
