@@ -28,3 +28,7 @@ LEARNER: Final = "learner"
 PER_SAMPLE: Final = "per_sample"
 """Step 3b: per-sample curvature statistics of H_i and G_i on samples outside the pool (one record per
 checkpoint)."""
+SEED_AGGREGATE: Final = "seed_aggregate"
+"""Over training seeds (docs/validation.md §4b): per-seed values and the across-seed mean with a 95%
+t-interval of the step-5 and step-6 claims (one record per configured model and checkpoint; runs with ≥ 2
+training seeds)."""
