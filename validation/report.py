@@ -323,9 +323,10 @@ def _lr_claims(an: LRAnalysisRecord) -> list[str]:
             continue
         res = an.optimizers[opt]
         es = res.exponent_strict
+        point = " — one trial seed: the CI is a single point, not a test" if es.n_seeds == 1 else ""
         out.append(
             f"- {an.model} ckpt {an.ckpt}: '{target} scaling for {opt}' {claim_outcome(es, target)}: "
-            f"strict exponent {_fmt(es.exponent)} [{_fmt(es.lo)}, {_fmt(es.hi)}], which reads as "
+            f"strict exponent {_fmt(es.exponent)} [{_fmt(es.lo)}, {_fmt(es.hi)}]{point}, which reads as "
             f"{exponent_reading(es)} (fit on {es.fit_range})."
         )
         if es.fit_on_all_b:
@@ -350,15 +351,18 @@ def _claims(store: ResultStore) -> list[str]:
 ONE_SEED = "one seed: not seed-aggregated"
 
 
-def _seed_ci(sm: SeedMean | None, scale: float = 1.0, unit: str = "") -> str:
-    """``mean [lo, hi]`` of a :class:`SeedMean` (95% t-interval over seeds), or the single value with
-    :data:`ONE_SEED`, or ``n/a``."""
+def _seed_ci(
+    sm: SeedMean | None, scale: float = 1.0, unit: str = "", low: float = -math.inf, high: float = math.inf
+) -> str:
+    """``mean [lo, hi]`` of a :class:`SeedMean` (95% t-interval over seeds, clipped to the quantity's range
+    [``low``, ``high``], e.g. [0, 100]% for a coverage), or the single value with :data:`ONE_SEED`, or
+    ``n/a``."""
     if sm is None or sm.n == 0:
         return "n/a"
     mean = f"{_fmt(scale * sm.mean)}{unit}"
     if not sm.aggregated:
         return f"{mean} ({ONE_SEED})"
-    return f"{mean} [{_fmt(scale * sm.lo)}, {_fmt(scale * sm.hi)}]{unit}"
+    return f"{mean} [{_fmt(max(low, scale * sm.lo))}, {_fmt(min(high, scale * sm.hi))}]{unit}"
 
 
 def _seed_target_claim(rec: SeedAggregateRecord, target: str, n: int) -> str:
@@ -369,7 +373,7 @@ def _seed_target_claim(rec: SeedAggregateRecord, target: str, n: int) -> str:
     factor = f" (×{_fmt(math.exp(err.mean))})" if err is not None and math.isfinite(err.mean) else ""
     return (
         f"  - λ'_max({target}_B): best parameter-free model **{SPECTRUM_MODELS.label(theory)}** in {k}/{n} "
-        f"seeds, median abs log ratio {_seed_ci(err)}{factor}; best by leave-one-B-out error: "
+        f"seeds, median abs log ratio {_seed_ci(err, low=0)}{factor}; best by leave-one-B-out error: "
         f"{SPECTRUM_MODELS.label(best)} in {k_best}/{n}."
     )
 
@@ -382,9 +386,9 @@ def _seed_spectrum_claim(rec: SeedAggregateRecord) -> list[str]:
         f"- {rec.model} ckpt {rec.ckpt}, {n} training seeds (mean [95% t-interval over seeds]):",
         _seed_target_claim(rec, "H", n),
         _seed_target_claim(rec, "G", n),
-        f"  - Sample-spike band coverage (target ≥ 70%): H {_seed_ci(h.coverage, 100, '%')}, G "
-        f"{_seed_ci(g.coverage, 100, '%')}; B_×: H {_seed_ci(h.crossover)}, G {_seed_ci(g.crossover)}; "
-        f"λ₁(H) {_seed_ci(h.lambda_1)}, λ₁(G) {_seed_ci(g.lambda_1)}.",
+        f"  - Sample-spike band coverage (target ≥ 70%): H {_seed_ci(h.coverage, 100, '%', 0, 100)}, G "
+        f"{_seed_ci(g.coverage, 100, '%', 0, 100)}; B_×: H {_seed_ci(h.crossover, low=0)}, G "
+        f"{_seed_ci(g.crossover, low=0)}; λ₁(H) {_seed_ci(h.lambda_1)}, λ₁(G) {_seed_ci(g.lambda_1, low=0)}.",
     ]
 
 
@@ -396,6 +400,8 @@ def _seed_exponent_claim(rec: SeedAggregateRecord, opt: str, target: str, o: Opt
     e = o.exponent
     head = f"- {rec.model} ckpt {rec.ckpt}: '{target} scaling for {opt}'"
     values = ", ".join(_fmt(v) for v in e.values)
+    if e.n == 0:
+        return f"{head}: no exponent in any seed (fewer than two batch sizes with a stable rate)."
     if not e.aggregated:
         return f"{head}: {ONE_SEED}; strict exponent per seed {values}."
     fit = o.exponent_fit
@@ -473,7 +479,7 @@ def _claims_section(store: ResultStore, config: dict[str, Any]) -> list[str]:
     if not records:
         seeds = int(config.get("training_seeds", 1))
         caveat = (
-            f"- Caveat: {ONE_SEED} — one training run per network"
+            f"- Caveat: one training seed per network ({ONE_SEED})"
             if seeds == 1
             else f"- Caveat: {seeds} training seeds per network but no aggregated records"
         )
