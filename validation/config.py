@@ -374,11 +374,17 @@ class RunConfig:
     expected_cost: str = ""
 
     def __post_init__(self) -> None:
-        n = self.training_seeds
+        n = self.replicas_per_model
         ok = isinstance(n, int) and not isinstance(n, bool) and n >= 1
         models = self.models
         if ok and isinstance(models, (tuple, list)) and all(isinstance(m, ModelConfig) for m in models):
             object.__setattr__(self, "models", expand_models(models, n))
+
+    @property
+    def replicas_per_model(self) -> int:
+        """Replicas of each configured model: ``training_seeds``, or 1 with ``checkpoint.mode = "as-given"``
+        (no training, so nothing for a training seed to change; docs/validation.md §4b)."""
+        return 1 if getattr(self.checkpoint, "mode", "train") == "as-given" else self.training_seeds
 
     @property
     def configured_models(self) -> tuple[ModelConfig, ...]:

@@ -294,7 +294,7 @@ def _montecarlo_stage(run: RunState) -> None:
 def _seed_aggregate_stage(run: RunState) -> None:
     """Steps 5–6 over training seeds (docs/validation.md §4b): one record per configured model and checkpoint,
     recomputed from stored records; only with ≥ 2 training seeds (one seed: nothing to aggregate)."""
-    if run.config.training_seeds < 2:
+    if run.config.replicas_per_model < 2:
         return
     for key, record in seed_step.aggregate_run(run.store, run.config).items():
         run.store.put(seed_step.STEP, key, record.to_dict())

@@ -477,7 +477,8 @@ def _claims_section(store: ResultStore, config: dict[str, Any]) -> list[str]:
     records = [SeedAggregateRecord.from_dict(r) for r in store.records(SEED_STEP)]
     out = ["## Claims", ""]
     if not records:
-        seeds = int(config.get("training_seeds", 1))
+        as_given = config.get("checkpoint", {}).get("mode") == "as-given"
+        seeds = 1 if as_given else int(config.get("training_seeds", 1))
         caveat = (
             f"- Caveat: one training seed per network ({ONE_SEED})"
             if seeds == 1

@@ -90,3 +90,11 @@ def test_configured_names_stay_distinct_and_cannot_look_like_replicas() -> None:
 def test_builtin_configs_replicate_and_override() -> None:
     assert load_config("default").training_seeds >= 3 and load_config("smoke").training_seeds == 2
     assert [m.name for m in load_config("smoke", ["training_seeds=1"]).models] == ["mlp"]
+
+
+def test_weights_used_as_given_have_one_replica() -> None:
+    raw = _raw(3)
+    raw["checkpoint"]["mode"] = "as-given"
+    config = config_from_dict(raw)
+    assert config.replicas_per_model == 1 and [m.name for m in config.models] == ["mlp", "other"]
+    assert config.to_dict()["training_seeds"] == 3 and config_from_dict(config.to_dict()) == config
