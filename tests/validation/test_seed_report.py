@@ -1,6 +1,6 @@
-"""A run with two training seeds (the ``tiny`` config of the resume tests, which inherits the smoke config's
-``training_seeds = 2``): the seed-aggregate records, their CSV and the report's claims built from them
-(docs/validation.md §4b); one seed keeps the per-seed claims plus a caveat."""
+"""A run with two training seeds (the ``tiny`` config of the resume tests with ``training_seeds = 2``): the
+seed-aggregate records, their CSV and the report's claims built from them (docs/validation.md §4b); one seed
+keeps the per-seed claims plus a caveat."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .test_resume import tiny_config
 def test_two_seed_run_states_claims_over_seeds(tmp_path: Path) -> None:
     raw = json.loads(tiny_config(tmp_path).read_text())
     raw["thresholds"]["batch_sizes"] = [2, 8]
+    raw["training_seeds"] = 2
     config = config_from_dict(raw)
     assert config.training_seeds == 2 and [m.name for m in config.models] == ["mlp.s0", "mlp.s1"]
     out = tmp_path / "run"
