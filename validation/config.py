@@ -63,17 +63,59 @@ def _choice(value: object, name: str, choices: tuple[str, ...]) -> None:
         raise _fail(name, f"one of {list(choices)}", value)
 
 
+REPLICA_SEPARATOR = "."
+"""Joins a configured model name and its training seed into a replica name: ``vgg`` → ``vgg.s0``, ``vgg.s1``
+(docs/validation.md §4b). A configured name cannot contain it, so a replica never collides with a configured
+model; it is valid in cell keys and file names (``validation.store.cell_key``)."""
+
+
+def replica_name(base: str, training_seed: int, training_seeds: int) -> str:
+    """The name of training seed ``training_seed`` of the configured model ``base``: ``base`` itself when the
+    run has one training seed (old runs and their records are unchanged), else ``f"{base}.s{training_seed}"``
+    (docs/validation.md §4b). Every seed of a replica's run (initialisation, training batches, measurements)
+    is derived from the run seed and this name, hence from (run seed, base, training seed)."""
+    return base if training_seeds == 1 else f"{base}{REPLICA_SEPARATOR}s{training_seed}"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    """One network of the study: ``spec`` for ``networks.models.build_model`` plus keyword arguments."""
+    """One network of the study: ``spec`` for ``networks.models.build_model`` plus keyword arguments.
+
+    In a :class:`RunConfig` every configured model is expanded into one replica per training seed
+    (docs/validation.md §4b): ``name`` is the replica's name (:func:`replica_name`), ``base`` the configured
+    name and ``training_seed`` its index in ``range(RunConfig.training_seeds)``. A model built directly has
+    ``base = name`` and ``training_seed = 0``."""
 
     name: str
     spec: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    base: str = ""
+    training_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.base:
+            object.__setattr__(self, "base", self.name)
+
+    @property
+    def is_replica(self) -> bool:
+        """Whether this is a training-seed replica with its own name (``name != base``)."""
+        return self.name != self.base
+
+    def configured(self) -> ModelConfig:
+        """The configured model this replica was expanded from (name = ``base``, training seed 0)."""
+        return ModelConfig(name=self.base, spec=self.spec, kwargs=self.kwargs)
 
     def validate(self, prefix: str) -> None:
-        if not isinstance(self.name, str) or not self.name or not self.name.replace("-", "").isalnum():
-            raise _fail(f"{prefix}.name", "a non-empty alphanumeric name (dashes allowed)", self.name)
+        base = self.base
+        if not isinstance(base, str) or not base or not base.replace("-", "").isalnum():
+            raise _fail(f"{prefix}.name", "a non-empty alphanumeric name (dashes allowed)", base)
+        _int(self.training_seed, f"{prefix}.training_seed", 0)
+        if self.is_replica and self.name != replica_name(base, self.training_seed, 2):
+            raise _fail(
+                f"{prefix}.name",
+                f"the replica name {replica_name(base, self.training_seed, 2)!r} of model {base!r}",
+                self.name,
+            )
         if not isinstance(self.spec, str) or not self.spec:
             raise _fail(
                 f"{prefix}.spec", "a model spec such as 'vgg11' or a reference 'module:factory'", self.spec
@@ -309,9 +351,36 @@ class ThresholdConfig:
         _int(self.preconditioned_batches, f"{prefix}.preconditioned_batches", 0)
 
 
+def expand_models(models: Iterable[ModelConfig], training_seeds: int) -> tuple[ModelConfig, ...]:
+    """One replica per configured model and training seed, in config order (model-major):
+    ``ModelConfig(name=replica_name(base, s, training_seeds), base=base, training_seed=s)`` for s in
+    ``range(training_seeds)`` (docs/validation.md §4b). Replicas in ``models`` are first collapsed to their
+    configured model (the first replica of each base), so expanding twice, or after ``dataclasses.replace``
+    with another ``training_seeds``, gives the same replicas as expanding once."""
+    configured: list[ModelConfig] = []
+    collapsed: set[str] = set()
+    for m in models:
+        if m.is_replica:  # keep one configured model per base; plain duplicates stay (validate rejects them)
+            if m.base in collapsed:
+                continue
+            collapsed.add(m.base)
+        configured.append(m.configured())
+    return tuple(
+        dataclasses.replace(m, name=replica_name(m.base, s, training_seeds), base=m.base, training_seed=s)
+        for m in configured
+        for s in range(training_seeds)
+    )
+
+
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole run: data, models, and the settings of each pipeline step."""
+    """A whole run: data, models, and the settings of each pipeline step.
+
+    ``training_seeds`` (≥ 1): independent training seeds per configured network. ``models`` holds the
+    replicas (:func:`expand_models`, one per configured model and training seed, named by
+    :func:`replica_name`), so every stage runs each replica as a network of its own; sections that name models
+    (``thresholds.models``) name the configured (base) model and select all its replicas;
+    :meth:`to_dict` writes the configured models (docs/validation.md §4b)."""
 
     name: str
     data: str = "fashion-mnist"
@@ -319,6 +388,7 @@ class RunConfig:
     pool_size: int = 1024
     data_kwargs: dict[str, Any] = field(default_factory=dict)
     models: tuple[ModelConfig, ...] = ()
+    training_seeds: int = 1
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
@@ -332,6 +402,28 @@ class RunConfig:
     thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
     bootstrap_samples: int = 1000
     expected_cost: str = ""
+
+    def __post_init__(self) -> None:
+        n = self.replicas_per_model
+        ok = isinstance(n, int) and not isinstance(n, bool) and n >= 1
+        models = self.models
+        if ok and isinstance(models, (tuple, list)) and all(isinstance(m, ModelConfig) for m in models):
+            object.__setattr__(self, "models", expand_models(models, n))
+
+    @property
+    def replicas_per_model(self) -> int:
+        """Replicas of each configured model: ``training_seeds``, or 1 with ``checkpoint.mode = "as-given"``
+        (no training, so nothing for a training seed to change; docs/validation.md §4b)."""
+        return 1 if getattr(self.checkpoint, "mode", "train") == "as-given" else self.training_seeds
+
+    @property
+    def configured_models(self) -> tuple[ModelConfig, ...]:
+        """The configured models (one per base name, in config order), before expansion into replicas."""
+        return tuple(m.configured() for m in self.models if m.training_seed == 0)
+
+    def replicas(self, base: str) -> tuple[ModelConfig, ...]:
+        """The replicas of the configured model ``base``, in training-seed order."""
+        return tuple(m for m in self.models if m.base == base)
 
     def validate(self) -> RunConfig:
         """Check every field; raise ``ValueError`` naming the first bad one. Returns ``self``."""
@@ -350,11 +442,12 @@ class RunConfig:
             raise _fail("data_kwargs", "a mapping", self.data_kwargs)
         if not isinstance(self.models, (tuple, list)) or not self.models:
             raise _fail("models", "a non-empty list of models", self.models)
-        names = [m.name for m in self.models]
-        if len(set(names)) != len(names):
+        _int(self.training_seeds, "training_seeds", 1, 1000)
+        names = [m.base for m in self.configured_models]
+        for m in self.models:
+            m.validate(f"models[{names.index(m.base) if m.base in names else m.name}]")
+        if len(set(names)) != len(names) or len({m.name for m in self.models}) != len(self.models):
             raise _fail("models", "models with distinct names", names)
-        for i, m in enumerate(self.models):
-            m.validate(f"models[{i}]")
         _int(self.seed, "seed", 0)
         _choice(self.device, "device", DEVICES)
         _choice(self.dtype, "dtype", DTYPES)
@@ -387,7 +480,13 @@ class RunConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON data that :func:`config_from_dict` reads back into an equal config; ``models`` lists the
+        configured models (``{name, spec, kwargs}``), not their replicas."""
+        out = dataclasses.asdict(self)
+        out["models"] = [
+            {"name": m.name, "spec": m.spec, "kwargs": dict(m.kwargs)} for m in self.configured_models
+        ]
+        return out
 
     def replace_fields(self, **changes: Any) -> RunConfig:
         """A copy with top-level fields replaced (``None`` values are ignored), validated."""

@@ -31,6 +31,7 @@ from validation.experiments import montecarlo as mc_step
 from validation.experiments import noise as noise_step
 from validation.experiments import per_sample as per_sample_step
 from validation.experiments import preconditioned as precond_step
+from validation.experiments import seed_aggregate as seed_step
 from validation.experiments import spectra as spectra_step
 from validation.experiments import spectrum_scoring as pred_step
 from validation.experiments import sweep as sweep_step
@@ -199,8 +200,8 @@ def _threshold_cells(ctx: RunContext, name: str, ckpt: int, sizes: list[int]) ->
 
 def _threshold_targets(config: RunConfig, usable: dict[str, list[int]]) -> list[tuple[str, int]]:
     out = []
-    for m in config.models:
-        if config.thresholds.models and m.name not in config.thresholds.models:
+    for m in config.models:  # thresholds.models names base models: all replicas (docs/validation.md §4b)
+        if config.thresholds.models and m.base not in config.thresholds.models:
             continue
         out += [(m.name, c) for c in config.thresholds.checkpoints if c in usable[m.name]]
     return out
@@ -305,6 +306,15 @@ def _montecarlo_stage(run: RunState) -> None:
     )
 
 
+def _seed_aggregate_stage(run: RunState) -> None:
+    """Steps 5–6 over training seeds (docs/validation.md §4b): one record per configured model and checkpoint,
+    recomputed from stored records; only with ≥ 2 training seeds (one seed: nothing to aggregate)."""
+    if run.config.replicas_per_model < 2:
+        return
+    for key, record in seed_step.aggregate_run(run.store, run.config).items():
+        run.store.put(seed_step.STEP, key, record.to_dict())
+
+
 STAGES: tuple[Callable[[RunState], None], ...] = (
     _checkpoints_stage,
     _curvature_stage,
@@ -313,6 +323,7 @@ STAGES: tuple[Callable[[RunState], None], ...] = (
     _preconditioned_stage,
     _thresholds_stage,
     _montecarlo_stage,
+    _seed_aggregate_stage,
 )
 """The run, in order. A new measurement is a cell function in :mod:`validation.cells` plus a stage here that
 declares its cells; a new random-matrix model is one function registered in
@@ -364,7 +375,7 @@ def _write_outputs(store: ResultStore, *, draw: bool) -> RunSummary:
 
     summary = RunSummary(out=store.root)
     for step in store.steps():
-        path = store.write_csv(step)
+        path = seed_step.write_summary(store) if step == seed_step.STEP else store.write_csv(step)
         if path is not None:
             summary.files.append(path)
     if draw:

@@ -22,6 +22,14 @@ from validation.experiments.analysis_records import (
     TargetPrediction,
 )
 from validation.experiments.lr_analysis import LR_PREDICTORS, LR_STEP
+from validation.experiments.seed_aggregate import STEP as SEED_STEP
+from validation.experiments.seed_aggregate import (
+    OptimizerSeedAggregate,
+    SeedAggregateRecord,
+    SeedMean,
+    best_theory_model,
+    consensus,
+)
 from validation.experiments.spectrum_models import SPECTRUM_MODELS, TARGETS
 from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
 from validation.stats import OffsetPowerLawFit
@@ -295,8 +303,7 @@ def _lr_section(an: LRAnalysisRecord) -> list[str]:
 
 def _spectrum_claim(pred: PredictionRecord) -> str:
     h = pred.targets["H"]
-    theory = [m for m in h.scores if m not in SPECTRUM_MODELS or SPECTRUM_MODELS[m].kind == "theory"]
-    theory_best = min(theory, key=lambda m: math.inf if math.isnan(h.scores[m].loo_b) else h.scores[m].loo_b)
+    theory_best = best_theory_model(h)
     median = h.scores[theory_best].overall.median
     factor = math.exp(median) if math.isfinite(median) else math.nan
     best = SPECTRUM_MODELS.label(h.best_model)
@@ -318,9 +325,10 @@ def _lr_claims(an: LRAnalysisRecord) -> list[str]:
             continue
         res = an.optimizers[opt]
         es = res.exponent_strict
+        point = " — one trial seed: the CI is a single point, not a test" if es.n_seeds == 1 else ""
         out.append(
             f"- {an.model} ckpt {an.ckpt}: '{target} scaling for {opt}' {claim_outcome(es, target)}: "
-            f"strict exponent {_fmt(es.exponent)} [{_fmt(es.lo)}, {_fmt(es.hi)}], which reads as "
+            f"strict exponent {_fmt(es.exponent)} [{_fmt(es.lo)}, {_fmt(es.hi)}]{point}, which reads as "
             f"{exponent_reading(es)} (fit on {es.fit_range})."
         )
         if es.fit_on_all_b:
@@ -339,6 +347,147 @@ def _claims(store: ResultStore) -> list[str]:
     for an in _analyses(store):
         out += _lr_claims(an)
     return out
+
+
+# ------------------------------------------------------------------------------ claims over training seeds
+ONE_SEED = "one seed: not seed-aggregated"
+
+
+def _seed_ci(
+    sm: SeedMean | None, scale: float = 1.0, unit: str = "", low: float = -math.inf, high: float = math.inf
+) -> str:
+    """``mean [lo, hi]`` of a :class:`SeedMean` (95% t-interval over seeds, clipped to the quantity's range
+    [``low``, ``high``], e.g. [0, 100]% for a coverage), or the single value with :data:`ONE_SEED`, or
+    ``n/a``."""
+    if sm is None or sm.n == 0:
+        return "n/a"
+    mean = f"{_fmt(scale * sm.mean)}{unit}"
+    if not sm.aggregated:
+        return f"{mean} ({ONE_SEED})"
+    return f"{mean} [{_fmt(max(low, scale * sm.lo))}, {_fmt(min(high, scale * sm.hi))}]{unit}"
+
+
+def _seed_target_claim(rec: SeedAggregateRecord, target: str, n: int) -> str:
+    t = rec.targets[target]
+    theory, k = consensus(t.best_theory)
+    best, k_best = consensus(t.best_model)
+    err = t.errors.get(theory)
+    factor = f" (×{_fmt(math.exp(err.mean))})" if err is not None and math.isfinite(err.mean) else ""
+    return (
+        f"  - λ'_max({target}_B): best parameter-free model **{SPECTRUM_MODELS.label(theory)}** in {k}/{n} "
+        f"seeds, median abs log ratio {_seed_ci(err, low=0)}{factor}; best by leave-one-B-out error: "
+        f"{SPECTRUM_MODELS.label(best)} in {k_best}/{n}."
+    )
+
+
+def _seed_spectrum_claim(rec: SeedAggregateRecord) -> list[str]:
+    """One checkpoint's step-5 claims over training seeds (docs/validation.md §4b)."""
+    n = rec.n_seeds
+    h, g = rec.targets["H"], rec.targets["G"]
+    return [
+        f"- {rec.model} ckpt {rec.ckpt}, {n} training seeds (mean [95% t-interval over seeds]):",
+        _seed_target_claim(rec, "H", n),
+        _seed_target_claim(rec, "G", n),
+        f"  - Sample-spike band coverage (target ≥ 70%): H {_seed_ci(h.coverage, 100, '%', 0, 100)}, G "
+        f"{_seed_ci(g.coverage, 100, '%', 0, 100)}; B_×: H {_seed_ci(h.crossover, low=0)}, G "
+        f"{_seed_ci(g.crossover, low=0)}; λ₁(H) {_seed_ci(h.lambda_1)}, λ₁(G) {_seed_ci(g.lambda_1, low=0)}.",
+    ]
+
+
+def _outcome_word(outcome: str) -> str:
+    return outcome.split(" (")[0]
+
+
+def _seed_exponent_claim(rec: SeedAggregateRecord, opt: str, target: str, o: OptimizerSeedAggregate) -> str:
+    e = o.exponent
+    head = f"- {rec.model} ckpt {rec.ckpt}: '{target} scaling for {opt}'"
+    values = ", ".join(_fmt(v) for v in e.values)
+    if e.n == 0:
+        return f"{head}: no exponent in any seed (fewer than two batch sizes with a stable rate)."
+    if not e.aggregated:
+        return f"{head}: {ONE_SEED}; strict exponent per seed {values}."
+    fit = o.exponent_fit
+    outcome = claim_outcome(fit, target)
+    with_ci = [f for f in o.exponents if f.n_seeds is not None and f.n_seeds >= 2 and math.isfinite(f.lo)]
+    if with_ci:
+        same = sum(_outcome_word(claim_outcome(f, target)) == _outcome_word(outcome) for f in with_ci)
+        agree = f"{same}/{len(with_ci)} seeds individually {_outcome_word(outcome)}"
+    else:
+        agree = "no per-seed verdicts (one trial seed per training seed)"
+    return (
+        f"{head} {outcome} over {e.n} seeds: strict exponent {_fmt(e.mean)} [{_fmt(e.lo)}, {_fmt(e.hi)}] "
+        f"(95% t-interval; per seed {values}), which reads as {exponent_reading(fit)}; {agree}."
+        + (" Caveat: fitted on every B in some seed (fewer than two B below B*/2)." if o.fit_on_all_b else "")
+    )
+
+
+def _seed_predictor_claim(o: OptimizerSeedAggregate, n: int) -> str:
+    champ = o.champion
+    baselines = [k for k in o.pooled if k in LR_PREDICTORS and LR_PREDICTORS[k].kind == "baseline"]
+    if champ not in o.pooled or not baselines:
+        return "  - Predictors: no pooled scores."
+    best_base = min(baselines, key=lambda k: o.pooled[k].median_abs_log_ratio)
+    text = (
+        f"  - Predictors pooled over {n} seeds: {LR_PREDICTORS.label(champ)} median abs log ratio "
+        f"{_fmt(o.pooled[champ].median_abs_log_ratio)} vs best baseline {LR_PREDICTORS.label(best_base)} "
+        f"{_fmt(o.pooled[best_base].median_abs_log_ratio)}; "
+    )
+    if o.paired:
+        worst = max(o.paired, key=lambda k: o.paired[k].p_holm)
+        beats = all(test.p_holm < 0.05 for test in o.paired.values())
+        text += (
+            f"beats every baseline (paired Wilcoxon on {o.n_cells} pooled cells, Holm p < 0.05): "
+            f"**{'yes' if beats else 'no'}** (largest Holm p {_fmt(o.paired[worst].p_holm)}, vs "
+            f"{LR_PREDICTORS.label(worst)})"
+        )
+    else:
+        text += (
+            f"paired tests not run ({o.n_cells} pooled cells where every compared predictor is defined, < 5)"
+        )
+    seeds = [
+        i for i in range(len(o.exponents)) if champ in o.scores and math.isfinite(o.scores[champ].values[i])
+    ]
+    best_in = sum(
+        all(
+            o.scores[champ].values[i] <= o.scores[k].values[i]
+            for k in baselines
+            if k in o.scores and math.isfinite(o.scores[k].values[i])
+        )
+        for i in seeds
+    )
+    return f"{text}; most accurate of it and the baselines in {best_in}/{len(seeds)} seeds."
+
+
+def _seed_claims(records: list[SeedAggregateRecord]) -> list[str]:
+    """The Claims section over training seeds: each claim with its number of seeds, the mean and 95%
+    t-interval over seeds, and how many seeds individually agree (docs/validation.md §4b)."""
+    out: list[str] = []
+    for rec in records:
+        out += _seed_spectrum_claim(rec)
+    for rec in records:
+        for opt, target in CLAIMS:
+            if opt in rec.optimizers:
+                o = rec.optimizers[opt]
+                out += [_seed_exponent_claim(rec, opt, target, o), _seed_predictor_claim(o, o.exponent.n)]
+    return out
+
+
+def _claims_section(store: ResultStore, config: dict[str, Any]) -> list[str]:
+    """``## Claims``: over training seeds when the run has ≥ 2 (the per-seed claims follow as detail), else
+    the per-seed claims and a one-line caveat."""
+    per_seed = _missed_caveats(store, _claims(store)) or ["- no analysis records"]
+    records = [SeedAggregateRecord.from_dict(r) for r in store.records(SEED_STEP)]
+    out = ["## Claims", ""]
+    if not records:
+        as_given = config.get("checkpoint", {}).get("mode") == "as-given"
+        seeds = 1 if as_given else int(config.get("training_seeds", 1))
+        caveat = (
+            f"- Caveat: one training seed per network ({ONE_SEED})"
+            if seeds == 1
+            else f"- Caveat: {seeds} training seeds per network but no aggregated records"
+        )
+        return [*out, *per_seed, f"{caveat}; a claim may change with the seed (docs/validation.md §4b).", ""]
+    return [*out, *_seed_claims(records), "", "### Per-seed claims (detail)", "", *per_seed, ""]
 
 
 def _threshold_resolution(store: ResultStore) -> float:
@@ -535,7 +684,7 @@ def write_report(run_dir: str | Path) -> Path:
     store = ResultStore(run_dir)
     config = json.loads((store.root / "config.json").read_text(encoding="utf-8"))
     lines = [f"# batchrmt run `{config['name']}`", ""]
-    lines += ["## Claims", "", *(_missed_caveats(store, _claims(store)) or ["- no analysis records"]), ""]
+    lines += _claims_section(store, config)
     lines += ["## Summary", "", "```", format_table(summary_rows(store.root)), "```", ""]
     lines += _checkpoint_section(store)
     lines += ["", "## Batch-size sweep: predictions vs measurement", ""]

@@ -19,7 +19,11 @@ def test_builtin_configs_load_and_meet_the_protocol() -> None:
     default = load_config("default")
     assert default.data == "fashion-mnist"
     assert {m.spec.split("-")[0][:3] for m in default.models} == {"vgg", "wrn"}
-    assert default.thresholds.seeds >= 5 and default.sweep.batches_per_size >= 5
+    # replicates pooled over independent training seeds (docs/validation.md §4b): ≥ 3 training seeds, ≥ 3
+    # threshold cells per (optimizer, B, checkpoint) and ≥ 5 batches per B, counted over the replicas
+    seeds = default.training_seeds
+    assert seeds >= 3 and seeds * default.thresholds.seeds >= 3
+    assert seeds * default.sweep.batches_per_size >= 5
     assert default.thresholds.halvings >= 8 and default.sweep.min_batch <= 2
     paper = load_config("paper-cifar100")
     assert paper.sweep.batch_sizes[0] == 1 and paper.sweep.batch_sizes[-1] == 1024

@@ -25,9 +25,9 @@ def test_smoke_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "best_H" in printed and "report.md" in printed
     cfg = load_config("smoke")
     store = ResultStore(out)
-    model = cfg.models[0].name
+    model = cfg.models[0].name  # the first training-seed replica (docs/validation.md §4b)
     n_ckpt = len(cfg.checkpoint.loss_fractions)
-    assert len(store.records("checkpoints")) == n_ckpt
+    assert len(store.records("checkpoints")) == n_ckpt * cfg.training_seeds == n_ckpt * len(cfg.models)
     pred = store.get("predictions", cell_key(model=model, ckpt=0))
     grid = batch_size_grid(cfg, pred["critical_batch"], cfg.pool_size)
     assert pred["grid"] == grid
@@ -38,6 +38,7 @@ def test_smoke_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         assert r["lam_min_H"] <= r["batch_sharpness"] <= r["lam_max_H"] * (1 + 1e-3) + 1e-6
         assert 0.0 <= r["overlap_top1"] <= r["overlap_topk"] <= 1.0 + 1e-4
     n_thr = len(cfg.thresholds.optimizers) * len(cfg.thresholds.batch_sizes) * cfg.thresholds.seeds
+    n_thr *= cfg.training_seeds
     assert len(store.records("thresholds")) == n_thr
     for r in store.records("thresholds"):
         strict, lenient = decode_float(r["lr_max_strict"]), decode_float(r["lr_max_lenient"])
@@ -46,7 +47,8 @@ def test_smoke_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     for name in ("densities", "lambda_vs_batch", "noise_spectrum", "lr_vs_batch"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
         assert (out / "figures" / f"{name}.pdf").is_file()
-    assert (out / "summary_sweep.csv").read_text().count("\n") == len(sweep) + 1
+    assert (out / "summary_sweep.csv").read_text().count("\n") == len(store.records("sweep")) + 1
+    assert len(store.records("seed_aggregate")) == n_ckpt and (out / "summary_seed_aggregate.csv").is_file()
     report = (out / "report.md").read_text()
     best = pred["targets"]["H"]["best_model"]
     assert f"best model by leave-one-B-out error: **{best}**" in report

@@ -23,6 +23,7 @@ def tiny_config(tmp_path: Path) -> Path:
     """A seconds-long config: 64-sample Gaussian-mixture pool, one small MLP, 4 batch sizes × 3 batches."""
     raw = json.loads((ROOT / "validation/configs/smoke.json").read_text())
     raw.update(name="tiny", pool_size=64, data_kwargs={"n_samples": 256, "num_classes": 3, "dim": 8})
+    raw["training_seeds"] = 1  # one replica per model (the smoke config has two; docs/validation.md §4b)
     raw["models"] = [{"name": "mlp", "spec": "mlp-8x1", "kwargs": {}}]
     raw["checkpoint"].update(loss_fractions=[0.9], max_steps=40, batch_size=16)
     raw["curvature"].update(top_k=3, max_products=30, slq_steps=10, sweep_max_products=20)
