@@ -32,7 +32,7 @@ from validation.experiments.seed_aggregate import (
 )
 from validation.experiments.spectrum_models import SPECTRUM_MODELS, TARGETS
 from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
-from validation.stats import OffsetPowerLawFit
+from validation.stats import EXPONENT_LAWS, OffsetPowerLawFit
 from validation.store import ResultStore, atomic_write_text
 
 
@@ -216,31 +216,31 @@ def _spectrum_section(pred: PredictionRecord) -> list[str]:
     return out
 
 
-TARGET_EXPONENT = {"linear": 1.0, "square root": 0.5}
+TARGET_EXPONENT = {"linear": EXPONENT_LAWS["linear"], "square root": EXPONENT_LAWS["square root"]}
 
 
 def exponent_reading(fit: ExponentFit) -> str:
     """What the exponent's 95% CI says about the shape of η_max(B), in words that agree with the
-    pre-registered verdict (``validation.stats.classify_exponent``): "linear", "square root", "neither …"
-    (the CI excludes 1 and 0.5), "undecided …" (it contains both, or is unbounded), or "no fit"."""
+    pre-registered verdict (``validation.stats.classify_exponent``): the one law of ``EXPONENT_LAWS``
+    ("linear" 1, "square root" 0.5, "constant" 0) the CI contains, "undecided …" (it contains several, or is
+    unbounded), "none of …" (it contains none), or "no fit"."""
     if not math.isfinite(fit.exponent):
         return "no fit (too few stable cells)"
     if not (math.isfinite(fit.lo) and math.isfinite(fit.hi)):
         return "undecided (unbounded CI: resamples with a single batch size)"
-    has_one, has_half = fit.lo <= 1.0 <= fit.hi, fit.lo <= 0.5 <= fit.hi
-    if has_one and not has_half:
-        return "linear"
-    if has_half and not has_one:
-        return "square root"
-    if has_one and has_half:
-        return "undecided (the CI contains both 1 and 0.5)"
-    return "neither linear nor square root (the CI excludes 1 and 0.5)"
+    inside = [law for law, s in EXPONENT_LAWS.items() if fit.lo <= s <= fit.hi]
+    if len(inside) == 1:
+        return inside[0]
+    if inside:
+        values = " and ".join(_fmt(EXPONENT_LAWS[law]) for law in inside)
+        return f"undecided (the CI contains {values})"
+    return "none of linear, square root, constant (the CI excludes 1, 0.5 and 0)"
 
 
 def claim_outcome(fit: ExponentFit, target: str) -> str:
     """HELD when the CI supports ``target`` only; NOT HELD when it excludes the target exponent; UNDECIDED
-    otherwise (contains both exponents, unbounded, or no fit) — derived from the CI alone, so it cannot
-    contradict :func:`exponent_reading`."""
+    otherwise (several laws' exponents inside, unbounded, or no fit) — derived from the CI alone, so it
+    cannot contradict :func:`exponent_reading`."""
     reading = exponent_reading(fit)
     if reading == target:
         return "HELD"

@@ -2,7 +2,8 @@
 
 * :func:`bootstrap_ci` — percentile bootstrap of any statistic (optionally resampling whole groups).
 * :func:`fit_power_law` — log η = a + s log B by least squares, with a seed-level bootstrap CI on s;
-  :func:`classify_exponent` — "linear" (CI ∋ 1, ∌ 0.5), "square root" (the reverse) or "undecided".
+  :func:`classify_exponent` — "linear" (CI ∋ 1 only), "square root" (∋ 0.5 only), "constant" (∋ 0 only) or
+  "undecided".
 * :func:`fit_saturating_shape` — η(B) = η_∞ / (1 + B*/B)^s for s = 1, 0.5 or free, least squares in log η;
   :func:`aic`, :func:`leave_one_out_error`, :func:`compare_shapes` (the model-comparison table);
   :func:`leave_one_b_out` — the leave-one-batch-size-out error of any predictor (refitted or fixed).
@@ -36,6 +37,7 @@ __all__ = [
     "ShapeFit",
     "aic",
     "bootstrap_ci",
+    "EXPONENT_LAWS",
     "classify_exponent",
     "compare_shapes",
     "fit_offset_power_law",
@@ -214,16 +216,16 @@ def fit_power_law(
     return PowerLawFit(slope, intercept, ci, int(keep.sum()), n_groups, max_batch)
 
 
+EXPONENT_LAWS: dict[str, float] = {"linear": 1.0, "square root": 0.5, "constant": 0.0}
+"""The scaling laws η_max ∝ B^s an exponent's CI is read against (docs/validation.md §4)."""
+
+
 def classify_exponent(ci: ConfidenceInterval | PowerLawFit) -> str:
-    """ "linear" when the CI contains 1 and excludes 0.5, "square root" when it contains 0.5 and excludes 1,
-    "undecided" otherwise (both or neither)."""
+    """The law of :data:`EXPONENT_LAWS` whose exponent is the only one the CI contains ("linear" 1, "square
+    root" 0.5, "constant" 0: the saturated threshold), "undecided" otherwise (several or none)."""
     interval = ci.ci if isinstance(ci, PowerLawFit) else ci
-    has_one, has_half = interval.contains(1.0), interval.contains(0.5)
-    if has_one and not has_half:
-        return "linear"
-    if has_half and not has_one:
-        return "square root"
-    return "undecided"
+    inside = [law for law, s in EXPONENT_LAWS.items() if interval.contains(s)]
+    return inside[0] if len(inside) == 1 else "undecided"
 
 
 # ----------------------------------------------------------------------------------------------------

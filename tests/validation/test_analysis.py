@@ -225,7 +225,10 @@ def test_claim_wording_cannot_contradict_the_verdict(lo: float, width: float, ta
     if verdict != "undecided":
         assert exponent_reading(fit) == verdict
     else:
-        assert exponent_reading(fit) not in ("linear", "square root")
+        assert exponent_reading(fit) not in ("linear", "square root", "constant")
+    # a claim is HELD only when the CI excludes the other laws, the saturated one (exponent 0) included
+    if outcome == "HELD":
+        assert not lo <= 0.0 <= hi
 
 
 def test_fit_exponent_on_too_few_and_on_all_batch_sizes() -> None:

@@ -26,7 +26,7 @@ from validation.experiments.analysis_records import (
     PredictionRecord,
     TargetPrediction,
 )
-from validation.experiments.lr_analysis import CHAMPION, LR_PREDICTORS, LR_STEP
+from validation.experiments.lr_analysis import CHAMPION, CHAMPIONS, LR_PREDICTORS, LR_STEP
 from validation.experiments.seed_aggregate import (
     STEP,
     SeedAggregateRecord,
@@ -84,7 +84,7 @@ def _prediction(
     model: str, lam: float, errors: dict[str, float], cov: float, cross: float
 ) -> PredictionRecord:
     targets = {"H": _target(lam, errors, cov, cross), "G": _target(lam / 2, errors, cov, cross)}
-    return PredictionRecord(model, 0, 100, 64, 3, 2, (2,), 1.0, -0.1, 0.1, targets, (0.0,), {}, (), 1, "cut")
+    return PredictionRecord(model, 0, 100, 64, 3, 2, (2,), 1.0, -0.1, 0.1, targets, (), 1, "cut")
 
 
 SIZES = (2, 8, 32)
@@ -142,19 +142,22 @@ def test_aggregation_of_synthetic_records(tmp_path: Path) -> None:
     assert (sgd.exponent.mean, sgd.exponent.lo, sgd.exponent.hi) == pytest.approx(_t_interval([0.3, -0.1]))
     assert sgd.exponents[1].fit_range == "no record"
     # the pooled test is validation.stats.paired_wilcoxon_holm on the union of both seeds' cells
-    compared = [k for k in LR_PREDICTORS.keys() if k == CHAMPION or LR_PREDICTORS[k].kind == "baseline"]
+    # the champion is the optimizer's pre-registered one (defined on every synthetic cell here)
+    champion = CHAMPIONS["sgd"]
+    assert sgd.champion == champion
+    compared = [k for k in LR_PREDICTORS.keys() if k == champion or LR_PREDICTORS[k].kind == "baseline"]
     abs_r: dict[str, list[float]] = {k: [] for k in compared}
     for res in analyses:
         for j, b in enumerate(SIZES):
             for meas in res.measured_strict[b]:
                 for k in compared:
                     abs_r[k].append(abs(math.log(res.predictors[k][j] / meas)))
-    expected = paired_wilcoxon_holm({k: np.array(v) for k, v in abs_r.items()}, CHAMPION)
+    expected = paired_wilcoxon_holm({k: np.array(v) for k, v in abs_r.items()}, champion, alternative="less")
     assert sgd.n_cells == 2 * 3 and set(sgd.paired) == {row["method"] for row in expected}
     for row in expected:
         assert sgd.paired[row["method"]].p_holm == pytest.approx(row["p_holm"])
         assert sgd.paired[row["method"]].n_cells == sgd.n_cells
-    assert sgd.pooled[CHAMPION].median_abs_log_ratio == pytest.approx(np.median(abs_r[CHAMPION]))
+    assert sgd.pooled[champion].median_abs_log_ratio == pytest.approx(np.median(abs_r[champion]))
     assert sgd.scores[CHAMPION].n == 2
     # the record survives the store's JSON (NaN included) and the run-level aggregation finds it
     stored = store.put(STEP, cell_key(model="mlp", ckpt=0), rec.to_dict())

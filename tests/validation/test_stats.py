@@ -87,7 +87,10 @@ def test_power_law_max_batch_and_classify_undecided() -> None:
     fit = fit_power_law(b, eta, max_batch=8, n_resamples=200)
     assert fit.exponent == pytest.approx(1.0, abs=0.25) and fit.n_points == 4
     assert classify_exponent(ConfidenceInterval(0.7, 0.3, 1.2, 0.95)) == "undecided"
-    assert classify_exponent(ConfidenceInterval(0.1, 0.0, 0.2, 0.95)) == "undecided"
+    assert classify_exponent(ConfidenceInterval(0.1, 0.0, 0.2, 0.95)) == "constant"  # the saturated law
+    assert classify_exponent(ConfidenceInterval(0.1, -0.6, 0.75, 0.95)) == "undecided"  # contains 0 and 0.5
+    assert classify_exponent(ConfidenceInterval(0.6, 0.3, 0.8, 0.95)) == "square root"
+    assert classify_exponent(ConfidenceInterval(1.8, 1.5, 2.0, 0.95)) == "undecided"  # contains none
     with pytest.raises(ValueError, match="two distinct"):
         fit_power_law(b, eta, max_batch=1)
 

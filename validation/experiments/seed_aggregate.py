@@ -46,7 +46,7 @@ from validation.experiments.analysis_records import (
     PredictionRecord,
     TargetPrediction,
 )
-from validation.experiments.lr_analysis import CHAMPION, LR_PREDICTORS, LR_STEP
+from validation.experiments.lr_analysis import LR_PREDICTORS, LR_STEP, champion_for
 from validation.experiments.spectrum_models import SPECTRUM_MODELS
 from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
 from validation.intervals import student_t_interval
@@ -313,13 +313,15 @@ def _cells(res: OptimizerAnalysis, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pooled_predictor_comparison(
-    analyses: Sequence[OptimizerAnalysis], n_boot: int, seed: int
-) -> tuple[dict[str, LRScore], dict[str, tuple[float, float]], dict[str, PairedTest], int]:
+    analyses: Sequence[OptimizerAnalysis], n_boot: int, seed: int, optimizer: str
+) -> tuple[dict[str, LRScore], dict[str, tuple[float, float]], dict[str, PairedTest], int, str]:
     """The predictors over the union of the seeds' cells: per predictor the pooled
     ``validation.stats.median_abs_log_ratio`` (bootstrap CI resampling whole seeds); the champion against each
     baseline by ``validation.stats.paired_wilcoxon_holm`` (one-sided: the champion more accurate) on the cells
     where the champion and every baseline are defined, Holm-corrected over the baselines (no tests with fewer
-    than :data:`MIN_PAIRED_CELLS` such cells). Returns (scores, CIs, tests, number of common cells)."""
+    than :data:`MIN_PAIRED_CELLS` such cells). The champion is ``optimizer``'s pre-registered one on the
+    pooled cells (``validation.experiments.lr_analysis.champion_for``: it looks at which cells are defined,
+    never at the scores). Returns (scores, CIs, tests, number of common cells, champion)."""
     keys = [k for k in LR_PREDICTORS.keys() if all(k in res.predictors for res in analyses)]
     scores: dict[str, LRScore] = {}
     cis: dict[str, tuple[float, float]] = {}
@@ -336,19 +338,20 @@ def pooled_predictor_comparison(
             acc = median_abs_log_ratio(pred[ok], meas[ok], groups=groups[ok], n_resamples=n_boot, seed=seed)
             scores[k] = LRScore(acc.median_abs.estimate, acc.within_1_25, acc.within_1_5)
             cis[k] = (acc.median_abs.low, acc.median_abs.high)
-    compared = [k for k in keys if k == CHAMPION or LR_PREDICTORS[k].kind == "baseline"]
-    if CHAMPION not in compared or len(compared) < 2:
-        return scores, cis, {}, 0
+    champion = champion_for(optimizer, abs_r)
+    compared = [k for k in keys if k == champion or LR_PREDICTORS[k].kind == "baseline"]
+    if champion not in compared or len(compared) < 2:
+        return scores, cis, {}, 0, champion
     common = np.all(np.isfinite(np.vstack([abs_r[k] for k in compared])), axis=0)
     n = int(common.sum())
     if n < MIN_PAIRED_CELLS:
-        return scores, cis, {}, n
-    rows = paired_wilcoxon_holm({k: abs_r[k][common] for k in compared}, CHAMPION, alternative="less")
+        return scores, cis, {}, n, champion
+    rows = paired_wilcoxon_holm({k: abs_r[k][common] for k in compared}, champion, alternative="less")
     tests = {
         row["method"]: PairedTest(row["p_value"], row["p_holm"], row["n_cells"], row["median_difference"])
         for row in rows
     }
-    return scores, cis, tests, n
+    return scores, cis, tests, n, champion
 
 
 def _optimizer(lrs: Sequence[LRAnalysisRecord | None], opt: str, config: RunConfig) -> OptimizerSeedAggregate:
@@ -364,14 +367,16 @@ def _optimizer(lrs: Sequence[LRAnalysisRecord | None], opt: str, config: RunConf
         )
         for k in keys
     }
-    pooled, cis, tests, n_cells = pooled_predictor_comparison(present, config.bootstrap_samples, config.seed)
+    pooled, cis, tests, n_cells, champion = pooled_predictor_comparison(
+        present, config.bootstrap_samples, config.seed, opt
+    )
     return OptimizerSeedAggregate(
         exponents=fits,
         exponent=SeedMean.of(fit.exponent for fit in fits),
         scores=scores,
         pooled=pooled,
         pooled_ci=cis,
-        champion=CHAMPION,
+        champion=champion,
         paired=tests,
         n_cells=n_cells,
     )
