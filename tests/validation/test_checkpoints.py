@@ -97,10 +97,11 @@ def test_missed_target_fails_the_run_with_one_line(
     args = ["run", "--config", "smoke", "--out", str(tmp_path / "run"), "--quiet", "--no-figures"]
     for o in _missing_overrides():
         args += ["--set", o]
-    assert main(args) != 0
+    assert main(args) == 1  # a runtime stop, not a usage error
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    for part in ("'mlp'", "loss level 0", "vs target", "within 10 steps", "checkpoint.max_steps",
+    assert "unexpected" not in err and "--debug" not in err  # a stated reason, not a bug
+    for part in ("'mlp.s0'", "loss level 0", "vs target", "within 10 steps", "checkpoint.max_steps",
                  "checkpoint.on_missed"):
         assert part in err
 

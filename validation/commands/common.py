@@ -104,13 +104,14 @@ def _one_line(text: str) -> str:
 def describe_error(exc: BaseException, continue_command: str | None = None) -> tuple[str, int]:
     """One line describing ``exc`` for a user, and the exit code. ``continue_command`` (a shell command
     that resumes the run) is appended where rerunning after fixing the cause continues the work."""
+    from validation.errors import RunStopped
     from validation.store import StoreError
 
     then = f"; then continue with: {continue_command}" if continue_command else ""
     data_errors = sys.modules.get("networks.data.errors")
     if isinstance(exc, UsageError):
         return _one_line(str(exc)), EXIT_USAGE
-    if isinstance(exc, StoreError):
+    if isinstance(exc, (StoreError, RunStopped)):
         return _one_line(str(exc)), EXIT_RUNTIME
     if data_errors is not None and isinstance(exc, data_errors.DatasetNotFoundError):
         return _one_line(f"data not found: {exc}"), EXIT_RUNTIME

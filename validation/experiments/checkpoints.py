@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from validation import steps
+from validation.errors import RunStopped
 from validation.config import CheckpointConfig, ModelConfig, RunConfig
 from validation.provenance import derived_seed, file_hash, indices_hash, timed
 
@@ -186,7 +187,7 @@ def load_checkpoint(
     return model
 
 
-class CheckpointTargetMissed(RuntimeError):
+class CheckpointTargetMissed(RunStopped):
     """A checkpoint's training did not reach its loss target (within ``checkpoint.max_steps``, or it
     diverged) and ``checkpoint.on_missed`` is ``"fail"``; the message is one line saying what to change."""
 
