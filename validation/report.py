@@ -13,6 +13,7 @@ from typing import Any
 
 from networks.options import DEFAULT_ADAM_BETAS, DEFAULT_ADAM_EPS, DEFAULT_MOMENTUM
 from validation import steps
+from validation.config import REPLICA_SEPARATOR
 from validation.experiments.analysis_records import (
     ExponentFit,
     LRAnalysisRecord,
@@ -487,7 +488,8 @@ def _claims_section(store: ResultStore, config: dict[str, Any]) -> list[str]:
             else f"- Caveat: {seeds} training seeds per network but no aggregated records"
         )
         return [*out, *per_seed, f"{caveat}; a claim may change with the seed (docs/validation.md §4b).", ""]
-    return [*out, *_seed_claims(records), "", "### Per-seed claims (detail)", "", *per_seed, ""]
+    aggregated = _missed_caveats(store, _seed_claims(records))
+    return [*out, *aggregated, "", "### Per-seed claims (detail)", "", *per_seed, ""]
 
 
 def _threshold_resolution(store: ResultStore) -> float:
@@ -642,7 +644,8 @@ def _missed_caveats(store: ResultStore, claims: list[str]) -> list[str]:
     for line in claims:
         out.append(line)
         for (model, ckpt), c in missed.items():
-            if line.startswith(f"- {model} ckpt {ckpt}:"):
+            base = model.split(REPLICA_SEPARATOR)[0]  # a seed-aggregated claim is about the base model
+            if line.startswith((f"- {model} ckpt {ckpt}:", f"- {base} ckpt {ckpt},")):
                 out.append(
                     f"  - Caveat: checkpoint {model} ckpt {ckpt} **MISSED its loss target** (pool loss "
                     f"{_fmt(c['loss'])} vs target {_fmt(c['target_loss'])}), so this claim is about a "

@@ -124,9 +124,12 @@ def test_flagged_miss_is_kept_and_marked_in_the_report(tmp_path: Path) -> None:
     section = "\n".join(_checkpoint_section(store))
     assert section.count("**MISSED its loss target**") == len(records)
     assert "checkpoint.max_steps = 10 used up" in section
-    claims = _missed_caveats(store, ["- mlp ckpt 0: a claim", "- other ckpt 0: another claim"])
-    assert claims[0] == "- mlp ckpt 0: a claim" and "MISSED its loss target" in claims[1]
-    assert claims[2:] == ["- other ckpt 0: another claim"]
+    name = config.models[0].name  # a training-seed replica, e.g. mlp.s0
+    lines = [f"- {name} ckpt 0: a claim", "- mlp ckpt 0, 2 training seeds (…):", "- other ckpt 0: another"]
+    claims = _missed_caveats(store, lines)
+    assert claims[0] == lines[0] and "MISSED its loss target" in claims[1]
+    assert claims[2] == lines[1] and "MISSED its loss target" in claims[3]  # the seed-aggregated claim too
+    assert claims[4:] == ["- other ckpt 0: another"]
 
 
 def test_diverged_training_fails_or_is_flagged(tmp_path: Path) -> None:

@@ -151,3 +151,18 @@ def test_overrides_set_any_field_and_are_validated() -> None:
         load_config("smoke", ["pool_size.x=1"])
     with pytest.raises(ConfigError, match="unknown config field"):
         load_config("smoke", ["sweep.nonsense=1"])
+
+
+def test_model_option_selects_every_training_seed_of_a_configured_model() -> None:
+    """``batchrmt run --model NAME`` names the configured (base) model or its spec, never one replica."""
+    import argparse
+
+    from validation.commands.run import configure
+
+    args = argparse.Namespace(
+        config="default", overrides=["training_seeds=3"], data=None, data_root=None, device=None, seed=None
+    )
+    for name in ("vgg", "vgg11"):
+        config = configure(argparse.Namespace(**vars(args), model=name))
+        assert [m.name for m in config.models] == ["vgg.s0", "vgg.s1", "vgg.s2"]
+        assert {m.base for m in config.models} == {"vgg"}

@@ -137,7 +137,7 @@ def configure(args: argparse.Namespace) -> RunConfig:
     if args.data is not None and args.data != config.data:
         changes["data_kwargs"] = {}
     if args.model is not None:
-        known = [m for m in config.models if m.spec == args.model or m.name == args.model]
+        known = [m for m in config.models if args.model in (m.spec, m.name, m.base)]
         changes["models"] = tuple(known) or (ModelConfig(name="model", spec=args.model),)
     try:
         config = config.replace_fields(**changes).validate()

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from validation import steps
-from validation.errors import RunStopped
 from validation.config import CheckpointConfig, ModelConfig, RunConfig
+from validation.errors import RunStopped
 from validation.provenance import derived_seed, file_hash, indices_hash, timed
 
 if TYPE_CHECKING:
