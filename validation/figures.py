@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from validation import steps
+from validation.config import REPLICA_SEPARATOR
 from validation.experiments.analysis_records import LRAnalysisRecord, PredictionRecord
 from validation.experiments.lr_analysis import LR_PREDICTORS
 from validation.experiments.montecarlo import STEP as MONTECARLO_STEP
@@ -241,21 +242,33 @@ def _lambda_panel(ax: Any, store: ResultStore, pred: PredictionRecord, target: s
     )
 
 
+def _training_seed(model: str) -> int:
+    """The training-seed index of a model record's name (``vgg.s2`` → 2; a plain name → 0)."""
+    _, sep, tail = model.rpartition(f"{REPLICA_SEPARATOR}s")
+    return int(tail) if sep and tail.isdigit() else 0
+
+
 def draw_lambda_vs_batch(store: ResultStore, folder: Path) -> list[Path]:
-    preds = _predictions(store)
-    if not preds:
-        return []
+    """λ'(B) panels, one row per (model, checkpoint) and one column per target: ``lambda_vs_batch`` for
+    training seed 0 (or the only seed), ``lambda_vs_batch_s<k>`` for each further training seed, so a figure
+    keeps one row per configured model and checkpoint however many seeds the run has."""
+    by_seed: dict[int, list[PredictionRecord]] = {}
+    for pred in _predictions(store):
+        by_seed.setdefault(_training_seed(pred.model), []).append(pred)
+    out: list[Path] = []
     n_cols = len(TARGETS)
-    fig, axes = _subplots(n_cols * len(preds), n_cols, extra_height=0.8)
-    for i, pred in enumerate(preds):
-        for j, target in enumerate(TARGETS):
-            ax = axes[n_cols * i + j]
-            if target in pred.targets:
-                _lambda_panel(ax, store, pred, target)
-            else:
-                ax.set_axis_off()  # H has no negative eigenvalue at this checkpoint
-    _figure_legend(fig, axes, n_cols)
-    return _save(fig, folder, "lambda_vs_batch")
+    for seed, preds in sorted(by_seed.items()):
+        fig, axes = _subplots(n_cols * len(preds), n_cols, extra_height=0.8)
+        for i, pred in enumerate(preds):
+            for j, target in enumerate(TARGETS):
+                ax = axes[n_cols * i + j]
+                if target in pred.targets:
+                    _lambda_panel(ax, store, pred, target)
+                else:
+                    ax.set_axis_off()  # H has no negative eigenvalue at this checkpoint
+        _figure_legend(fig, axes, n_cols)
+        out += _save(fig, folder, "lambda_vs_batch" if seed == 0 else f"lambda_vs_batch_s{seed}")
+    return out
 
 
 def _survival(ax: Any, values: np.ndarray, label: str, color: str, style: str = "-") -> None:
