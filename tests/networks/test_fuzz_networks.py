@@ -34,6 +34,9 @@ from networks.curvature import (
     CurvatureOperator,
     GGNOperator,
     HessianOperator,
+    PreconditionedOperator,
+    adam_preconditioner_diagonal,
+    adam_second_moment,
     as_operator,
     batch_noise_norm,
     curvature_operator,
@@ -43,6 +46,7 @@ from networks.curvature import (
     per_sample_ggn,
     per_sample_hessian,
     per_sample_noise,
+    preconditioned_top_eigenvalue,
     quadratic_form_variance,
 )
 from networks.lanczos import (
@@ -332,6 +336,74 @@ def _algebra_entry() -> Entry:
     return Entry(valid, call, aliases)
 
 
+def _second_moment_entry() -> Entry:
+    """adam_second_moment: two warm-up batches at the tiny MLP's weights."""
+
+    def valid() -> dict[str, Any]:
+        x, y = vector_data(12)
+        return {
+            "model": mlp(), "loss_fn": nn.CrossEntropyLoss(), "batches": [(x[:6], y[:6]), (x[6:], y[6:])],
+            "beta2": 0.999, "bn_mode": "eval", "params": None,
+        }  # fmt: skip
+
+    def call(kw: dict[str, Any]) -> Any:
+        rest = {k: v for k, v in kw.items() if k not in ("model", "loss_fn", "batches")}
+        return adam_second_moment(kw["model"], kw["loss_fn"], kw["batches"], **rest)
+
+    aliases = {**_noise_aliases(), "params": ("params", "model"), "beta2": ("beta2",)}
+    return Entry(valid, call, aliases)
+
+
+def _preconditioner_diagonal_entry() -> Entry:
+    def valid() -> dict[str, Any]:
+        return {"v_hat": _vec().square(), "eps": 1e-8}
+
+    return Entry(valid, lambda kw: adam_preconditioner_diagonal(kw["v_hat"], kw["eps"]))
+
+
+def _diagonal() -> Tensor:
+    """A valid preconditioner: entries of √v̂ + ε spread over three decades."""
+    return torch.logspace(-3, 0, P, dtype=F64)
+
+
+PRECONDITIONED_ALIASES = {
+    "base": ("base", "CurvatureOperator"),
+    "diagonal": ("diagonal", "preconditioner"),
+    "vector": ("vector", "operand", "block", "shape"),
+}
+
+
+def _preconditioned_operator_entry() -> Entry:
+    def valid() -> dict[str, Any]:
+        x, y = vector_data(12)
+        return {
+            "base": HessianOperator(mlp(), nn.CrossEntropyLoss(), (x, y)),
+            "diagonal": _diagonal(),
+            "vector": _vec(),
+        }
+
+    def call(kw: dict[str, Any]) -> Any:
+        op = PreconditionedOperator(kw["base"], kw["diagonal"])
+        return op @ kw["vector"], op.provenance()["num_products"]
+
+    return Entry(valid, call, PRECONDITIONED_ALIASES)
+
+
+def _preconditioned_top_entry() -> Entry:
+    def valid() -> dict[str, Any]:
+        x, y = vector_data(12)
+        return {
+            "base": HessianOperator(mlp(), nn.CrossEntropyLoss(), (x, y)),
+            "diagonal": _diagonal(), "tol": 1e-6, "max_products": 60, "seed": 2, "stopping": "eigenvalue",
+        }  # fmt: skip
+
+    def call(kw: dict[str, Any]) -> Any:
+        rest = {k: v for k, v in kw.items() if k not in ("base", "diagonal")}
+        return preconditioned_top_eigenvalue(kw["base"], kw["diagonal"], **rest)
+
+    return Entry(valid, call, PRECONDITIONED_ALIASES)
+
+
 def _as_operator_entry() -> Entry:
     def valid() -> dict[str, Any]:
         return {"obj": spiked_matrix(20, (5.0,))[0], "vector": np.ones(20)}
@@ -488,6 +560,10 @@ ENTRIES: dict[str, Entry] = {
             mlp(), nn.CrossEntropyLoss(), [vector_data(4), vector_data(5, 1)], _vec()
         )
     ),
+    "adam_second_moment": _second_moment_entry(),
+    "adam_preconditioner_diagonal": _preconditioner_diagonal_entry(),
+    "PreconditionedOperator": _preconditioned_operator_entry(),
+    "preconditioned_top_eigenvalue": _preconditioned_top_entry(),
     # networks.lanczos
     "lanczos": _lanczos_entry(),
     "top_eigenpairs": _top_entry(top_eigenpairs),

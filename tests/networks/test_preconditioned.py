@@ -69,3 +69,72 @@ def test_bad_input() -> None:
     hess = HessianOperator(model, nn.CrossEntropyLoss(), (x, y))
     with pytest.raises(ValueError, match="diagonal"):
         PreconditionedOperator(hess, torch.zeros(hess.shape[0], dtype=torch.float64))
+
+
+def test_contract_examples() -> None:
+    """Bad input found by tests/networks/test_fuzz_networks.py: each is a named ValueError/TypeError."""
+    model, x, y = _tiny()
+    loss_fn = nn.CrossEntropyLoss()
+    bad_y = y.clone()
+    bad_y[0] = 3
+    with pytest.raises(ValueError, match=r"batches\[1\]: y must hold class labels in \[0, 3\)"):
+        adam_second_moment(model, loss_fn, [(x[:6], y[:6]), (x[6:], bad_y[:6])], beta2=0.9)
+    with pytest.raises(ValueError, match="batches.*model Linear"):
+        adam_second_moment(nn.Linear(7, 3).double(), loss_fn, [(x, y)], beta2=0.9)
+    nan_model, _, _ = _tiny()
+    with torch.no_grad():
+        nan_model[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="gradient of model Sequential .* not finite"):
+        adam_second_moment(nan_model, loss_fn, [(x, y)], beta2=0.9)
+    with pytest.raises(TypeError, match="loss_fn must be callable"):
+        adam_second_moment(model, "x", [(x, y)], beta2=0.9)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="loss_fn must use reduction='mean'"):
+        adam_second_moment(model, nn.CrossEntropyLoss(reduction="sum"), [(x, y)], beta2=0.9)
+    with pytest.raises(TypeError, match=r"beta2 must be a real number in \[0, 1\)"):
+        adam_second_moment(model, loss_fn, [(x, y)], beta2=torch.ones(3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="batches"):
+        adam_second_moment(model, loss_fn, x, beta2=0.9)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="eps must be a real number"):
+        adam_preconditioner_diagonal(torch.ones(3, dtype=torch.float64), torch.ones(3))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="v_hat must be a real"):
+        adam_preconditioner_diagonal(torch.ones(3, dtype=torch.complex128), 1e-8)
+    with pytest.raises(ValueError, match="v_hat must hold at least one entry"):
+        adam_preconditioner_diagonal(torch.zeros(0, dtype=torch.float64), 1e-8)
+    with pytest.raises(ValueError, match="eps = 1e\\+300 makes sqrt"):
+        adam_preconditioner_diagonal(torch.ones(3, dtype=torch.float32), 1e300)
+    hess = HessianOperator(model, loss_fn, (x, y))
+    size = hess.shape[0]
+    with pytest.raises(TypeError, match="diagonal must be a real"):
+        PreconditionedOperator(hess, torch.ones(size, dtype=torch.complex128))
+    with pytest.raises(TypeError, match="diagonal must be a real"):
+        PreconditionedOperator(hess, torch.ones(size, dtype=torch.bool))
+    with pytest.raises(ValueError, match=rf"diagonal must have shape \({size},\)"):
+        PreconditionedOperator(hess, torch.ones(size + 1, dtype=torch.float64))
+    with pytest.raises(ValueError, match="diagonal must be 1-D"):
+        PreconditionedOperator(hess, torch.ones(size, 2, dtype=torch.float64))
+    hess32 = HessianOperator(_tiny()[0].float(), loss_fn, (x.float(), y))
+    with pytest.raises(ValueError, match="P\\^\\(-1/2\\) overflows the operator's dtype torch.float32"):
+        PreconditionedOperator(hess32, torch.full((size,), 1e-80, dtype=torch.float64))
+    with pytest.raises(ValueError, match="stopping"):
+        preconditioned_top_eigenvalue(hess32, torch.ones(size), stopping="x")
+
+
+def test_valid_variants() -> None:
+    """A single (x, y) pair is one warm-up batch; integer v̂ becomes float64; stopping='eigenvalue' gives
+    the same λ_max (within its error bound) in no more products than the default residual rule."""
+    model, x, y = _tiny()
+    loss_fn = nn.CrossEntropyLoss()
+    torch.testing.assert_close(
+        adam_second_moment(model, loss_fn, (x, y), beta2=0.9),
+        adam_second_moment(model, loss_fn, [(x, y)], beta2=0.9),
+        rtol=0.0,
+        atol=0.0,
+    )
+    diag = adam_preconditioner_diagonal(torch.tensor([0, 1, 4]), 0.5)
+    assert diag.dtype == torch.float64 and diag.tolist() == [0.5, 1.5, 2.5]
+    hess = HessianOperator(model, loss_fn, (x, y))
+    d = adam_preconditioner_diagonal(adam_second_moment(model, loss_fn, [(x[:6], y[:6])], beta2=0.99), 1e-3)
+    lam_r, res_r, n_r = preconditioned_top_eigenvalue(hess, d, tol=1e-8)
+    lam_e, _, n_e = preconditioned_top_eigenvalue(hess, d, tol=1e-8, stopping="eigenvalue")
+    assert res_r <= 1e-8 * abs(lam_r) * 1.01
+    assert lam_e == pytest.approx(lam_r, rel=1e-7) and n_e <= n_r
