@@ -20,7 +20,8 @@ Sections (each writes ``benchmarks/results/<section>.json`` with the machine fac
   PyHessian power iteration and hessian-eigenthings Lanczos.
 - ``slq``: W1 / spectral width of the SLQ density per budget (probes × steps) against the exact spectrum, and
   its wall time, for batchrmt ``slq_density``, curvlinops' ``lanczos_approximate_spectrum`` and
-  hessian-eigenthings' ``spectral_density`` (PyHessian's ``density()`` outcome is recorded).
+  hessian-eigenthings' ``spectral_density`` (PyHessian's ``density()`` outcome is recorded); batchrmt's
+  timed budgets follow one untimed warm-up call.
 - ``bookkeeping``: seconds per Lanczos step outside the products for a diagonal operator of ≈611k entries.
 - ``paths``: batchrmt alone (float32, same networks and batch as ``products``): a block of k vectors in one
   batched backward vs k products; the batch in chunks with kept graphs (``graph_cache_bytes`` budget) vs
