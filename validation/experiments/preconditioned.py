@@ -92,21 +92,22 @@ def _one_seed(
     diag = adam_preconditioner_diagonal(v_hat, eps).to(x.dtype)
     first = batches[warm]
     hess_b = HessianOperator(model, loss_fn, (x[first], y[first]), bn_mode=settings.bn_mode)
-    lam_b, res_b, prod_b = preconditioned_top_eigenvalue(
-        hess_b, diag, tol=cfg.tol, max_products=cfg.max_products, seed=batch_seed
+    lam_b, res_b, prod_b = preconditioned_top_eigenvalue(  # only the eigenvalue is used
+        hess_b, diag, tol=cfg.tol, max_products=cfg.max_products, seed=batch_seed, stopping="eigenvalue"
     )
     v_step = adam_second_moment(
         model, loss_fn, [(x[i], y[i]) for i in batches[: warm + 1]], beta2=beta2, bn_mode=settings.bn_mode
     )
     lam_s, res_s, _ = preconditioned_top_eigenvalue(
         hess_b, adam_preconditioner_diagonal(v_step, eps).to(x.dtype), tol=cfg.tol,
-        max_products=cfg.max_products, seed=batch_seed,
+        max_products=cfg.max_products, seed=batch_seed, stopping="eigenvalue",
     )  # fmt: skip
     hess = HessianOperator(model, loss_fn, (x, y), bn_mode=settings.bn_mode)
     pool_op = PreconditionedOperator(hess, diag)
-    top = top_eigenpairs(
-        pool_op, k=1, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=batch_seed
-    )
+    top = top_eigenpairs(  # its eigenvector is used: the residual rule
+        pool_op, k=1, which="LA", tol=cfg.tol, max_products=cfg.max_products, seed=batch_seed,
+        stopping="residual",
+    )  # fmt: skip
     assert top.eigenvectors is not None
     w = pool_op.scale * top.eigenvectors[:, 0].to(torch.float64)  # P^{-1/2} u
     h = per_sample_hessian(model, loss_fn, x, y, vectors=w, lanczos_steps=2, trace_probes=1).rayleigh[:, 0]
