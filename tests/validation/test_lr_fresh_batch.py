@@ -98,7 +98,9 @@ def test_preconditioned_cell_rebuilds_the_trials_warmup() -> None:
     from networks.curvature.hessian import HessianOperator
     from networks.curvature.preconditioned import adam_preconditioner_diagonal, adam_second_moment
 
-    config = load_config("smoke", ["thresholds.warmup_steps=3", "thresholds.preconditioned_batches=2"])
+    config = load_config(
+        "smoke", ["thresholds.warmup_steps=3", "thresholds.preconditioned_batches=2", "thresholds.seeds=2"]
+    )
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
     x, y = torch.randn(20, 4, dtype=torch.float64), torch.randint(0, 3, (20,))
