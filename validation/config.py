@@ -129,8 +129,9 @@ class ModelConfig:
 LrRule = Literal["constant", "sharpness"]
 """The checkpoint training's step size: ``lr`` throughout, or min(lr, edge_fraction · 2/λ̂₁(H))."""
 LR_RULES: tuple[str, ...] = get_args(LrRule)
-OnMissed = Literal["fail", "flag"]
-"""What a checkpoint whose training misses its loss target does: stop the run, or keep it flagged."""
+OnMissed = Literal["fail", "flag", "retry"]
+"""What a checkpoint whose training misses its loss target does: stop the run, keep it flagged, or retrain
+from a re-drawn initialisation (at most ``retries`` times, then stop)."""
 ON_MISSED: tuple[str, ...] = get_args(OnMissed)
 TrainDtype = Literal["float32", "float64"]
 """The dtype the checkpoint training computes in (the checkpoint is saved in the run's ``dtype``)."""
@@ -146,8 +147,9 @@ class CheckpointConfig:
     ``eval_every`` steps from ``sharpness_products`` Lanczos products (``lr_rule="sharpness"``). A checkpoint
     is saved (in the run's ``dtype``) the first time the pool loss falls below ``loss_fractions[i] *
     initial_loss`` (at most ``max_steps`` steps, loss checked every ``eval_every`` steps). A level missed
-    within ``max_steps`` (or a diverged run) stops the run (``on_missed="fail"``) or is kept and flagged in
-    the report (``"flag"``)."""
+    within ``max_steps`` (or a diverged run) stops the run (``on_missed="fail"``), is kept and flagged in
+    the report (``"flag"``), or (``"retry"``) the network is trained again from a re-drawn initialisation,
+    at most ``retries`` times, before the run stops; every record states its ``attempt``."""
 
     lr: float = 0.05
     batch_size: int = 64
@@ -160,6 +162,7 @@ class CheckpointConfig:
     edge_fraction: float = 0.5
     sharpness_products: int = 12
     on_missed: OnMissed = "fail"
+    retries: int = 2
 
     @property
     def levels(self) -> tuple[float, ...]:
@@ -177,6 +180,7 @@ class CheckpointConfig:
         _real(self.edge_fraction, f"{prefix}.edge_fraction", 0.0, 1.0)
         _int(self.sharpness_products, f"{prefix}.sharpness_products", 2, 1000)
         _choice(self.on_missed, f"{prefix}.on_missed", ON_MISSED)
+        _int(self.retries, f"{prefix}.retries", 0, 10)
         _choice(self.train_dtype, f"{prefix}.train_dtype", TRAIN_DTYPES)
         fr = self.loss_fractions
         if not isinstance(fr, (tuple, list)) or not 1 <= len(fr) <= 5:

@@ -674,10 +674,16 @@ def _checkpoint_section(store: ResultStore) -> list[str]:
             limit = c.get("train_max_steps", c["steps"])
             why = "diverged" if c["diverged"] else f"checkpoint.max_steps = {limit} used up"
             mark = f" **MISSED its loss target** ({why}; kept by checkpoint.on_missed = flag) —"
+        retried = ""
+        if c.get("attempt"):
+            retried = (
+                f" Retrained from a re-drawn initialisation: attempt {c['attempt']} (the first "
+                f"{c['attempt']} missed a loss target; checkpoint.on_missed = retry)."
+            )
         lines.append(
             f"- {c['model']} ckpt {c['ckpt']}:{mark} pool loss {_fmt(c['loss'])} (target "
             f"{_fmt(c['target_loss'])}, reached: {c['reached']}) after {c['steps']} steps of {how} at {lr}, "
-            f"accuracy {_fmt(c['accuracy'])}, P = {c['n_params']}, diverged: {c['diverged']}."
+            f"accuracy {_fmt(c['accuracy'])}, P = {c['n_params']}, diverged: {c['diverged']}.{retried}"
         )
     return lines
 

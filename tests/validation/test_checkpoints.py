@@ -165,3 +165,18 @@ def test_bad_protocol_fields_name_the_field(field: str, value: object) -> None:
     raw["checkpoint"][field] = value
     with pytest.raises(ValueError, match=f"checkpoint.{field}"):
         config_from_dict(raw)
+
+
+def test_retry_redraws_the_initialisation_and_states_every_attempt(tmp_path: Path) -> None:
+    """``on_missed = "retry"``: attempt a > 0 draws a new initialisation (attempt 0 keeps the old seeds);
+    when every attempt misses, the run stops naming how many were made."""
+    retry = ["checkpoint.on_missed=retry", "checkpoint.retries=1"]
+    config = load_config("smoke", [*_missing_overrides(), *retry])
+    pool = load_pool(config)
+    first = build_network(config, config.models[0], pool)
+    again = build_network(config, config.models[0], pool, attempt=0)
+    other = build_network(config, config.models[0], pool, attempt=1)
+    p0, p0b, p1 = (torch.cat([p.detach().flatten() for p in m.parameters()]) for m in (first, again, other))
+    assert torch.equal(p0, p0b) and not torch.equal(p0, p1)
+    with pytest.raises(CheckpointTargetMissed, match="in all 2 attempts"):
+        make_checkpoints(config, config.models[0], pool, ResultStore(tmp_path))

@@ -107,8 +107,17 @@ def loss_function() -> nn.Module:
     return nn.CrossEntropyLoss()
 
 
+def _attempt_key(attempt: int) -> tuple[int, ...]:
+    """Extra seed-derivation key of a retraining ``attempt`` (none for the first: its seeds are unchanged)."""
+    return (attempt,) if attempt else ()
+
+
 def build_network(
-    config: RunConfig, model_cfg: ModelConfig, pool: Pool, objects: Mapping[str, Any] | None = None
+    config: RunConfig,
+    model_cfg: ModelConfig,
+    pool: Pool,
+    objects: Mapping[str, Any] | None = None,
+    attempt: int = 0,
 ) -> nn.Module:
     """A freshly initialised network (seeded by the run seed and the model name), in the run's
     dtype/device: a built-in spec through ``networks.models.build_model``, or your own model
@@ -117,7 +126,7 @@ def build_network(
 
     kwargs = dict(model_cfg.kwargs)
     if is_reference(model_cfg.spec):
-        torch.manual_seed(derived_seed(config.seed, model_cfg.name, "init"))
+        torch.manual_seed(derived_seed(config.seed, model_cfg.name, "init", *_attempt_key(attempt)))
         model = build_user_model(model_cfg.spec, kwargs, objects)
         return model.to(device=torch.device(config.device), dtype=_DTYPES[config.dtype])
     if (
@@ -126,7 +135,7 @@ def build_network(
         and "image_size" not in kwargs
     ):
         kwargs["in_features"] = int(np.prod(pool.x.shape[1:]))
-    torch.manual_seed(derived_seed(config.seed, model_cfg.name, "init"))
+    torch.manual_seed(derived_seed(config.seed, model_cfg.name, "init", *_attempt_key(attempt)))
     model = build_model(model_cfg.spec, num_classes=pool.num_classes, in_channels=pool.in_channels, **kwargs)
     return model.to(device=torch.device(config.device), dtype=_DTYPES[config.dtype])
 
@@ -200,9 +209,10 @@ def missed_message(record: Mapping[str, Any]) -> str:
         fix = "lower checkpoint.lr" + (" or checkpoint.edge_fraction" if sharp else "")
     else:
         why, fix = f"not reached within {record['steps']} steps", "raise checkpoint.max_steps"
+    tries = f" in all {record['attempt'] + 1} attempts (checkpoint.retries)" if record.get("attempt") else ""
     return (
-        f"checkpoint training of model {record['model']!r} missed loss level {record['ckpt']} (fraction "
-        f"{record['loss_fraction']:g} of the initial loss {record['initial_loss']:.4g}): pool loss "
+        f"checkpoint training of model {record['model']!r} missed loss level {record['ckpt']}{tries} "
+        f"(fraction {record['loss_fraction']:g} of the initial loss {record['initial_loss']:.4g}): pool loss "
         f"{record['loss']:.4g} vs target {record['target_loss']:.4g}, {why} (batch "
         f"{record['train_batch_size']}, lr {record['train_lr']:g}, lr rule {record['train_lr_rule']}); "
         f"{fix}, or set checkpoint.on_missed=flag to keep the checkpoint and flag it in the report"
@@ -247,8 +257,30 @@ def make_checkpoints(
 
     Training is deterministic given the config (and the single intra-op thread of every cell, see
     :mod:`validation.execution`), so a partially finished step is simply redone. A missed level raises
-    :class:`CheckpointTargetMissed` (``on_missed="fail"``) before anything of it is saved.
+    :class:`CheckpointTargetMissed` (``on_missed="fail"``) before anything of it is saved; with
+    ``on_missed="retry"`` the network is retrained from a re-drawn initialisation (attempt 1, 2, …: the seeds
+    of attempt a > 0 are derived with a as an extra key) at most ``checkpoint.retries`` times first.
     """
+    cfg = config.checkpoint
+    attempts = cfg.retries + 1 if cfg.on_missed == "retry" else 1
+    for attempt in range(attempts):
+        try:
+            return _train_attempt(config, model_cfg, pool, store, objects, attempt)
+        except CheckpointTargetMissed:
+            if attempt + 1 == attempts:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _train_attempt(
+    config: RunConfig,
+    model_cfg: ModelConfig,
+    pool: Pool,
+    store: ResultStore,
+    objects: Mapping[str, Any] | None,
+    attempt: int,
+) -> list[dict[str, Any]]:
+    """One training run of :func:`make_checkpoints` (initialisation and batches seeded by ``attempt``)."""
     from networks.training import evaluate, make_optimizer, train
 
     keys = checkpoint_keys(config, model_cfg)
@@ -258,7 +290,7 @@ def make_checkpoints(
     data = _Samples(train_pool.x, train_pool.y)
     batch = len(pool) if cfg.batch_size == 0 else min(cfg.batch_size, len(pool))
     with timed() as timer:
-        model = build_network(config, model_cfg, pool, objects).to(_DTYPES[cfg.train_dtype])
+        model = build_network(config, model_cfg, pool, objects, attempt).to(_DTYPES[cfg.train_dtype])
         n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         optimizer = make_optimizer("sgd", model.parameters(), lr=cfg.lr)
         initial_loss, initial_acc = evaluate(model, loss_fn, data)
@@ -295,6 +327,7 @@ def make_checkpoints(
                     "train_eval_every": cfg.eval_every,
                     "train_max_steps": cfg.max_steps,
                     "train_on_missed": cfg.on_missed,
+                    "attempt": attempt,
                     "train_dtype": cfg.train_dtype,
                     "train_last_lr": lr,
                     "train_last_sharpness": lam,
@@ -305,19 +338,20 @@ def make_checkpoints(
                     "dtype": config.dtype,
                     "trajectory": list(trajectory),
                 }
-                if not reached and cfg.on_missed == "fail":
+                if not reached and cfg.on_missed in ("fail", "retry"):
                     raise CheckpointTargetMissed(missed_message(record))
                 path, digest = _save_state(store, keys[level], model, _DTYPES[config.dtype])
                 records.append({**record, "path": path, "sha256": digest})
                 level += 1
                 continue
             if cfg.lr_rule == "sharpness":
-                seed = derived_seed(config.seed, model_cfg.name, "ckpt-sharpness", chunk)
+                key = ("ckpt-sharpness", chunk, *_attempt_key(attempt))
+                seed = derived_seed(config.seed, model_cfg.name, *key)
                 lam = sharpness(model, loss_fn, train_pool, cfg.sharpness_products, seed)
                 lr = step_size(cfg, lam)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            seed = derived_seed(config.seed, model_cfg.name, "ckpt-train", chunk)
+            seed = derived_seed(config.seed, model_cfg.name, "ckpt-train", chunk, *_attempt_key(attempt))
             history = train(
                 model,
                 loss_fn,
