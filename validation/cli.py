@@ -1,4 +1,5 @@
-"""The ``batchrmt`` command line: ``predict``, ``run``, ``figures``, ``report``, ``learner``, ``config``.
+"""The ``batchrmt`` command line: ``predict``, ``run``, ``figures``, ``report``, ``compare``, ``learner``,
+``config``.
 
 Each subcommand lives in ``validation/commands/<name>.py`` and exposes ``register(subparsers)``, which adds
 its parser and sets ``func`` (called with the parsed namespace, returning an exit code) and optionally
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-SUBCOMMAND_MODULES = ("predict", "run", "figures", "report", "learner", "config")
+SUBCOMMAND_MODULES = ("predict", "run", "figures", "report", "compare", "learner", "config")
 
 
 class OneLineParser(argparse.ArgumentParser):

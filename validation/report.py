@@ -21,6 +21,7 @@ from validation.experiments.analysis_records import (
     OptimizerAnalysis,
     PredictionRecord,
     TargetPrediction,
+    beats_every_baseline,
 )
 from validation.experiments.lr_analysis import LR_PREDICTORS, LR_STEP
 from validation.experiments.seed_aggregate import STEP as SEED_STEP
@@ -435,7 +436,7 @@ def _seed_predictor_claim(o: OptimizerSeedAggregate, n: int) -> str:
     )
     if o.paired:
         worst = max(o.paired, key=lambda k: o.paired[k].p_holm)
-        beats = all(test.p_holm < 0.05 for test in o.paired.values())
+        beats = beats_every_baseline(o.paired)
         text += (
             f"beats every baseline (paired Wilcoxon on {o.n_cells} pooled cells, Holm p < 0.05): "
             f"**{'yes' if beats else 'no'}** (largest Holm p {_fmt(o.paired[worst].p_holm)}, vs "

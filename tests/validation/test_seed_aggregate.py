@@ -179,3 +179,41 @@ def test_aggregation_rejects_an_unknown_model(tmp_path: Path) -> None:
     store, config = _store(tmp_path)
     with pytest.raises(ValueError, match="model must be one of"):
         aggregate_checkpoint(store, config, model="mlp.s0", ckpt=0)
+
+
+# ------------------------------------------------------------------------------------------ batchrmt compare
+def _one_seed_run(root: Path, sample_err: float, cover: float) -> Path:
+    """A run folder with one step-5 record of a one-seed run (model ``mlp``)."""
+    errors = {"sample_spikes": sample_err, "additive_homogeneous": 0.3, "free_fit": 0.01}
+    store = ResultStore(root)
+    pred = _prediction("mlp", 4.0, errors, cover, 3.0)
+    store.put(PREDICTION_STEP, cell_key(model="mlp", ckpt=0), pred.to_dict())
+    return root
+
+
+def test_compare_flags_a_changed_verdict_and_passes_identical_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/validation.md §4c: equal records agree (exit 0); a run whose band coverage falls below 70% and
+    whose best model misses ×1.15 disagrees on those verdicts (exit 1); its overlapping intervals agree."""
+    from validation.cli import main
+    from validation.compare import compare_runs
+
+    a = _one_seed_run(tmp_path / "a", sample_err=0.10, cover=0.8)
+    b = _one_seed_run(tmp_path / "b", sample_err=0.10, cover=0.8)
+    c = _one_seed_run(tmp_path / "c", sample_err=0.16, cover=0.6)
+    same = compare_runs(a, b)
+    assert same.verdicts_agree and same.intervals_agree and not same.missing
+    assert main(["compare", str(a), str(b)]) == 0
+    diff = compare_runs(a, c)
+    bad = {f.item for f in diff.findings if not f.agree}
+    assert bad == {
+        "mlp ckpt 0 H: band covers ≥ 70%",
+        "mlp ckpt 0 G: band covers ≥ 70%",
+        "mlp ckpt 0 H: within ×1.15",
+        "mlp ckpt 0 G: within ×1.15",
+    }
+    # the medians' CIs ([0.05, 0.2] and [0.08, 0.32]) overlap: the numbers agree within their intervals
+    assert diff.intervals_agree
+    assert main(["compare", str(a), str(c)]) == 1
+    assert "verdicts: " in capsys.readouterr().out

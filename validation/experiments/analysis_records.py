@@ -319,6 +319,16 @@ class LRScore:
         return cls(_f(d["median_abs_log_ratio"]), _f(d["within_1.25"]), _f(d["within_1.5"]))
 
 
+SIGNIFICANCE = 0.05
+"""The level of the pre-registered paired tests (Holm-corrected p below it: the champion is better)."""
+
+
+def beats_every_baseline(tests: Mapping[str, PairedTest]) -> bool:
+    """Whether the champion beats every baseline: each Holm-corrected p < :data:`SIGNIFICANCE` (False
+    without tests)."""
+    return bool(tests) and all(test.p_holm < SIGNIFICANCE for test in tests.values())
+
+
 @dataclass(frozen=True)
 class PairedTest:
     """Paired Wilcoxon test of the champion against one baseline (Holm-corrected p)."""
