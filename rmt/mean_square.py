@@ -35,11 +35,14 @@ others, curvature λ_i) has h = λ_i for that sample and ≈ 0 for the rest: m =
 from __future__ import annotations
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 from rmt.checks import (
     FloatArray,
+    as_float_array,
+    check_batch_size,
     check_choice,
+    check_finite,
     check_in_range,
     check_n_data,
     check_positive,
@@ -83,7 +86,48 @@ def noise_gain(method: str = "sgd", momentum: ArrayLike = 0.0, beta1: ArrayLike 
     return scalar_or_array((1.0 + beta) / (1.0 - beta))
 
 
-@refuse_non_finite(allow_inf=True)
+def _scalar(arr: FloatArray, name: str) -> np.float64:
+    """A validated 0-d argument as a numpy float (``ValueError`` naming ``name`` for any other shape; numpy
+    arithmetic, so an overflow gives inf, refused by :func:`rmt.checks.refuse_non_finite`)."""
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a real scalar, got shape {arr.shape}")
+    return np.float64(arr)
+
+
+def _ordinary(*values: ArrayLike) -> NDArray[np.bool_]:
+    """True where every magnitude lies in [1e-100, 1e100] (or is 0): the usual arithmetic neither under- nor
+    overflows there and the closed forms keep it (bit-identical results); elsewhere a scale-free rewriting."""
+    ok = np.asarray(True)
+    for v in values:
+        a = np.abs(np.asarray(v, dtype=np.float64))
+        ok = ok & ((a == 0) | ((a >= 1e-100) & (a <= 1e100)))
+    return ok
+
+
+def _threshold(
+    m: FloatArray,
+    s2: FloatArray,
+    leak: FloatArray,
+    batch_size: ArrayLike,
+    n_data: ArrayLike | None,
+    method: str,
+    momentum: ArrayLike,
+    beta1: ArrayLike,
+) -> FloatArray:
+    """``c·m/(m² + g·κ(B)·(s² + leakage))`` for validated m > 0, s² ≥ 0, leakage ≥ 0 (arrays broadcast);
+    ``c/(m + g·κ·(s²/m + leakage/m))`` where m² would under- or overflow (the same number)."""
+    if n_data is not None:
+        check_n_data(n_data)
+    k = np.asarray(kappa(batch_size, n_data), dtype=np.float64)
+    c = np.asarray(stability_constant(method, momentum, beta1), dtype=np.float64)
+    g = np.asarray(noise_gain(method, momentum, beta1), dtype=np.float64)
+    gk = g * k
+    usual = c * m / (m**2 + gk * (s2 + leak))
+    scale_free = c / (m + np.where(gk > 0, gk * (s2 / m + leak / m), 0.0))
+    return np.asarray(np.where(_ordinary(m), usual, scale_free), dtype=np.float64)
+
+
+@refuse_non_finite()
 def mean_square_max_lr(
     mean: ArrayLike,
     variance: ArrayLike,
@@ -110,19 +154,17 @@ def mean_square_max_lr(
             m and s² are then those of P^{-1/2}H_iP^{-1/2}).
         leakage: ≥ 0, the mean ‖(I − vvᵀ)H_iv‖² for the Wu–Ma–E one-step form (0: the scalar recursion).
 
-    All arguments broadcast.
+    All arguments broadcast. Where m² would leave the float64 range (m outside [1e-100, 1e100]) the same
+    number is computed as c/(m + g·κ·(s² + leakage)/m); a threshold c/m beyond float64 (m below ~c·1e-308)
+    is refused with a ``ValueError``.
     """
     m = check_positive(mean, "mean")
     s2 = check_positive(variance, "variance", allow_zero=True)
     leak = check_positive(leakage, "leakage", allow_zero=True)
-    if n_data is not None:
-        check_n_data(n_data)
-    k = np.asarray(kappa(batch_size, n_data), dtype=np.float64)
-    c = np.asarray(stability_constant(method, momentum, beta1), dtype=np.float64)
-    g = np.asarray(noise_gain(method, momentum, beta1), dtype=np.float64)
-    return scalar_or_array(c * m / (m**2 + g * k * (s2 + leak)))
+    return scalar_or_array(_threshold(m, s2, leak, batch_size, n_data, method, momentum, beta1))
 
 
+@refuse_non_finite()
 def multi_direction_max_lr(
     means: ArrayLike,
     variances: ArrayLike,
@@ -136,19 +178,38 @@ def multi_direction_max_lr(
 ) -> float | FloatArray:
     """η_ms(B) = min over directions j of :func:`mean_square_max_lr` (docs/theory.md §3b).
 
-    ``means``, ``variances`` (and ``leakages``) are 1-D over the directions (every mean > 0: pass only
-    positive-curvature directions); ``batch_size`` may be an array of B; the result has its shape."""
+    ``means``, ``variances`` (and ``leakages``, or one scalar leakage) are 1-D over k ≥ 1 directions (every
+    mean > 0: pass only positive-curvature directions); ``batch_size`` may be an array of B (``n_data`` a
+    scalar N or an array that broadcasts to it); the result has the shape of ``batch_size``. ``method``,
+    ``momentum``, ``beta1`` as in :func:`mean_square_max_lr` (scalars)."""
     m = np.atleast_1d(check_positive(means, "means"))
+    if m.ndim != 1 or m.size == 0:
+        raise ValueError(f"means must be a non-empty 1-D array over the directions, got shape {m.shape}")
     s2 = np.atleast_1d(check_positive(variances, "variances", allow_zero=True))
-    leak = np.broadcast_to(check_positive(leakages, "leakages", allow_zero=True), m.shape)
-    if m.ndim != 1 or s2.shape != m.shape:
-        raise ValueError(f"means and variances must be 1-D of equal length, got {m.shape} and {s2.shape}")
-    b = np.asarray(batch_size, dtype=np.float64)
-    eta = mean_square_max_lr(
-        m[:, None], s2[:, None], b.reshape(1, -1), n_data,
-        method=method, momentum=momentum, beta1=beta1, leakage=leak[:, None],
+    if s2.shape != m.shape:
+        raise ValueError(f"variances must have the shape of means {m.shape}, got {s2.shape}")
+    leak = check_positive(leakages, "leakages", allow_zero=True)
+    if leak.ndim != 0 and leak.shape != m.shape:
+        raise ValueError(f"leakages must be a scalar or have the shape of means {m.shape}, got {leak.shape}")
+    for value, name in ((momentum, "momentum"), (beta1, "beta1")):
+        shape = as_float_array(value, name).shape
+        if shape:
+            raise ValueError(f"{name} must be a real scalar here, got shape {shape}")
+    b = check_batch_size(batch_size)
+    n: FloatArray | None = None
+    if n_data is not None:
+        n_arr = check_n_data(n_data)
+        try:
+            n = np.broadcast_to(n_arr, b.shape).reshape(1, -1)
+        except ValueError:
+            raise ValueError(
+                f"n_data {n_arr.shape} must be a scalar or broadcast to batch_size {b.shape}"
+            ) from None
+    eta = _threshold(
+        m[:, None], s2[:, None], np.broadcast_to(leak, m.shape)[:, None], b.reshape(1, -1), n,
+        method, momentum, beta1,
     )  # fmt: skip
-    return scalar_or_array(np.min(np.asarray(eta), axis=0).reshape(b.shape))
+    return scalar_or_array(np.min(eta, axis=0).reshape(b.shape))
 
 
 @refuse_non_finite()
@@ -163,7 +224,10 @@ def single_sample_moments(
     n = check_n_data(n_data)
     if not np.all(np.isfinite(n)):
         raise ValueError("n_data must be finite here (one sample among N)")
-    return scalar_or_array(lam / n), scalar_or_array(lam**2 * (n - 1.0) / n**2)
+    usual = lam**2 * (n - 1.0) / n**2
+    scale_free = (lam / n) * (lam * ((n - 1.0) / n))  # λ² or N² would under- or overflow
+    variance = np.where(_ordinary(lam, n), usual, scale_free)
+    return scalar_or_array(lam / n), scalar_or_array(np.asarray(variance, dtype=np.float64))
 
 
 @refuse_non_finite()
@@ -173,17 +237,19 @@ def second_moment_matrix(
     """E[A⊗A] (4×4) for the random heavy-ball companion A = [[1 + β − ηh, −β], [1, 0]] with E h = ``mean``
     and Var h = ``batch_variance`` (κ(B)s² for a batch mean); β = ``momentum`` ∈ [0, 1) (0: SGD, whose
     second moment E(1 − ηh)² is then an eigenvalue). vec(E[x xᵀ]) evolves by this matrix (row-major vec)."""
-    eta = float(check_positive(lr, "lr", allow_zero=True))
-    m = float(check_in_range(mean, "mean", -np.inf, np.inf))
-    v = float(check_positive(batch_variance, "batch_variance", allow_zero=True))
-    beta = float(check_in_range(momentum, "momentum", 0.0, 1.0, high_open=True))
+    eta = _scalar(check_positive(lr, "lr", allow_zero=True), "lr")
+    m = _scalar(check_finite(mean, "mean"), "mean")
+    v = _scalar(check_positive(batch_variance, "batch_variance", allow_zero=True), "batch_variance")
+    beta = _scalar(check_in_range(momentum, "momentum", 0.0, 1.0, high_open=True), "momentum")
     a_mean = np.array([[1.0 + beta - eta * m, -beta], [1.0, 0.0]])
     e11 = np.zeros((2, 2))
     e11[0, 0] = 1.0
     # A = Ā − ηδ e₁₁ with E δ = 0, E δ² = v:  E[A⊗A] = Ā⊗Ā + η² v e₁₁⊗e₁₁.
-    return np.asarray(np.kron(a_mean, a_mean) + eta**2 * v * np.kron(e11, e11), dtype=np.float64)
+    noise = eta**2 * v if _ordinary(eta, v) else eta * (eta * v)  # η² may overflow while η²v does not
+    return np.asarray(np.kron(a_mean, a_mean) + noise * np.kron(e11, e11), dtype=np.float64)
 
 
+@refuse_non_finite()
 def second_moment_radius(lr: float, mean: float, batch_variance: float, momentum: float = 0.0) -> float:
     """Spectral radius of :func:`second_moment_matrix`: the asymptotic per-step growth factor of E‖x‖²
     (> 1: the second moment grows)."""

@@ -1,5 +1,5 @@
 """Fuzz specs (tests/rmt/test_fuzz.py) of the model modules: rmt.wigner, rmt.wishart, rmt.bulk, rmt.profile,
-rmt.learning_rates."""
+rmt.learning_rates; :func:`model_specs` also includes those of rmt.mean_square (fuzz_specs_mean_square.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from rmt import learning_rates, profile
+from tests.rmt.fuzz_specs_mean_square import mean_square_specs
 from tests.rmt.fuzz_strategies import (
     BATCH,
     NONNEG,
@@ -312,11 +313,12 @@ def _learning_rate_specs() -> dict[str, Spec]:
 
 
 def model_specs() -> dict[str, Spec]:
-    """Specs of every public callable of the model modules."""
+    """Specs of every public callable of the model modules and of rmt.mean_square."""
     return {
         **_wigner_specs(),
         **_wishart_specs(),
         **_bulk_specs(),
         **_profile_specs(),
         **_learning_rate_specs(),
+        **mean_square_specs(),
     }

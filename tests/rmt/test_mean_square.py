@@ -190,3 +190,101 @@ def test_second_moment_matrix_sgd_eigenvalue() -> None:
     assert np.min(np.abs(eig - ((1 - 0.6) ** 2 + 0.09 * 1.5))) < 1e-12
     with pytest.raises(ValueError, match="batch_variance"):
         second_moment_matrix(0.3, 2.0, -1.0)
+
+
+# ======================================================================================= extreme magnitudes
+@settings(max_examples=60, deadline=None)
+@given(
+    m=st.floats(0.01, 100.0),
+    s2=st.floats(0.0, 100.0),
+    leak=st.floats(0.0, 100.0),
+    b=st.integers(1, 50),
+    extra=st.integers(0, 100),
+    power=st.integers(-1000, 1000),
+    method=st.sampled_from(["sgd", "heavy_ball", "adam"]),
+)
+def test_threshold_scales_as_inverse_curvature_at_every_magnitude(
+    m: float, s2: float, leak: float, b: int, extra: int, power: int, method: str
+) -> None:
+    """η* has the units of 1/curvature: scaling every h_i by t = 2^k (mean × t, variance and leakage × t²)
+    divides η* by t exactly. Checked for t from 2^-1000 to 2^1000, across the magnitudes where m² under- or
+    overflows float64 (the closed form then switches to its scale-free rewriting, which must give the same
+    number); where t²s² itself leaves the normal float64 range the variances are set to 0 (η* = c/m)."""
+    t = 2.0**power
+    if not all(x == 0 or 1e-300 < x * t * t < math.inf for x in (s2, leak)):
+        s2 = leak = 0.0
+    kw: dict[str, object] = {"method": method}
+    if method == "heavy_ball":
+        kw["momentum"] = 0.5
+    n = b + extra if extra else None
+    base = float(mean_square_max_lr(m, s2, b, n, leakage=leak, **kw))  # type: ignore[arg-type]
+    scaled = float(mean_square_max_lr(t * m, s2 * t * t, b, n, leakage=leak * t * t, **kw))  # type: ignore[arg-type]
+    assert scaled * t == pytest.approx(base, rel=1e-14)
+    spike = single_sample_moments(m, 2 + extra)
+    if 1e-300 < spike[1] * t * t < math.inf:  # the scaled variance is a normal float64
+        spike_scaled = single_sample_moments(t * m, 2 + extra)
+        assert spike_scaled[0] / t == pytest.approx(spike[0], rel=1e-14)
+        assert spike_scaled[1] == pytest.approx(spike[1] * t * t, rel=1e-14)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lr=st.floats(0.0, 1.0),
+    m=st.floats(-3.0, 3.0),
+    v=st.floats(0.0, 5.0),
+    beta=st.floats(0.0, 0.95),
+    power=st.integers(-300, 300),
+)
+def test_second_moment_matrix_depends_on_eta_m_and_eta2_v_only(
+    lr: float, m: float, v: float, beta: float, power: int
+) -> None:
+    """E[A⊗A] depends on (η, m, v) only through ηm and η²v: (t·η, m/t, v/t²) gives the same matrix, also
+    where η² overflows float64 (η = 2^300) or v/t² is far below 1e-100."""
+    t = 2.0**power
+    base = second_moment_matrix(lr, m, v, beta)
+    scaled = second_moment_matrix(t * lr, m / t, v / (t * t), beta)
+    np.testing.assert_allclose(scaled, base, rtol=1e-14, atol=1e-15)
+
+
+def test_extreme_valid_inputs_give_the_closed_form() -> None:
+    """Values whose square leaves float64: η* = c/m when m² underflows, c/m when it overflows (s² ≪ m²),
+    and the sample-spike variance λ²(N − 1)/N² when λ² overflows but the variance does not."""
+    assert mean_square_max_lr(1e-200, 0.0, 4) == pytest.approx(2e200, rel=1e-14)  # was inf (m² = 0)
+    assert mean_square_max_lr(1e200, 1.0, 4) == pytest.approx(2e-200, rel=1e-14)  # was 0 (m² = inf)
+    m, s2 = single_sample_moments(1e155, 1e10)
+    assert m == pytest.approx(1e145, rel=1e-14) and s2 == pytest.approx(1e290 * (1e10 - 1), rel=1e-14)
+    a = np.array([[1.5, -0.5], [1.0, 0.0]])  # η = 1e200, m = 0, v = 0: Ā ⊗ Ā, η² overflowing is harmless
+    np.testing.assert_array_equal(second_moment_matrix(1e200, 0.0, 0.0, 0.5), np.kron(a, a))
+    assert second_moment_radius(1e200, 0.0, 0.0, 0.5) == pytest.approx(1.0)  # Ā has eigenvalues 1 and 0.5
+    with pytest.raises(ValueError, match="mean"):  # c/m overflows: refused, not inf
+        mean_square_max_lr(5e-324, 0.0, 1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"means": []}, "means"),
+        ({"means": [[1.0, 2.0]]}, "means"),
+        ({"variances": [1.0]}, "variances"),
+        ({"leakages": [1.0, 2.0, 3.0]}, "leakages"),
+        ({"batch_size": [0.5, 2.0]}, "batch_size"),
+        ({"n_data": [10.0, 20.0, 30.0]}, "n_data"),
+        ({"momentum": [0.0, 0.0], "method": "heavy_ball"}, "momentum"),
+        ({"beta1": [[0.9, 0.9], [0.9]], "method": "adam"}, "beta1"),
+    ],
+)
+def test_multi_direction_bad_input_names_argument(kwargs: dict[str, object], name: str) -> None:
+    args: dict[str, object] = {"means": [1.0, 2.0], "variances": [0.5, 0.1], "batch_size": [1.0, 4.0]}
+    args = {"n_data": 10, **args, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=rf"\b{name}\b"):
+        multi_direction_max_lr(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["lr", "mean", "batch_variance", "momentum"])
+def test_second_moment_matrix_wants_scalars(name: str) -> None:
+    args: dict[str, object] = {"lr": 0.3, "mean": 1.0, "batch_variance": 0.5, "momentum": 0.2}
+    args[name] = np.array([0.1, 0.2])
+    with pytest.raises(ValueError, match=rf"\b{name}\b.*real scalar"):
+        second_moment_matrix(**args)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        second_moment_radius(**args)  # type: ignore[arg-type]
