@@ -298,7 +298,10 @@ def _lr_section(an: LRAnalysisRecord) -> list[str]:
         out += _markdown_table(header, _lr_rows(res), indent="  ")
         if not res.paired_wilcoxon_holm:
             out.append("")
-            out.append("  Paired tests not run: fewer than 5 cells where every predictor is defined.")
+            out.append(
+                "  Paired tests not run: fewer than 5 cells where the champion and every baseline are "
+                "defined."
+            )
         out.append("")
     return out
 
@@ -444,7 +447,8 @@ def _seed_predictor_claim(o: OptimizerSeedAggregate, n: int) -> str:
         )
     else:
         text += (
-            f"paired tests not run ({o.n_cells} pooled cells where every compared predictor is defined, < 5)"
+            f"paired tests not run ({o.n_cells} pooled cells where the champion and every baseline are "
+            "defined, < 5)"
         )
     seeds = [
         i for i in range(len(o.exponents)) if champ in o.scores and math.isfinite(o.scores[champ].values[i])
