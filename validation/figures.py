@@ -24,7 +24,7 @@ decade with the measured B marked as ticks, one legend per figure where the pane
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -413,18 +413,26 @@ def draw_montecarlo(store: ResultStore, folder: Path) -> list[Path]:
     return _save(fig, folder, "montecarlo")
 
 
+FIGURES: dict[str, Callable[[ResultStore, Path], list[Path]]] = {
+    "densities": draw_densities,
+    "lambda_vs_batch": draw_lambda_vs_batch,
+    "per_sample": draw_per_sample,
+    "noise_spectrum": draw_noise_spectrum,
+    "lr_vs_batch": draw_lr_vs_batch,
+    "montecarlo": draw_montecarlo,
+}
+"""Every figure of a run: name → its drawing function (each independent of the others)."""
+FIGURE_COST = {"lambda_vs_batch": 4.0, "noise_spectrum": 2.5, "densities": 2.0, "per_sample": 2.0}
+"""Relative drawing time (for ordering parallel drawing; 1 when absent)."""
+
+
+def draw_figure(run_dir: str, name: str) -> dict[str, list[str]]:
+    """Draw the figure ``name`` of :data:`FIGURES` from the run folder's records; ``{"paths": [...]}`` (the
+    form of a :class:`validation.execution.Cell` result, so that figures can be drawn on worker processes)."""
+    store = ResultStore(run_dir)
+    return {"paths": [str(p) for p in FIGURES[name](store, store.root / "figures")]}
+
+
 def draw_all(run_dir: str | Path) -> list[Path]:
     """Draw every figure of the run folder from its stored records; returns the written files."""
-    store = ResultStore(run_dir)
-    folder = store.root / "figures"
-    out: list[Path] = []
-    for draw in (
-        draw_densities,
-        draw_lambda_vs_batch,
-        draw_per_sample,
-        draw_noise_spectrum,
-        draw_lr_vs_batch,
-        draw_montecarlo,
-    ):
-        out.extend(draw(store, folder))
-    return out
+    return [Path(p) for name in FIGURES for p in draw_figure(str(run_dir), name)["paths"]]

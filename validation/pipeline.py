@@ -366,11 +366,12 @@ def run_pipeline(
         run = RunState(ctx=ctx, store=store, executor=executor, progress=progress, resume=resume)
         for stage in STAGES:
             stage(run)
-        return _write_outputs(store, draw=draw)
+        return _write_outputs(store, executor, draw=draw)
 
 
-def _write_outputs(store: ResultStore, *, draw: bool) -> RunSummary:
-    """CSV summaries of every step, then (``draw``) figures and report — all from stored records."""
+def _write_outputs(store: ResultStore, executor: CellExecutor, *, draw: bool) -> RunSummary:
+    """CSV summaries of every step, then (``draw``) figures — drawn in parallel on the executor's workers, one
+    cell per figure (``validation.figures.FIGURES``) — and the report, all from stored records."""
     from validation import figures, report
 
     summary = RunSummary(out=store.root)
@@ -379,7 +380,13 @@ def _write_outputs(store: ResultStore, *, draw: bool) -> RunSummary:
         if path is not None:
             summary.files.append(path)
     if draw:
-        summary.files.extend(figures.draw_all(store.root))
+        root, cost = str(store.root), figures.FIGURE_COST
+        cells = [
+            Cell("figures", name, figures.draw_figure, (root, name), cost.get(name, 1.0))
+            for name in figures.FIGURES
+        ]
+        drawn = {cell.key: result["paths"] for cell, result in executor.run(cells)}
+        summary.files.extend(Path(p) for name in figures.FIGURES for p in drawn[name])
         summary.files.append(report.write_report(store.root))
     summary.rows = report.summary_rows(store.root)
     return summary
