@@ -58,10 +58,17 @@ def _prepare_folder(store: ResultStore, config: RunConfig, resume: bool) -> None
     if path.is_file():
         stored = json.loads(path.read_text(encoding="utf-8"))
         if resume:
+            current = json.loads(json.dumps(config.to_dict()))
             if config_from_dict(stored).to_dict() != config.to_dict():
                 raise ValueError(
                     f"--resume: the config differs from the one stored in {path}; use the same "
                     f"config or a new --out"
+                )
+            added = _added_fields(stored, current)
+            if added:  # a field the stored config lacks: written by an older version with other defaults
+                raise ValueError(
+                    f"--resume: {path} was written by an older batchrmt without the config field(s) "
+                    f"{', '.join(added[:4])}, so its records may follow other defaults; start a new --out"
                 )
             return
         if store.steps():
@@ -69,6 +76,17 @@ def _prepare_folder(store: ResultStore, config: RunConfig, resume: bool) -> None
                 f"{store.root} already holds a run; pass --resume to continue it or choose a new --out"
             )
     atomic_write_json(path, config.to_dict())
+
+
+def _added_fields(stored: Any, current: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the fields of ``current`` (a config dict) that ``stored`` lacks."""
+    if not isinstance(current, dict) or not isinstance(stored, dict):
+        return []
+    out: list[str] = []
+    for key, value in current.items():
+        name = f"{prefix}{key}"
+        out += [name] if key not in stored else _added_fields(stored[key], value, f"{name}.")
+    return out
 
 
 def threshold_batch_sizes(config: RunConfig, grid: list[int]) -> list[int]:

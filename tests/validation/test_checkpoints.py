@@ -180,3 +180,20 @@ def test_retry_redraws_the_initialisation_and_states_every_attempt(tmp_path: Pat
     assert torch.equal(p0, p0b) and not torch.equal(p0, p1)
     with pytest.raises(CheckpointTargetMissed, match="in all 2 attempts"):
         make_checkpoints(config, config.models[0], pool, ResultStore(tmp_path))
+
+
+def test_resume_refuses_a_folder_written_before_the_protocol_fields(tmp_path: Path) -> None:
+    """A stored config without ``checkpoint.train_dtype`` was written by a version that trained in float32:
+    --resume must not read it with today's defaults and reuse its records."""
+    from validation.pipeline import _prepare_folder
+
+    config = load_config("smoke")
+    store = ResultStore(tmp_path)
+    _prepare_folder(store, config, resume=False)
+    _prepare_folder(store, config, resume=True)  # the same config resumes
+    path = tmp_path / "config.json"
+    stored = json.loads(path.read_text())
+    del stored["checkpoint"]["train_dtype"]
+    path.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"older batchrmt .*checkpoint\.train_dtype"):
+        _prepare_folder(store, config, resume=True)
