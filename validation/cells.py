@@ -233,6 +233,16 @@ def threshold_cell(
     return _with_env(ctx, rec)
 
 
+def predictions_cell(ctx: RunContext, model_name: str, ckpt: int, grid: list[int]) -> dict[str, Any]:
+    """Step 5, one checkpoint: every spectrum model's prediction scored against the stored sweep."""
+    from validation.experiments import spectrum_scoring
+
+    record = spectrum_scoring.compute_predictions(
+        ctx.store, ctx.config, model=model_name, ckpt=ckpt, grid=grid
+    )
+    return record.to_dict()
+
+
 def preconditioned_cell(ctx: RunContext, model_name: str, ckpt: int, batch_size: int) -> dict[str, Any]:
     """Step 6b, one (checkpoint, B): λ_max(P⁻¹H_B) of Adam's warm-up preconditioner per trial seed."""
     from networks.training import model_device

@@ -283,11 +283,15 @@ def _sweep_stage(run: RunState) -> None:
 
 
 def _predictions_stage(run: RunState) -> None:
-    """Step 5: every registered spectrum model scored against the sweep (recomputed from stored records)."""
-    for (name, c), grid in run.grids.items():
-        record = pred_step.compute_predictions(run.store, run.config, model=name, ckpt=c, grid=grid)
-        key = cell_key(model=name, ckpt=c)
-        run.predictions[(name, c)] = run.store.put(pred_step.STEP, key, record.to_dict())
+    """Step 5: every registered spectrum model scored against the sweep, one cell per checkpoint (always
+    recomputed from the stored records, also on --resume)."""
+    cells = [
+        Cell(pred_step.STEP, cell_key(model=name, ckpt=c), cells_mod.predictions_cell, (run.ctx, name, c, g))
+        for (name, c), g in run.grids.items()
+    ]
+    _stage(run.executor, run.store, cells, resume=False, progress=run.progress, desc="predictions")
+    for name, c in run.grids:
+        run.predictions[(name, c)] = run.store.get(pred_step.STEP, cell_key(model=name, ckpt=c))
 
 
 def _thresholds_stage(run: RunState) -> None:
