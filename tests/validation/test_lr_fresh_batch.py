@@ -119,3 +119,18 @@ def test_preconditioned_cell_rebuilds_the_trials_warmup() -> None:
         ref = scipy.linalg.eigh(dense, np.diag(diag), eigvals_only=True)[-1]
         assert entry["lambda_batch"] == pytest.approx(ref, rel=1e-2)  # Lanczos to the run's tol (1e-3)
         assert entry["per_sample_mean"] == pytest.approx(entry["lambda_pool"], rel=1e-6)
+
+
+def test_scaling_rules_are_not_scored_on_the_cells_they_are_tuned_on() -> None:
+    """The linear and √ rules are anchored at the measured η_max of the smallest B: NaN there (those cells
+    would score 0 by construction), the rule elsewhere."""
+    from dataclasses import replace
+
+    from validation.experiments.lr_analysis import LR_PREDICTORS
+
+    inputs = replace(_inputs("sgd", None), median_strict=np.array([0.02, 0.05, 0.09]))
+    for key, power in (("linear_rule", 1.0), ("sqrt_rule", 0.5)):
+        curve = LR_PREDICTORS[key].function(inputs)
+        b = inputs.batch_sizes
+        assert math.isnan(curve[0])
+        np.testing.assert_allclose(curve[1:], 0.02 * (b[1:] / b[0]) ** power)

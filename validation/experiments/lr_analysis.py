@@ -210,10 +210,14 @@ def constant_predictor(inputs: LRInputs) -> FloatArray:
 
 
 def _rule(inputs: LRInputs, rule: Callable[[FloatArray, float, float], FloatArray]) -> FloatArray:
+    """A scaling rule anchored at the median strict η_max of the smallest B; NaN at that B itself: the rule
+    is tuned on those cells, so it is scored (and paired-tested) only on the cells it was not tuned on."""
     eta_ref, b_ref = float(inputs.median_strict[0]), float(inputs.batch_sizes[0])
     if not (math.isfinite(eta_ref) and eta_ref > 0):
         return np.full(inputs.batch_sizes.shape, np.nan)
-    return rule(inputs.batch_sizes, eta_ref, b_ref)
+    out = np.asarray(rule(inputs.batch_sizes, eta_ref, b_ref), dtype=float)
+    out[inputs.batch_sizes == b_ref] = np.nan
+    return out
 
 
 @_register("linear_rule", "linear rule from the smallest B", "baseline", "C8", "--")
