@@ -379,8 +379,8 @@ def _seed_target_claim(rec: SeedAggregateRecord, target: str, n: int) -> str:
     err = t.errors.get(theory)
     factor = f" (×{_fmt(math.exp(err.mean))})" if err is not None and math.isfinite(err.mean) else ""
     return (
-        f"  - λ'_max({target}_B): best parameter-free model **{SPECTRUM_MODELS.label(theory)}** in {k}/{n} "
-        f"seeds, median abs log ratio {_seed_ci(err, low=0)}{factor}; best by leave-one-B-out error: "
+        f"  - {TARGETS[target].quantity}: best parameter-free model **{SPECTRUM_MODELS.label(theory)}** in "
+        f"{k}/{n} seeds, median abs log ratio {_seed_ci(err, low=0)}{factor}; best by leave-one-B-out error: "
         f"{SPECTRUM_MODELS.label(best)} in {k_best}/{n}."
     )
 
@@ -391,10 +391,15 @@ def _seed_spectrum_claim(rec: SeedAggregateRecord) -> list[str]:
     h, g = rec.targets["H"], rec.targets["G"]
     return [
         f"- {rec.model} ckpt {rec.ckpt}, {n} training seeds (mean [95% t-interval over seeds]):",
-        _seed_target_claim(rec, "H", n),
-        _seed_target_claim(rec, "G", n),
+        *(_seed_target_claim(rec, t, n) for t in TARGETS if t in rec.targets),
         f"  - Sample-spike band coverage (target ≥ 70%): H {_seed_ci(h.coverage, 100, '%', 0, 100)}, G "
-        f"{_seed_ci(g.coverage, 100, '%', 0, 100)}; B_×: H {_seed_ci(h.crossover, low=0)}, G "
+        f"{_seed_ci(g.coverage, 100, '%', 0, 100)}"
+        + (
+            f", −λ_min {_seed_ci(rec.targets['H_min'].coverage, 100, '%', 0, 100)}"
+            if "H_min" in rec.targets
+            else ""
+        )
+        + f"; B_×: H {_seed_ci(h.crossover, low=0)}, G "
         f"{_seed_ci(g.crossover, low=0)}; λ₁(H) {_seed_ci(h.lambda_1)}, λ₁(G) {_seed_ci(g.lambda_1, low=0)}.",
     ]
 

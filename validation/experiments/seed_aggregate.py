@@ -47,7 +47,7 @@ from validation.experiments.analysis_records import (
     TargetPrediction,
 )
 from validation.experiments.lr_analysis import LR_PREDICTORS, LR_STEP, champion_for
-from validation.experiments.spectrum_models import SPECTRUM_MODELS
+from validation.experiments.spectrum_models import SPECTRUM_MODELS, TARGETS
 from validation.experiments.spectrum_scoring import STEP as PREDICTION_STEP
 from validation.intervals import student_t_interval
 from validation.records import decode_float, decode_floats
@@ -408,7 +408,9 @@ def aggregate_checkpoint(
         replicas=tuple(m.name for m in replicas),
         training_seeds=tuple(m.training_seed for m in replicas),
         confidence=CONFIDENCE,
-        targets={t: _target(preds, t) for t in ("H", "G")},
+        targets={
+            t: _target(preds, t) for t in TARGETS if any(p is not None and t in p.targets for p in preds)
+        },
         optimizers={o: _optimizer(lrs, o, config) for o in opts},
     )
 
