@@ -6,9 +6,11 @@ and lists, per claim, its *verdict* in each run and, per headline number, its in
 
 * verdicts (must be equal): per configured model and checkpoint and target, the best parameter-free spectrum
   model (over seeds: the most frequent one), whether its median |log ratio| is within ×1.15 (the issue's
-  target), whether the sample-spike band covers ≥ 70% of the batches; per optimizer, the exponent claim's
-  outcome (HELD / NOT HELD / UNDECIDED, ``validation.report.claim_outcome``) and whether the pre-registered
-  champion beats every baseline (``beats_every_baseline``);
+  target) and whether the sample-spike band covers ≥ 70% of the batches — each read from the interval like
+  the exponent claims: "yes"/"no" when the 95% interval lies on one side of the target, "undecided" when it
+  contains it (a one-seed run's coverage has no interval: its point value decides); per optimizer, the
+  exponent claim's outcome (HELD / NOT HELD / UNDECIDED, ``validation.report.claim_outcome``) and whether
+  the pre-registered champion beats every baseline (``beats_every_baseline``);
 * intervals (must overlap): the mean over seeds of every spectrum model's median |log ratio| with its 95%
   t-interval, band coverage, B_× and the exponent (one-seed runs: the bootstrap CI of the median |log
   ratio| and of the exponent).
@@ -124,8 +126,9 @@ def _items(store: ResultStore) -> Iterator[tuple[str, str, str | Interval]]:
             best = best_theory_model(t)
             yield f"{head}: best parameter-free model", "verdict", best
             if best:
-                within = t.scores[best].overall.median <= math.log(WITHIN_FACTOR)
-                yield f"{head}: within ×{WITHIN_FACTOR}", "verdict", _yes(within)
+                err = t.scores[best].overall
+                within = _against(err.lo, err.hi, math.log(WITHIN_FACTOR), above=False)
+                yield f"{head}: within ×{WITHIN_FACTOR}", "verdict", within
             for model, score in t.scores.items():
                 m = score.overall
                 yield f"{head}: {model} median abs log ratio", "interval", (m.median, m.lo, m.hi)
@@ -153,11 +156,12 @@ def _aggregate_items(records: list[SeedAggregateRecord]) -> Iterator[tuple[str, 
             yield f"{head}: best parameter-free model", "verdict", best
             if best in t.errors:
                 err = t.errors[best]
-                yield f"{head}: within ×{WITHIN_FACTOR}", "verdict", _yes(err.mean <= math.log(WITHIN_FACTOR))
+                within = _against(err.lo, err.hi, math.log(WITHIN_FACTOR), above=False)
+                yield f"{head}: within ×{WITHIN_FACTOR}", "verdict", within
             for model, e in t.errors.items():
                 yield f"{head}: {model} median abs log ratio", "interval", (e.mean, e.lo, e.hi)
             c = t.coverage
-            yield f"{head}: band covers ≥ 70%", "verdict", _yes(c.mean >= COVERAGE_TARGET)
+            yield f"{head}: band covers ≥ 70%", "verdict", _against(c.lo, c.hi, COVERAGE_TARGET, above=True)
             yield f"{head}: band coverage", "interval", (c.mean, c.lo, c.hi)
             x = t.crossover
             yield f"{head}: B_×", "interval", (x.mean, x.lo, x.hi)
@@ -175,6 +179,16 @@ def _aggregate_items(records: list[SeedAggregateRecord]) -> Iterator[tuple[str, 
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
+
+
+def _against(lo: float, hi: float, threshold: float, *, above: bool) -> str:
+    """A target verdict read from an interval, as the exponent claims are: "yes" when the whole interval is
+    on the target's side of ``threshold`` (``above``: ≥ it; else ≤ it), "no" when the whole interval is on
+    the other side, "undecided" when it contains the threshold (or has a NaN bound)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "undecided"
+    low_side, high_side = (lo >= threshold, hi < threshold) if above else (hi <= threshold, lo > threshold)
+    return "yes" if low_side else "no" if high_side else "undecided"
 
 
 def compare_runs(run_a: str | Path, run_b: str | Path) -> Comparison:

@@ -199,8 +199,10 @@ def test_compare_flags_a_changed_verdict_and_passes_identical_runs(
     from validation.cli import main
     from validation.compare import compare_runs
 
-    a = _one_seed_run(tmp_path / "a", sample_err=0.10, cover=0.8)
-    b = _one_seed_run(tmp_path / "b", sample_err=0.10, cover=0.8)
+    # median 0.05 with CI [0.025, 0.1]: within ×1.15 = log 1.15 ≈ 0.14 ("yes"); 0.16 with CI [0.08, 0.32]
+    # contains log 1.15 ("undecided")
+    a = _one_seed_run(tmp_path / "a", sample_err=0.05, cover=0.8)
+    b = _one_seed_run(tmp_path / "b", sample_err=0.05, cover=0.8)
     c = _one_seed_run(tmp_path / "c", sample_err=0.16, cover=0.6)
     same = compare_runs(a, b)
     assert same.verdicts_agree and same.intervals_agree and not same.missing
@@ -213,7 +215,7 @@ def test_compare_flags_a_changed_verdict_and_passes_identical_runs(
         "mlp ckpt 0 H: within ×1.15",
         "mlp ckpt 0 G: within ×1.15",
     }
-    # the medians' CIs ([0.05, 0.2] and [0.08, 0.32]) overlap: the numbers agree within their intervals
+    # the medians' CIs ([0.025, 0.1] and [0.08, 0.32]) overlap: the numbers agree within their intervals
     assert diff.intervals_agree
     assert main(["compare", str(a), str(c)]) == 1
     assert "verdicts: " in capsys.readouterr().out
