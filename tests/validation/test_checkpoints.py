@@ -101,7 +101,8 @@ def test_missed_target_fails_the_run_with_one_line(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "unexpected" not in err and "--debug" not in err  # a stated reason, not a bug
-    for part in ("'mlp.s0'", "loss level 0", "vs target", "within 10 steps", "checkpoint.max_steps",
+    # (either training-seed replica may be the one reported: both miss, the first to finish stops the run)
+    for part in ("'mlp.s", "loss level 0", "vs target", "within 10 steps", "checkpoint.max_steps",
                  "checkpoint.on_missed"):
         assert part in err
 
