@@ -144,6 +144,17 @@ def _top_secular_rank_one(
     return np.asarray(out)
 
 
+def _secular_extremal(model: Any, rows: Any) -> tuple[_Terms, FloatArray, _Terms, FloatArray]:
+    """(terms, top, negated terms, bottom) of every batch of ``rows`` for orthogonal per-sample directions:
+    the top from the secular equation of M_B, the bottom as minus the top of −M_B."""
+    if not isinstance(model, SampleSpikeModel):
+        raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
+    terms = _batch_terms(model, rows)
+    top = _top_secular(model.shared, terms)
+    neg_terms = _Terms(-terms.t, terms.c, terms.beta2)
+    return terms, top, neg_terms, -_top_secular(-model.shared, neg_terms)
+
+
 def orthogonal_extremal(model: SampleSpikeModel, rows: Any) -> tuple[FloatArray, FloatArray]:
     """Exact (top, bottom) eigenvalues of M_B for orthonormal per-sample directions (docs/theory.md §1e).
 
@@ -157,12 +168,7 @@ def orthogonal_extremal(model: SampleSpikeModel, rows: Any) -> tuple[FloatArray,
     (−3.4% at B·C/P = 0.2, −13% at 0.8), ≤ 0.4% when the shared spike does; use the exact sampler when
     B·C/P ≳ 0.05 (docs/theory.md §1e). Cost O(B·C·k²) per batch and bisection step.
     """
-    if not isinstance(model, SampleSpikeModel):
-        raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
-    terms = _batch_terms(model, rows)
-    top = _top_secular(model.shared, terms)
-    neg_terms = _Terms(-terms.t, terms.c, terms.beta2)
-    bottom = -_top_secular(-model.shared, neg_terms)
+    _, top, _, bottom = _secular_extremal(model, rows)
     return np.maximum(top, 0.0), np.minimum(bottom, 0.0)
 
 
@@ -227,12 +233,7 @@ def subordinated_extremal(model: SampleSpikeModel, rows: Any) -> tuple[FloatArra
     at 0.2, against −19% and −39% uncorrected) — use the exact sampler or :func:`large_batch_bulk_edge`
     there. P = ∞ returns the orthogonal result.
     """
-    if not isinstance(model, SampleSpikeModel):
-        raise TypeError(f"model must be a SampleSpikeModel, got {type(model).__name__}")
-    terms = _batch_terms(model, rows)
-    top = _top_secular(model.shared, terms)
-    neg_terms = _Terms(-terms.t, terms.c, terms.beta2)
-    bottom = -_top_secular(-model.shared, neg_terms)
+    terms, top, neg_terms, bottom = _secular_extremal(model, rows)
     p_perp = model.n_params - model.n_spikes
     if not math.isinf(p_perp):
         top = top + _finite_dimension_shift(model.shared, terms, top, p_perp)
