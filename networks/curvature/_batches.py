@@ -28,6 +28,21 @@ from networks.options import BN_MODES, BNMode
 from rmt.checks import check_choice
 
 
+def batch_failure(
+    name: str, model: object, loss_fn: object, x: Tensor, y: Tensor, exc: BaseException, action: str
+) -> Exception:
+    """The error for a model or loss that fails on the batch ``name``: ``exc`` itself when it already names
+    the batch (``check_targets``), else a ``TypeError``/``ValueError`` naming the batch, the model, the loss
+    and the batch's shapes (``action``: "evaluated", "differentiated")."""
+    if str(exc).startswith(f"{name}:") and isinstance(exc, Exception):
+        return exc
+    kind = TypeError if isinstance(exc, TypeError) else ValueError
+    return kind(
+        f"{name}: model {type(model).__name__} with loss_fn {type(loss_fn).__name__} cannot be {action} "
+        f"on this batch (x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} {y.dtype}): {exc}"
+    )
+
+
 @dataclass(frozen=True)
 class BatchList:
     """Validated data: batches of (inputs, targets) with their weights n_b / N in the mean loss."""
@@ -492,14 +507,10 @@ class ModelCurvatureOperator(CurvatureOperator):
             raise
         except (ValueError, TypeError, RuntimeError, IndexError) as exc:
             self._caches[index] = None
-            if str(exc).startswith(f"{name}:"):
+            error = batch_failure(name, self.model, self.loss_fn, x, y, exc, "evaluated")
+            if error is exc:
                 raise  # already names the batch (check_targets)
-            kind = TypeError if isinstance(exc, TypeError) else ValueError
-            raise kind(
-                f"{name}: model {type(self.model).__name__} with loss_fn {type(self.loss_fn).__name__} "
-                f"cannot be evaluated on this batch (x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} "
-                f"{y.dtype}): {exc}"
-            ) from exc
+            raise error from exc
         self._checked.add(index)
         return out
 

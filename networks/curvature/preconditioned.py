@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from networks.curvature._batches import (
     as_batch_list,
+    batch_failure,
     check_bn_mode,
     check_model,
     check_targets,
@@ -85,14 +86,10 @@ def _batch_gradient(
     except torch.OutOfMemoryError:
         raise
     except (ValueError, TypeError, RuntimeError, IndexError) as exc:
-        if str(exc).startswith(f"{label}:"):
+        error = batch_failure(label, model, loss_fn, x, y, exc, "differentiated")
+        if error is exc:
             raise
-        kind = TypeError if isinstance(exc, TypeError) else ValueError
-        raise kind(
-            f"{label}: model {type(model).__name__} with loss_fn {type(loss_fn).__name__} cannot be "
-            f"differentiated on this batch (x {tuple(x.shape)} {x.dtype}, y {tuple(y.shape)} {y.dtype}): "
-            f"{exc}"
-        ) from exc
+        raise error from exc
     parts = [torch.zeros_like(p) if gr is None else gr for p, gr in zip(params, grads, strict=True)]
     g = torch.cat([part.reshape(-1) for part in parts]).to(torch.float64)
     if not all_finite(g):
