@@ -7,6 +7,9 @@
 * :func:`fit_saturating_shape` — η(B) = η_∞ / (1 + B*/B)^s for s = 1, 0.5 or free, least squares in log η;
   :func:`aic`, :func:`leave_one_out_error`, :func:`compare_shapes` (the model-comparison table);
   :func:`leave_one_b_out` — the leave-one-batch-size-out error of any predictor (refitted or fixed).
+* :func:`median_over_b_error` — the spectral target statistic: median over B of |log(pred(B) / measured
+  median at B)|, with a CI that resamples the batches within each B; :func:`leave_one_b_out_median_error` —
+  the same statistic for a predictor refitted without each B.
 * :func:`fit_offset_power_law` — y(B) = a + b·B^(−s) in log space (the free fit of λ'(B)).
 * :func:`median_abs_log_ratio` — predictor accuracy r = log(η_pred/η_meas): median |r| with bootstrap CI and
   the fractions within 1.25× and 1.5×; :func:`paired_wilcoxon_holm` — paired Wilcoxon signed-rank tests of a
@@ -45,6 +48,8 @@ __all__ = [
     "fit_saturating_shape",
     "holm_correction",
     "leave_one_b_out",
+    "leave_one_b_out_median_error",
+    "median_over_b_error",
     "leave_one_out_error",
     "median_abs_log_ratio",
     "paired_wilcoxon_holm",
@@ -315,6 +320,83 @@ def leave_one_b_out(
         if r.size:
             errors.append(float(np.mean(r**2)))
     return float(np.mean(errors)) if errors else math.nan
+
+
+def _median_by_b(b: FloatArray, y: FloatArray) -> dict[float, FloatArray]:
+    """The finite positive values at each distinct B (a B without one drops out)."""
+    out = {}
+    for held in np.unique(b):
+        v = y[(b == held) & np.isfinite(y) & (y > 0)]
+        if v.size:
+            out[float(held)] = v
+    return out
+
+
+def median_over_b_error(
+    batch_sizes: ArrayLike,
+    measured: ArrayLike,
+    predicted: ArrayLike,
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> ConfidenceInterval:
+    """The spectral target statistic (docs/validation.md §4d): E = median over the distinct B of
+    |log(pred(B) / m_B)|, m_B = the median of the measured batches at B, ``predicted`` aligned with the
+    cells (one value per B is used: the first finite positive one).
+
+    The interval is a stratified percentile bootstrap: each resample redraws the batches *within* every B
+    with replacement (B and the prediction fixed), so it measures how much E moves with the finitely many
+    batches per B (with 3 batches per B a wide interval is the honest answer). NaN (and a NaN interval) when
+    no B has a finite positive prediction and measurement."""
+    b = positive_vector(batch_sizes, "batch_sizes")
+    y = np.asarray(measured, dtype=np.float64)
+    p = np.asarray(predicted, dtype=np.float64)
+    if y.shape != b.shape or p.shape != b.shape:
+        raise ValueError(
+            f"measured and predicted must have the shape of batch_sizes {b.shape}, "
+            f"got {y.shape} and {p.shape}"
+        )
+    n_resamples = _check_resamples(n_resamples)
+    confidence = _check_confidence(confidence)
+    pred_at: dict[float, float] = {}
+    for bb, pp in zip(b, p, strict=True):
+        if float(bb) not in pred_at and math.isfinite(pp) and pp > 0:
+            pred_at[float(bb)] = float(pp)
+    groups = {k: v for k, v in _median_by_b(b, y).items() if k in pred_at}
+    if not groups:
+        return ConfidenceInterval(math.nan, math.nan, math.nan, confidence)
+    log_pred = np.array([math.log(pred_at[k]) for k in groups])
+    estimate = float(np.median(np.abs(log_pred - np.log([np.median(v) for v in groups.values()]))))
+    rng = np.random.default_rng(seed)
+    medians = np.empty((n_resamples, len(groups)))
+    for j, v in enumerate(groups.values()):
+        medians[:, j] = np.median(v[rng.integers(0, v.size, size=(n_resamples, v.size))], axis=1)
+    draws = np.median(np.abs(log_pred[None, :] - np.log(medians)), axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return ConfidenceInterval(estimate, float(low), float(high), confidence)
+
+
+def leave_one_b_out_median_error(
+    batch_sizes: ArrayLike,
+    values: ArrayLike,
+    predict: Callable[[FloatArray, FloatArray, float], float],
+) -> float:
+    """:func:`median_over_b_error`'s point estimate for a predictor refitted without each B: the median
+    over the distinct B of |log(predict(b_train, values_train, B) / m_B)|, m_B the median of the values at
+    B (a B whose prediction or values are not finite and positive drops out; NaN when none remains)."""
+    b = positive_vector(batch_sizes, "batch_sizes")
+    y = np.asarray(values, dtype=np.float64)
+    if y.shape != b.shape:
+        raise ValueError(f"values must have the shape of batch_sizes {b.shape}, got {y.shape}")
+    errors = []
+    for held, v in _median_by_b(b, y).items():
+        at = b == held
+        prediction = float(predict(b[~at], y[~at], held))
+        if math.isfinite(prediction) and prediction > 0:
+            errors.append(abs(math.log(prediction / float(np.median(v)))))
+    return float(np.median(errors)) if errors else math.nan
 
 
 def leave_one_out_error(batch_sizes: ArrayLike, lrs: ArrayLike, s: float | None = 1.0) -> float:

@@ -65,7 +65,8 @@ def test_consensus_counts_the_most_frequent_label() -> None:
 # ------------------------------------------------------------------------------------------ synthetic records
 def _score(median: float, loo: float) -> ModelScore:
     m = MedianCI(median, median / 2, median * 2, 6)
-    return ModelScore(m, m, MedianCI.empty(), 1.0, 0.0, 0.5, loo)
+    per_b = MedianCI(0.6 * median, 0.3 * median, 1.2 * median, 3)  # the target statistic (§4d)
+    return ModelScore(m, m, MedianCI.empty(), 1.0, 0.0, 0.5, loo, per_b, 0.9 * loo)
 
 
 def _target(lam: float, errors: dict[str, float], coverage: float, crossover: float) -> TargetPrediction:
@@ -133,6 +134,11 @@ def test_aggregation_of_synthetic_records(tmp_path: Path) -> None:
     assert (h.errors["sample_spikes"].lo, h.errors["sample_spikes"].hi) == pytest.approx(
         _t_interval(sample_err)[1:]
     )
+    target = [0.6 * e for e in sample_err]
+    assert (h.target_errors["sample_spikes"].mean, h.target_errors["sample_spikes"].lo) == pytest.approx(
+        _t_interval(target)[:2]
+    )
+    assert h.target_loo["free_fit"].values == pytest.approx((0.9 * 0.01,) * 3)
     assert h.coverage.values == pytest.approx(tuple(cover)) and h.crossover.mean == pytest.approx(4.0)
     assert rec.targets["G"].lambda_1.mean == pytest.approx(np.mean(lams) / 2)
     assert h.best_theory == tuple(best_theory) and consensus(h.best_theory) == ("sample_spikes", 2)
@@ -199,7 +205,8 @@ def test_compare_flags_a_changed_verdict_and_passes_identical_runs(
     from validation.cli import main
     from validation.compare import compare_runs
 
-    # median 0.05 with CI [0.025, 0.1]: within ×1.15 = log 1.15 ≈ 0.14 ("yes"); 0.16 with CI [0.08, 0.32]
+    # the verdict reads the target statistic (docs/validation.md §4d, 0.6 × the per-batch median here):
+    # 0.03 with CI [0.015, 0.06]: within ×1.15 = log 1.15 ≈ 0.14 ("yes"); 0.096 with CI [0.048, 0.19]
     # contains log 1.15 ("undecided")
     a = _one_seed_run(tmp_path / "a", sample_err=0.05, cover=0.8)
     b = _one_seed_run(tmp_path / "b", sample_err=0.05, cover=0.8)

@@ -48,6 +48,9 @@ def test_two_seed_run_states_claims_over_seeds(tmp_path: Path) -> None:
     assert "mlp ckpt 0, 2 training seeds" in aggregated and "over 2 seeds: strict exponent" in aggregated
     assert "mlp.s0" not in aggregated and "mlp.s0 ckpt 0" in detail and "mlp.s1 ckpt 0" in detail
     assert "nan" not in aggregated
+    # the target statistic (docs/validation.md §4d) of the claimed model, its verdict and the seeds meeting it
+    assert "Target statistic (median over B of |log(pred / measured median)|" in aggregated
+    assert "met in " in aggregated and "/2 seeds" in aggregated
 
 
 def test_one_seed_keeps_the_per_seed_claims_and_adds_a_caveat(tmp_path: Path) -> None:

@@ -26,8 +26,10 @@ from validation.stats import (
     fit_saturating_shape,
     holm_correction,
     leave_one_b_out,
+    leave_one_b_out_median_error,
     leave_one_out_error,
     median_abs_log_ratio,
+    median_over_b_error,
     paired_wilcoxon_holm,
 )
 
@@ -190,6 +192,62 @@ def test_leave_one_b_out_fixed_and_refitted_predictors() -> None:
     assert leave_one_b_out(b, y, refit_mean) == pytest.approx(expected)
     with pytest.raises(ValueError, match="values"):
         leave_one_b_out(b, y[:3], fixed)
+
+
+def test_median_over_b_error_uses_the_measured_median_per_b() -> None:
+    # 3 batches per B, one outlier each: the median per B is 1, 2, 4; the per-cell median |r| would see them
+    b = np.repeat([2.0, 4.0, 8.0], 3)
+    y = np.array([1.0, 1.0, 50.0, 2.0, 0.01, 2.0, 4.0, 4.0, 900.0])
+    exact = np.repeat([1.0, 2.0, 4.0], 3)
+    ci = median_over_b_error(b, y, exact, n_resamples=200, seed=1)
+    assert ci.estimate == 0.0
+    assert ci.low == 0.0 and ci.high > 0.0  # resampling 3 batches can pick the outlier twice
+    # a factor e at B = 2 and B = 8, exact at B = 4: |r| per B = 1, 0, 1 → median 1
+    off = exact * np.repeat([math.e, 1.0, 1 / math.e], 3)
+    assert median_over_b_error(b, y, off, n_resamples=50).estimate == pytest.approx(1.0)
+    # undefined predictions (NaN, <= 0) drop their B; nothing left is NaN
+    part = np.where(b == 4.0, math.nan, exact)
+    assert median_over_b_error(b, y, part, n_resamples=50).estimate == 0.0
+    assert math.isnan(median_over_b_error(b, y, -exact, n_resamples=50).estimate)
+    with pytest.raises(ValueError, match="measured and predicted"):
+        median_over_b_error(b, y[:3], exact)
+
+
+def test_median_over_b_error_interval_covers_a_correct_model() -> None:
+    # a correct model (pred = the true median of a log-normal at each B) lies inside the stratified
+    # bootstrap CI's reach: over 200 repetitions with 15 batches per B the estimate is small and the
+    # 95% interval has positive width
+    rng = np.random.default_rng(3)
+    b = np.repeat(np.array([1.0, 2.0, 4.0, 8.0]), 15)
+    truth = 10.0 / np.sqrt(b)
+    estimates = []
+    for _ in range(200):
+        y = truth * np.exp(0.3 * rng.standard_normal(b.size))
+        estimates.append(median_over_b_error(b, y, truth, n_resamples=20, seed=0).estimate)
+    # the sample median of 15 log-normals has sd ≈ 1.2533·0.3/√15 ≈ 0.097 in log: |r| has median ≈ 0.065,
+    # the median over 4 B is smaller than 3 sd in almost every repetition
+    assert np.median(estimates) < 0.1
+    assert np.quantile(estimates, 0.95) < 3 * 0.097
+
+
+def test_leave_one_b_out_median_error_refits_without_each_b() -> None:
+    b = np.repeat([2.0, 4.0, 8.0], 3)
+    y = np.array([1.0, 1.0, 9.0, 2.0, 2.0, 0.1, 4.0, 4.0, 4.0])
+
+    def fixed(_b: np.ndarray, _y: np.ndarray, held: float) -> float:
+        return {2.0: 1.0, 4.0: 2.0, 8.0: 4.0}[held]
+
+    assert leave_one_b_out_median_error(b, y, fixed) == 0.0
+
+    def refit_median(b_train: np.ndarray, y_train: np.ndarray, _held: float) -> float:
+        return float(np.median(y_train))
+
+    held = (2.0, 4.0, 8.0)
+    expected = np.median([abs(math.log(np.median(y[b != h]) / np.median(y[b == h]))) for h in held])
+    assert leave_one_b_out_median_error(b, y, refit_median) == pytest.approx(expected)
+    assert math.isnan(leave_one_b_out_median_error(b, y, lambda *_: 0.0))
+    with pytest.raises(ValueError, match="values"):
+        leave_one_b_out_median_error(b, y[:2], fixed)
 
 
 @pytest.mark.parametrize(("a", "b", "s"), [(1.2, 4.0, 0.9), (0.5, 10.0, 1.5), (3.0, 1.0, 0.5)])

@@ -84,8 +84,12 @@ class MedianCI:
 
 @dataclass(frozen=True)
 class ModelScore:
-    """Scores of one spectrum model against the sweep: median |r| overall and per regime, AIC of the log
-    residuals, mean signed r, fraction of cells within 1.25×, leave-one-B-out mean squared log error."""
+    """Scores of one spectrum model against the sweep: median |r| over the cells (batches) overall and per
+    regime, AIC of the log residuals, mean signed r, fraction of cells within 1.25×, leave-one-B-out mean
+    squared log error; ``per_b``: the target statistic, the median over B of |log(pred(B) / measured median
+    at B)| with its within-B bootstrap CI (``n`` = the number of B; docs/validation.md §4d) and ``per_b_loo``
+    the same statistic with a fitted model refitted without each B (= ``per_b.median`` for a theory
+    model)."""
 
     overall: MedianCI
     edge: MedianCI
@@ -94,6 +98,8 @@ class ModelScore:
     mean_log_ratio: float
     within_1_25: float
     loo_b: float
+    per_b: MedianCI = MedianCI(math.nan, math.nan, math.nan, 0)
+    per_b_loo: float = math.nan
 
     def regime(self, name: str) -> MedianCI:
         return {"overall": self.overall, "edge": self.edge, "outlier": self.outlier}[name]
@@ -107,10 +113,13 @@ class ModelScore:
             "mean_log_ratio": self.mean_log_ratio,
             "fraction_within_1.25": self.within_1_25,
             "loo_b": self.loo_b,
+            "per_b": self.per_b.to_dict(),
+            "per_b_loo": self.per_b_loo,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelScore:
+        """A record made before the per-B target statistic existed reads it as NaN (n = 0)."""
         return cls(
             overall=MedianCI.from_dict(d["overall"]),
             edge=MedianCI.from_dict(d["edge"]),
@@ -119,6 +128,8 @@ class ModelScore:
             mean_log_ratio=_f(d["mean_log_ratio"]),
             within_1_25=_f(d["fraction_within_1.25"]),
             loo_b=_f(d["loo_b"]),
+            per_b=MedianCI.from_dict(d["per_b"]) if "per_b" in d else MedianCI.empty(),
+            per_b_loo=_f(d.get("per_b_loo", math.nan)),
         )
 
 

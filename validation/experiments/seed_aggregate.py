@@ -9,7 +9,8 @@ where thresholds were measured, step-6 record
 
 * a scalar per seed → :class:`SeedMean`: the per-seed values and x̄ ± t_{0.975, n−1}·s/√n over the n seeds
   where it is finite (``validation.intervals.student_t_interval``; n = 1: no interval, "one seed: not
-  seed-aggregated"). Scalars: each spectrum model's median |log(pred/measured)| for H_B and G_B, the
+  seed-aggregated"). Scalars: each spectrum model's median |log(pred/measured)| for H_B and G_B (over the
+  batches, and the target statistic over B against the measured median with its leave-one-B-out version), the
   sample-spike band's coverage and B_×, λ₁(H), λ₁(G); per optimizer the strict exponent d log η_max / d log B
   and each predictor's median |log(pred/measured)|;
 * labels per seed: the best spectrum model (step 5's leave-one-B-out rule) and the best parameter-free one
@@ -141,6 +142,11 @@ class TargetSeedAggregate:
     """The sample-spike model's 10–90% band: fraction of measured batches inside."""
     crossover: SeedMean
     """The sample-spike model's crossover batch size B_×."""
+    target_errors: dict[str, SeedMean] = field(default_factory=dict)
+    """Per spectrum model: the target statistic, median over B of |log(pred / measured median)| (step 5's
+    ``per_b.median``, docs/validation.md §4d)."""
+    target_loo: dict[str, SeedMean] = field(default_factory=dict)
+    """Per spectrum model: the target statistic leave-one-B-out (step 5's ``per_b_loo``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +156,8 @@ class TargetSeedAggregate:
             "best_theory": list(self.best_theory),
             "coverage": self.coverage.to_dict(),
             "crossover": self.crossover.to_dict(),
+            "target_errors": {k: v.to_dict() for k, v in self.target_errors.items()},
+            "target_loo": {k: v.to_dict() for k, v in self.target_loo.items()},
         }
 
     @classmethod
@@ -161,6 +169,8 @@ class TargetSeedAggregate:
             best_theory=tuple(str(s) for s in d["best_theory"]),
             coverage=SeedMean.from_dict(d["coverage"]),
             crossover=SeedMean.from_dict(d["crossover"]),
+            target_errors={k: SeedMean.from_dict(v) for k, v in d.get("target_errors", {}).items()},
+            target_loo={k: SeedMean.from_dict(v) for k, v in d.get("target_loo", {}).items()},
         )
 
 
@@ -297,6 +307,12 @@ def _target(preds: Sequence[PredictionRecord | None], target: str) -> TargetSeed
         best_theory=tuple(best_theory_model(t) if t is not None else "" for t in ts),
         coverage=per_seed(lambda t: band(t, "coverage")),
         crossover=per_seed(lambda t: band(t, "crossover_batch")),
+        target_errors={
+            m: per_seed(lambda t, m=m: t.scores[m].per_b.median if m in t.scores else nan) for m in names
+        },
+        target_loo={
+            m: per_seed(lambda t, m=m: t.scores[m].per_b_loo if m in t.scores else nan) for m in names
+        },
     )
 
 
@@ -453,6 +469,8 @@ def summary_rows(records: Iterable[SeedAggregateRecord]) -> list[dict[str, Any]]
         for name, t in sorted(rec.targets.items(), key=lambda item: item[0] != "H"):
             rows.append(_row(rec, f"lambda_1_{name}", t.lambda_1))
             rows += [_row(rec, f"error_{name}:{m}", sm) for m, sm in t.errors.items()]
+            rows += [_row(rec, f"target_error_{name}:{m}", sm) for m, sm in t.target_errors.items()]
+            rows += [_row(rec, f"target_loo_{name}:{m}", sm) for m, sm in t.target_loo.items()]
             rows.append(_row(rec, f"band_coverage_{name}", t.coverage))
             rows.append(_row(rec, f"crossover_{name}", t.crossover))
             rows.append(_label_row(rec, f"best_{name}", t.best_model))

@@ -6,7 +6,11 @@ Reads only stored records (steps 2–4). Scores per model, with r = log(pred/mea
 ``outlier`` above; ``rmt.learning_rates.batch_regime`` of the homogeneous additive model), AIC of the
 Gaussian log residuals with k = fitted parameters + 1 (the variance), and the leave-one-B-out mean squared
 log error (``validation.stats.leave_one_b_out``; a fitted model is refitted without each B). The best model
-has the smallest leave-one-B-out error. A model that predicts a distribution over batches (``sample_spikes``)
+has the smallest leave-one-B-out error. The target statistic of docs/validation.md §4d — the median over B
+of |log(pred(B) / measured median at B)| (``validation.stats.median_over_b_error``, CI from resampling the
+batches within each B) — and its leave-one-B-out version (``leave_one_b_out_median_error``) are scored
+beside them; unlike the per-cell median |r| it does not grow with the batch-to-batch spread at one B. A
+model that predicts a distribution over batches (``sample_spikes``)
 also gets its 10–90% band on the grid, the fraction of measured sweep cells inside it (coverage) and the
 crossover batch size B_× (:class:`~validation.experiments.analysis_records.PredictedBand`).
 """
@@ -39,7 +43,15 @@ from validation.experiments.spectrum_models import (
     SpectrumInputs,
     model_curves,
 )
-from validation.stats import aic, bootstrap_ci, fit_offset_power_law, leave_one_b_out, median_abs_log_ratio
+from validation.stats import (
+    aic,
+    bootstrap_ci,
+    fit_offset_power_law,
+    leave_one_b_out,
+    leave_one_b_out_median_error,
+    median_abs_log_ratio,
+    median_over_b_error,
+)
 from validation.store import ResultStore, cell_key
 
 __all__ = ["STEP", "compute_predictions", "critical_batch", "estimated_critical_batch", "score_model"]
@@ -87,9 +99,11 @@ def score_model(
     loo_b: float,
     n_boot: int,
     seed: int,
+    per_b_loo: float = math.nan,
 ) -> ModelScore:
     """Scores of one model's ``predicted`` values (aligned with the sweep cells ``batch``/``measured``;
-    ``regimes`` = "edge"/"outlier" per cell) — see the module docstring."""
+    ``regimes`` = "edge"/"outlier" per cell) — see the module docstring. ``per_b_loo``: the leave-one-B-out
+    target statistic (NaN: the model is not refitted, so it equals the target statistic itself)."""
     ok = _positive_pairs(predicted, measured)
     r = np.log(predicted[ok] / measured[ok])
     n = int(r.size)
@@ -99,6 +113,16 @@ def score_model(
         for name in ("edge", "outlier")
     }
     within = float(np.mean(np.abs(r) <= math.log(1.25) + 1e-12)) if n else math.nan
+    target = (
+        median_over_b_error(batch, measured, predicted, n_resamples=n_boot, seed=seed + 2)
+        if n
+        else None
+    )
+    per_b = (
+        MedianCI(target.estimate, target.low, target.high, len(np.unique(batch[ok])))
+        if target is not None
+        else MedianCI.empty()
+    )
     return ModelScore(
         overall=overall,
         edge=per_regime["edge"],
@@ -107,6 +131,8 @@ def score_model(
         mean_log_ratio=float(np.mean(r)) if n else math.nan,
         within_1_25=within,
         loo_b=loo_b,
+        per_b=per_b,
+        per_b_loo=per_b.median if math.isnan(per_b_loo) else per_b_loo,
     )
 
 
@@ -118,9 +144,10 @@ def _mean_ci(values: FloatArray, n_boot: int, seed: int) -> MeanCI:
     return MeanCI(ci.estimate, ci.low, ci.high, tuple(float(x) for x in v))
 
 
-def _loo_error(key: str, inputs: SpectrumInputs, curve: dict[int, float]) -> float:
-    """Leave-one-B-out error of model ``key``: a fitted model is refitted without each B, a theory model's
-    curve does not depend on the sweep."""
+def _loo_errors(key: str, inputs: SpectrumInputs, curve: dict[int, float]) -> tuple[float, float]:
+    """Leave-one-B-out errors of model ``key`` — the mean squared log error over cells and the target
+    statistic (median over B against the measured median; NaN for a theory model, whose curve does not
+    depend on the sweep): a fitted model is refitted without each B."""
     model = SPECTRUM_MODELS[key]
 
     def predict(_b: FloatArray, _y: FloatArray, held: float) -> float:
@@ -128,7 +155,10 @@ def _loo_error(key: str, inputs: SpectrumInputs, curve: dict[int, float]) -> flo
             return float(model.function(inputs.without_batch(held), np.array([held]))[0])
         return curve.get(int(held), math.nan)
 
-    return leave_one_b_out(inputs.batch, inputs.measured, predict)
+    mse = leave_one_b_out(inputs.batch, inputs.measured, predict)
+    if model.kind != "fit":
+        return mse, math.nan
+    return mse, leave_one_b_out_median_error(inputs.batch, inputs.measured, predict)
 
 
 def band_coverage(
@@ -177,15 +207,17 @@ def predict_target(inputs: SpectrumInputs, grid: FloatArray, n_boot: int, seed: 
     for i, (key, curve) in enumerate(curves.items()):
         by_b = {int(b): float(v) for b, v in zip(grid, curve, strict=True)}
         predicted = np.array([by_b.get(int(b), math.nan) for b in inputs.batch])
+        loo_mse, loo_target = _loo_errors(key, inputs, by_b)
         scores[key] = score_model(
             inputs.batch,
             inputs.measured,
             predicted,
             cell_regimes,
             aic_parameters=SPECTRUM_MODELS[key].fitted_parameters + 1,
-            loo_b=_loo_error(key, inputs, by_b),
+            loo_b=loo_mse,
             n_boot=n_boot,
             seed=seed + 17 * i,
+            per_b_loo=loo_target,
         )
     best = min(scores, key=lambda m: math.inf if math.isnan(scores[m].loo_b) else scores[m].loo_b)
     bands = {}
