@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 
 import rmt
 from rmt import sampling, symbolic
+from tests.rmt.fuzz_specs_finite_horizon import finite_horizon_specs
 from tests.rmt.fuzz_specs_models import model_specs
 from tests.rmt.fuzz_specs_tools import tool_specs
 from tests.rmt.fuzz_strategies import EXEMPT, HOSTILE, Spec, public_callables
@@ -44,7 +45,8 @@ CALL_LIMIT_S = int(
     os.environ.get("RMT_FUZZ_CALL_LIMIT_S", "60")
 )  # a single call running longer than this counts as a hang
 CALLS: Counter[str] = Counter()  # calls made per function in this session (printed by tests/conftest.py)
-SPECS: dict[str, Spec] = {**model_specs(), **tool_specs()}  # one entry per public callable of rmt
+# one entry per public callable of rmt
+SPECS: dict[str, Spec] = {**model_specs(), **tool_specs(), **finite_horizon_specs()}
 
 
 def test_every_public_callable_has_a_fuzz_entry() -> None:

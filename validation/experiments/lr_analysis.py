@@ -11,8 +11,11 @@ mean-square threshold along the top eigenvectors of H (per-sample Rayleigh varia
 samples, step 3b) and along the sample-spike directions (the expected largest per-sample top of the pool);
 ``mean_square_leakage`` — the same with Wu–Ma–E's off-direction term; ``adam_frozen_p`` and
 ``adam_frozen_p_pool`` — Adam's frozen-preconditioner threshold (2 + 2β₁)/((1 − β₁)·λ_max(P⁻¹H_B)) (resp.
-P⁻¹H) from step 6b. A predictor that does not apply to an optimizer (:data:`APPLIES_TO`) is left out of its
-record.
+P⁻¹H) from step 6b; ``finite_horizon`` — the first η at which the expected loss of the quadratic model
+exceeds the strict criterion within the trial's K steps (warm-up included; docs/theory.md §3d), from the
+optional per-sample gradient/curvature record of :data:`FINITE_HORIZON_STEP` (a candidate for the next
+pre-registration, not a champion). A predictor that does not apply to an optimizer (:data:`APPLIES_TO`) is
+left out of its record.
 
 The champion — the predictor the paired tests compare against every baseline — is fixed per optimizer in
 advance (:data:`CHAMPIONS`, chosen before any score was seen, never by the scores): the mean-square threshold
@@ -62,6 +65,8 @@ __all__ = [
     "APPLIES_TO",
     "CHAMPION",
     "CHAMPIONS",
+    "FINITE_HORIZON_STEP",
+    "FiniteHorizonInputs",
     "LR_PREDICTORS",
     "LR_STEP",
     "LRInputs",
@@ -70,6 +75,7 @@ __all__ = [
     "analyse_thresholds",
     "applies",
     "champion_for",
+    "finite_horizon_inputs",
 ]
 
 LR_STEP = steps.LR_ANALYSIS
@@ -87,9 +93,14 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
     "adam_frozen_p": ("adam",),
     "adam_frozen_p_pool": ("adam",),
     "adam_frozen_p_step": ("adam",),
+    "finite_horizon": ("sgd", "momentum"),
 }
 """Predictors defined for some optimizers only (every other predictor applies to all)."""
 MIN_CHAMPION_CELLS = 5
+FINITE_HORIZON_STEP = "finite_horizon"
+"""Records (one per checkpoint) of the per-direction statistics of :class:`FiniteHorizonInputs`
+(``validation.experiments.finite_horizon_stats``); the step is optional: without its record the
+``finite_horizon`` predictor is NaN."""
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,34 @@ class PreconditionedInputs:
 
 
 @dataclass(frozen=True)
+class FiniteHorizonInputs:
+    """The quadratic model of a divergence trial (docs/theory.md §3d) along k directions (the top
+    eigenvectors of H): the pool's per-sample gradient projections (``grad_mean``, population
+    ``grad_variance``), curvatures (``curvature_mean``, ``curvature_variance``) and their ``covariance``; the
+    evaluation subset's gradient ``eval_grad`` and curvature ``eval_curvature``; ``initial_loss`` L(w_c) on
+    that subset; the trial's ``steps`` K, ``warmup_steps``, strict ``delta`` δ and pool size N."""
+
+    grad_mean: FloatArray
+    grad_variance: FloatArray
+    curvature_mean: FloatArray
+    curvature_variance: FloatArray
+    covariance: FloatArray
+    eval_grad: FloatArray
+    eval_curvature: FloatArray
+    initial_loss: float
+    steps: int
+    warmup_steps: int
+    delta: float
+    pool_size: int
+
+    def statistics(self) -> dict[str, FloatArray]:
+        """The per-direction keyword arguments of ``rmt.finite_horizon``."""
+        names = ("grad_mean", "grad_variance", "curvature_mean", "curvature_variance", "covariance",
+                 "eval_grad", "eval_curvature")  # fmt: skip
+        return {n: np.asarray(getattr(self, n), dtype=float) for n in names}
+
+
+@dataclass(frozen=True)
 class LRInputs:
     """What an η_max predictor may use, at the threshold batch sizes ``batch_sizes`` of one optimizer."""
 
@@ -140,6 +179,7 @@ class LRInputs:
     median_strict: FloatArray
     mean_square: MeanSquareInputs | None = None
     preconditioned: PreconditionedInputs | None = None
+    finite_horizon: FiniteHorizonInputs | None = None
 
     @property
     def adam(self) -> bool:
@@ -330,6 +370,27 @@ def adam_frozen_p_step_predictor(inputs: LRInputs) -> FloatArray:
     return _adam_frozen(inputs, None if pre is None else pre.lambda_step)
 
 
+@_register("finite_horizon", "finite horizon: E loss of the K-step trial (quadratic model)", "theory", "y")
+def finite_horizon_predictor(inputs: LRInputs) -> FloatArray:
+    """SGD / momentum: ``rmt.finite_horizon.finite_horizon_max_lr`` — the smallest η at which the expected
+    evaluation loss of the quadratic model along the top eigenvectors of H exceeds (1 + δ)·L(w_c) within the
+    trial's K steps after its lr-0 warm-up (docs/theory.md §3d). Exploratory (added after the default run's
+    scores were seen): a candidate for the next pre-registration, never a champion here."""
+    from rmt.finite_horizon import finite_horizon_max_lr
+
+    fh = inputs.finite_horizon
+    if fh is None or not (math.isfinite(fh.initial_loss) and fh.initial_loss > 0):
+        return _nan(inputs)
+    _, momentum = THEORY_METHODS[inputs.optimizer]
+    out = _nan(inputs)
+    for i, b in enumerate(inputs.batch_sizes):
+        kw: dict[str, Any] = {**fh.statistics(), "n_data": fh.pool_size, "steps": fh.steps,
+                              "warmup_steps": fh.warmup_steps, "momentum": momentum}  # fmt: skip
+        limit = fh.delta * fh.initial_loss
+        out[i] = finite_horizon_max_lr(limit, batch_size=min(float(b), fh.pool_size), **kw)
+    return np.where(np.isfinite(out), out, np.nan)
+
+
 def applies(key: str, optimizer: str) -> bool:
     """Whether the predictor ``key`` is defined for ``optimizer`` (:data:`APPLIES_TO`)."""
     return optimizer in APPLIES_TO.get(key, (optimizer,))
@@ -431,9 +492,10 @@ def analyse_optimizer(
     config: RunConfig,
     mean_square: MeanSquareInputs | None = None,
     preconditioned: PreconditionedInputs | None = None,
+    finite_horizon: FiniteHorizonInputs | None = None,
 ) -> OptimizerAnalysis:
-    """Step 6 for one optimizer's threshold records (``mean_square``, ``preconditioned``: the inputs of the
-    fresh-batch predictors, None where not measured)."""
+    """Step 6 for one optimizer's threshold records (``mean_square``, ``preconditioned``,
+    ``finite_horizon``: the inputs of the fresh-batch predictors, None where not measured)."""
     from rmt.learning_rates import max_lr
 
     th = pred.targets["H"]
@@ -460,6 +522,7 @@ def analyse_optimizer(
         median_strict=med,
         mean_square=mean_square,
         preconditioned=preconditioned,
+        finite_horizon=finite_horizon,
     )
     predictors = {
         p.key: np.asarray(p.function(inputs), dtype=float) for p in LR_PREDICTORS if applies(p.key, opt)
@@ -497,12 +560,13 @@ def analyse_thresholds(store: ResultStore, config: RunConfig, *, model: str, ckp
     sweep = store.records(steps.SWEEP, model=model, ckpt=ckpt)
     optimizers = {}
     mean_square = mean_square_inputs(store, config, model=model, ckpt=ckpt)
+    finite = finite_horizon_inputs(store, model=model, ckpt=ckpt)
     for opt in config.thresholds.optimizers:
         recs = store.records(steps.THRESHOLDS, model=model, ckpt=ckpt, optimizer=opt)
         if recs:
             sizes = sorted({int(r["B"]) for r in recs})
             pre = preconditioned_inputs(store, model=model, ckpt=ckpt, sizes=sizes) if opt == "adam" else None
-            optimizers[opt] = analyse_optimizer(opt, recs, pred, sweep, config, mean_square, pre)
+            optimizers[opt] = analyse_optimizer(opt, recs, pred, sweep, config, mean_square, pre, finite)
     return LRAnalysisRecord(
         model=model,
         ckpt=ckpt,
@@ -582,4 +646,24 @@ def preconditioned_inputs(
         sample_variance=median("per_sample_variance"),
         beta1=float(first["adam_betas"][0]),
         pool_size=int(first["pool_size"]),
+    )
+
+
+def finite_horizon_inputs(store: ResultStore, *, model: str, ckpt: int) -> FiniteHorizonInputs | None:
+    """The :data:`FINITE_HORIZON_STEP` record of one checkpoint as :class:`FiniteHorizonInputs`; None where
+    there is none (the step is optional)."""
+    key = cell_key(model=model, ckpt=ckpt)
+    if not store.has(FINITE_HORIZON_STEP, key):
+        return None
+    rec = store.get(FINITE_HORIZON_STEP, key)
+    stats = {n: np.asarray([decode_float(v) for v in rec[n]], dtype=float) for n in (
+        "grad_mean", "grad_variance", "curvature_mean", "curvature_variance", "covariance", "eval_grad",
+        "eval_curvature")}  # fmt: skip
+    return FiniteHorizonInputs(
+        **stats,
+        initial_loss=decode_float(rec["initial_loss"]),
+        steps=int(rec["steps"]),
+        warmup_steps=int(rec["warmup_steps"]),
+        delta=float(rec["delta"]),
+        pool_size=int(rec["pool_size"]),
     )
