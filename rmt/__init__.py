@@ -13,6 +13,7 @@ B*
 - ``rmt.sample_spikes_sampling``  exact Gram/Bartlett sampler of that model
 - ``rmt.learning_rates``  stability thresholds and η_max(B) laws (docs/theory.md §3)
 - ``rmt.mean_square``     mean-square thresholds with fresh batches (docs/theory.md §3b, §3c)
+- ``rmt.finite_horizon``  expected loss of a K-step fresh-batch trial and its threshold (docs/theory.md §3d)
 - ``rmt.symbolic``        sympy derivations, the source of truth of the closed forms
 - ``rmt.sampling``        seeded Monte-Carlo samplers and fast extremal eigenvalues
 - ``rmt.testing``         hypothesis strategies and a Monte-Carlo assertion helper (imports hypothesis)
@@ -105,6 +106,8 @@ _EXPORTS = {
     "wishart_outlier_fluctuation_sd": "rmt.wishart",
     "wishart_overlap": "rmt.wishart",
     "MEAN_SQUARE_METHODS": "rmt.mean_square",
+    "expected_loss_change": "rmt.finite_horizon",
+    "finite_horizon_max_lr": "rmt.finite_horizon",
     "mean_square_max_lr": "rmt.mean_square",
     "multi_direction_max_lr": "rmt.mean_square",
     "noise_gain": "rmt.mean_square",

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from validation import cells as cells_mod
+from validation import steps
 from validation.cells import RunContext
 from validation.config import RunConfig, config_from_dict
 from validation.execution import Cell, CellExecutor, limit_threads, resolve_workers
@@ -307,17 +308,27 @@ def _thresholds_stage(run: RunState) -> None:
         run.store.put(lr_step.LR_STEP, cell_key(model=name, ckpt=c), analysis.to_dict())
 
 
-def _preconditioned_stage(run: RunState) -> None:
-    """Step 6b: Adam's warm-up preconditioner and λ_max(P⁻¹H_B) at the threshold cells (read by step 6)."""
-    if "adam" not in run.config.thresholds.optimizers or run.config.thresholds.preconditioned_batches == 0:
-        return
-    cells = [
-        Cell(precond_step.STEP, cell_key(model=name, ckpt=c, B=b), cells_mod.preconditioned_cell,
-             (run.ctx, name, c, b), cost=2.0)
-        for name, c in _threshold_targets(run.config, run.usable)
-        for b in threshold_batch_sizes(run.config, [int(g) for g in run.predictions[(name, c)]["grid"]])
-    ]  # fmt: skip
-    run.run(cells, "Adam preconditioner")
+def _threshold_inputs_stage(run: RunState) -> None:
+    """Steps 6b and 6c, the threshold predictors' own measurements (read by step 6), in one parallel batch:
+    Adam's warm-up preconditioner and λ_max(P⁻¹H_B) at the threshold cells, and the pool's gradient and
+    curvature moments along the top eigenvectors at each threshold checkpoint (SGD, momentum)."""
+    th, targets = run.config.thresholds, _threshold_targets(run.config, run.usable)
+    cells = []
+    if "adam" in th.optimizers and th.preconditioned_batches > 0:
+        cells += [
+            Cell(precond_step.STEP, cell_key(model=name, ckpt=c, B=b), cells_mod.preconditioned_cell,
+                 (run.ctx, name, c, b), cost=2.0)
+            for name, c in targets
+            for b in threshold_batch_sizes(run.config, [int(g) for g in run.predictions[(name, c)]["grid"]])
+        ]  # fmt: skip
+    if {"sgd", "momentum"} & set(th.optimizers):
+        cells += [
+            Cell(steps.FINITE_HORIZON, cell_key(model=name, ckpt=c), cells_mod.finite_horizon_cell,
+                 (run.ctx, name, c), cost=1.0)
+            for name, c in targets
+        ]  # fmt: skip
+    if cells:
+        run.run(cells, "threshold predictors' inputs")
 
 
 def _montecarlo_stage(run: RunState) -> None:
@@ -342,7 +353,7 @@ STAGES: tuple[Callable[[RunState], None], ...] = (
     _curvature_stage,
     _sweep_stage,
     _predictions_stage,
-    _preconditioned_stage,
+    _threshold_inputs_stage,
     _thresholds_stage,
     _montecarlo_stage,
     _seed_aggregate_stage,

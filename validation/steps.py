@@ -31,6 +31,9 @@ checkpoint)."""
 PRECONDITIONED: Final = "preconditioned"
 """Step 6b: λ_max(P⁻¹H_B) of Adam's frozen warm-up preconditioner (one record per threshold checkpoint and
 B)."""
+FINITE_HORIZON: Final = "finite_horizon"
+"""Step 6c: per-sample gradient and curvature moments along the top eigenvectors of H on the pool, the
+inputs of the finite-horizon threshold predictor (docs/theory.md §3d; one record per threshold checkpoint)."""
 SEED_AGGREGATE: Final = "seed_aggregate"
 """Over training seeds (docs/validation.md §4b): per-seed values and the across-seed mean with a 95%
 t-interval of the step-5 and step-6 claims (one record per configured model and checkpoint; runs with ≥ 2

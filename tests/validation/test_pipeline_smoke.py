@@ -55,4 +55,9 @@ def test_smoke_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     an = store.get("lr_analysis", cell_key(model=model, ckpt=0))
     exp = an["optimizers"]["sgd"]["exponent_strict"]["exponent"]
     assert re.search(rf"\*\*sgd\*\*: exponent .* = {float(exp):.3g} ", report)
+    # step 6c (docs/theory.md §3d): one gradient/curvature record per threshold checkpoint feeds the
+    # finite-horizon predictor, which is defined at every threshold B of SGD
+    assert store.has("finite_horizon", cell_key(model=model, ckpt=0))
+    horizon = [decode_float(v) for v in an["optimizers"]["sgd"]["predictors"]["finite_horizon"]]
+    assert len(horizon) == len(cfg.thresholds.batch_sizes) and all(v > 0 for v in horizon)
     assert json.loads((out / "config.json").read_text())["name"] == "smoke"

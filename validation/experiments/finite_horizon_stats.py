@@ -1,7 +1,8 @@
 """The inputs of the finite-horizon threshold predictor (docs/theory.md §3d): one record per threshold
-checkpoint, for the optional step ``validation.experiments.lr_analysis.FINITE_HORIZON_STEP``.
+checkpoint, step 6c (``validation.steps.FINITE_HORIZON``; run by the pipeline where SGD or momentum
+thresholds are measured, optional for step 6: without its record the predictor is NaN).
 
-:func:`measure_finite_horizon_cell` takes the step-2 top eigenvectors u_j of the pool Hessian and measures, on
+:func:`finite_horizon_record` takes the step-2 top eigenvectors u_j of the pool Hessian and measures, on
 the pool the trials draw their batches from, each sample's gradient projection g_ij = u_jᵀ∇ℓ_i and curvature
 h_ij = u_jᵀH_iu_j (``networks.curvature.gradient_stats.direction_statistics``), then stores their population
 moments over the pool (mean, variance, covariance), their means over the trials' fixed evaluation subset

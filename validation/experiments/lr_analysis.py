@@ -97,7 +97,7 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
 }
 """Predictors defined for some optimizers only (every other predictor applies to all)."""
 MIN_CHAMPION_CELLS = 5
-FINITE_HORIZON_STEP = "finite_horizon"
+FINITE_HORIZON_STEP = steps.FINITE_HORIZON
 """Records (one per checkpoint) of the per-direction statistics of :class:`FiniteHorizonInputs`
 (``validation.experiments.finite_horizon_stats``); the step is optional: without its record the
 ``finite_horizon`` predictor is NaN."""
