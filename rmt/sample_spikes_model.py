@@ -128,8 +128,8 @@ class PerSampleCurvature:
     @property
     def shared_block(self) -> FloatArray:
         """Pool mean of ``Uᵀ G_i U = Σ_r s_ir c_ir c_irᵀ`` (k×k)."""
-        block = np.einsum("nr,nrk,nrl->kl", self.scales, self.overlaps, self.overlaps)
-        return np.asarray(block / self.n_samples)
+        block = np.einsum("nr,nrk,nrl->kl", self.scales, self.overlaps, self.overlaps) / self.n_samples
+        return np.asarray(0.5 * (block + block.T))  # exactly symmetric (einsum's summation order is not)
 
     @property
     def coupling(self) -> FloatArray:
@@ -137,7 +137,8 @@ class PerSampleCurvature:
         sample's directions are orthonormal): B × the variance ν² of the large-B outlier (§1e)."""
         beta2 = 1.0 - (self.overlaps**2).sum(axis=2)
         w = self.scales**2 * beta2
-        return np.asarray(np.einsum("nr,nrk,nrl->kl", w, self.overlaps, self.overlaps) / self.n_samples)
+        block = np.einsum("nr,nrk,nrl->kl", w, self.overlaps, self.overlaps) / self.n_samples
+        return np.asarray(0.5 * (block + block.T))
 
     @classmethod
     def from_summary(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -132,7 +132,10 @@ class PerSampleGGN:
     ``ranks`` (n,) (eigenvalues above 1e-6 × the largest); ``rayleigh`` (n, k) = u_kᵀG_iu_k and ``coupling``
     (n, k) = ‖(I − u_ku_kᵀ)G_iu_k‖² (unit u_k; empty when no vectors); ``perp_cos2`` the squared
     cosines between the top eigenvectors of different samples after projecting out span U (n(n−1)/2
-    pairs; E = 1/P_eff for random directions); ``num_vjps`` the vector-Jacobian products used."""
+    pairs; E = 1/P_eff for random directions); ``num_vjps`` the vector-Jacobian products used;
+    ``overlaps`` (n, C, k) the exact overlaps ``c_irk = v_irᵀu_k`` of each unit eigenvector
+    ``v_ir = J_iᵀS_ie_r/√μ_r`` of G_i (same order as ``eigenvalues``; 0 where μ_r is below the rank
+    tolerance) with the vectors, so that ``Σ_r μ_r c_irk² = rayleigh_ik`` (docs/theory.md §1f)."""
 
     eigenvalues: FloatArray
     traces: FloatArray
@@ -141,6 +144,7 @@ class PerSampleGGN:
     coupling: FloatArray
     perp_cos2: FloatArray
     num_vjps: int
+    overlaps: FloatArray = field(default_factory=lambda: np.zeros((0, 0, 0)))
 
     @property
     def tops(self) -> FloatArray:
@@ -206,7 +210,7 @@ def per_sample_ggn(
         u = u.to(chosen[0].device)
     jacobians = _jacobians(model, names, chosen)
     n = int(xb.shape[0])
-    eigs, traces, ray, coup, tops_perp = [], [], [], [], []
+    eigs, traces, ray, coup, tops_perp, overlaps = [], [], [], [], [], []
     c = 0
     with curvature_mode(model, chosen, "eval"), torch.no_grad():
         for begin in range(0, n, chunk):
@@ -236,6 +240,10 @@ def per_sample_ggn(
                 gu_sq = torch.einsum("nck,ncd,ndk->nk", hju, k_mat, hju)
                 ray.append(rq)
                 coup.append((gu_sq - rq**2).clamp_min(0))
+                # v_rᵀu = e_rᵀ S_i J_i u / √μ_r for the directions counted in the rank (else 0)
+                kept = mu > _RANK_RTOL * mu[:, :1].abs().clamp_min(1e-300)
+                inv_root = torch.where(kept, mu.clamp_min(1e-300).rsqrt(), torch.zeros_like(mu))
+                overlaps.append(inv_root[:, :, None] * (vec.transpose(1, 2) @ root @ ju))
                 top_dir = top_dir - (top_dir @ u) @ u.T
             tops_perp.append(top_dir / top_dir.norm(dim=1, keepdim=True).clamp_min(1e-300))
     mu_all = torch.cat(eigs).cpu().numpy()
@@ -252,6 +260,7 @@ def per_sample_ggn(
         coupling=torch.cat(coup).cpu().numpy() if coup else np.zeros((n, k)),
         perp_cos2=np.clip(gram[iu] ** 2, 0.0, 1.0),
         num_vjps=n * c,
+        overlaps=torch.cat(overlaps).cpu().numpy() if overlaps else np.zeros((n, c, k)),
     )
 
 

@@ -69,6 +69,13 @@ def test_ggn_statistics_match_dense() -> None:
     perp /= np.linalg.norm(perp, axis=1, keepdims=True)
     cos2 = (perp @ perp.T)[np.triu_indices(len(x), 1)] ** 2
     assert np.allclose(res.perp_cos2, cos2, atol=1e-8)
+    # exact overlaps of each eigenvector of G_i with u (rank 2: the third direction is 0), up to sign
+    w, v = np.linalg.eigh(g)
+    dense = np.einsum("npr,pk->nrk", v[:, :, ::-1][:, :, :2], u)
+    assert res.overlaps.shape == (len(x), 3, 2)
+    assert np.allclose(res.overlaps[:, :2] ** 2, dense**2, atol=1e-8)
+    assert np.all(res.overlaps[:, 2] == 0)
+    assert _rel(np.einsum("nr,nrk->nk", res.eigenvalues, res.overlaps**2), ray) <= 1e-6
 
 
 def test_hessian_statistics_match_dense() -> None:

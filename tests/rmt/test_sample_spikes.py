@@ -128,6 +128,21 @@ def test_full_matrix_has_the_requested_spikes() -> None:
     assert_matches_monte_carlo([3.0, 1.5], diag, n_params=150, bias_per_param=0.0)
 
 
+def test_pool_blocks_are_exactly_symmetric_with_cross_couplings() -> None:
+    """Measured per-sample overlaps with several shared directions (docs/theory.md §1f): the pool's k×k blocks
+    are symmetric to the bit (einsum's summation order alone breaks that), so the model accepts them."""
+    rng = np.random.default_rng(11)
+    n, rank, k = 128, 10, 6
+    c = rng.normal(0.0, 0.3, (n, rank, k))
+    c /= np.maximum(1.0, np.sqrt((c**2).sum(axis=2, keepdims=True)) / 0.99)
+    pool = PerSampleCurvature(rng.pareto(1.5, (n, rank)) * 100.0, c)
+    for block in (pool.shared_block, pool.coupling):
+        assert np.array_equal(block, block.T)
+    spikes = np.linspace(600.0, 100.0, k)
+    model = SampleSpikeModel.from_full_spikes(spikes, pool)
+    np.testing.assert_allclose(np.linalg.eigvalsh(model.full_block), spikes[::-1], rtol=1e-12)
+
+
 def test_from_summary_reproduces_the_measured_statistics() -> None:
     rng = np.random.default_rng(6)
     top = rng.uniform(1.0, 5.0, 50)

@@ -4,6 +4,8 @@ per-sample config (fast; the end-to-end step runs in the pipeline tests)."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -87,3 +89,61 @@ def test_per_sample_config_validation() -> None:
         PerSampleConfig(num_samples=1).validate()
     with pytest.raises(ValueError, match="per_sample.method"):
         PerSampleConfig(method="fast").validate()
+
+
+def _store_per_sample_record(root: Path, *, with_overlaps: bool) -> tuple[Any, np.ndarray, np.ndarray]:
+    """A step-3b record of 40 samples, C = 3, k = 2 (exact per-sample GGN eigenvectors drawn at random)."""
+    from validation import steps
+    from validation.store import ResultStore, cell_key
+
+    rng = np.random.default_rng(3)
+    n, c, k = 40, 3, 2
+    eig = np.sort(rng.pareto(2.0, (n, c)) + 0.1, axis=1)[:, ::-1]
+    over = rng.normal(0.0, 0.4, (n, c, k))
+    over /= np.maximum(1.0, np.sqrt((over**2).sum(axis=2, keepdims=True)) / 0.95)
+    ray = np.einsum("nr,nrk->nk", eig, over**2)  # u_kᵀG_iu_k of these directions
+    store = ResultStore(root)
+    key = cell_key(model="m", ckpt=0)
+    arr = {name: store.save_array(f"{key}_{name}", value) for name, value in (
+        ("g_eig", eig), ("g_ray", ray), ("g_over", over), ("h_top", eig[:, 0] * 1.1),
+        ("h_bot", -0.2 * eig[:, 0]), ("h_tr", eig.sum(axis=1) * 1.05), ("h_ray", ray))}  # fmt: skip
+    ggn = {"eigenvalues": arr["g_eig"], "rayleigh": arr["g_ray"], "rank_max": c, "p_eff": 50.0}
+    if with_overlaps:
+        ggn["overlaps"] = arr["g_over"]
+    hess = {"top": arr["h_top"], "bottom": arr["h_bot"], "traces": arr["h_tr"], "rayleigh": arr["h_ray"]}
+    record = {"model": "m", "ckpt": 0, "available": True, "hessian": hess, "ggn": ggn}
+    store.put(steps.PER_SAMPLE, key, record)
+    return store, over, eig
+
+
+@pytest.mark.parametrize("with_overlaps", [True, False])
+def test_sample_spike_pool_of_g_uses_the_exact_overlaps_when_recorded(
+    tmp_path: Path, with_overlaps: bool
+) -> None:
+    """docs/theory.md §1f: a record with the exact overlaps v_irᵀu_k gives the G pool exactly those (every
+    direction, signs, cross-couplings); an older record falls back to attributing u_kᵀG_iu_k to the top
+    direction, which reproduces the quotients Σ_r s c² only where the top scale can carry them. Both give the
+    full matrix's spikes."""
+    import dataclasses
+
+    from validation.experiments.spectrum_scoring import _sample_spike_inputs
+
+    store, over, eig = _store_per_sample_record(tmp_path, with_overlaps=with_overlaps)
+    config = load_config("smoke")
+    config = dataclasses.replace(config, per_sample=dataclasses.replace(config.per_sample, n_spikes=2))
+    tops = {"H": [5.0, 3.0], "G": [4.0, 2.0], "H_min": [-1.0]}
+    pools = _sample_spike_inputs(store, config, model="m", ckpt=0, tops=tops, max_b=8)
+    g = pools["G"]
+    assert g is not None
+    ray = np.einsum("nr,nrk->nk", g.scales, g.overlaps**2)
+    measured = np.einsum("nr,nrk->nk", eig, over**2)
+    if with_overlaps:
+        np.testing.assert_array_equal(g.overlaps, over)
+        np.testing.assert_allclose(ray, measured, rtol=1e-12)
+    else:  # attributed: only the top direction carries overlaps, so quotients beyond its scale are cut
+        assert np.all(g.overlaps[:, 1:] == 0)
+        fits = measured.sum(axis=1) <= eig[:, 0]
+        assert fits.any() and not fits.all()
+        np.testing.assert_allclose(ray[fits], measured[fits], rtol=1e-12)
+        assert np.all(ray <= measured * (1 + 1e-12))
+    np.testing.assert_allclose(np.linalg.eigvalsh(g.model().full_block), [2.0, 4.0], rtol=1e-12)

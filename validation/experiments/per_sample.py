@@ -5,7 +5,8 @@ The sweep (step 4) draws its batches from the pool; this step draws ``num_sample
 seed only, so the same samples serve every checkpoint) from the data set's samples OUTSIDE the pool. Per
 sample (``networks.curvature.per_sample``): top and bottom eigenvalue of H_i (batched Lanczos), tr H_i
 (Hutchinson), u_kᵀH_iu_k on the top eigenvectors of H (step 2); the exact non-zero spectrum of G_i
-(C×C reduction), tr G_i, rank, u_kᵀG_iu_k on the top eigenvectors of G, ‖(I − uuᵀ)G_iu‖², and the cos²
+(C×C reduction), tr G_i, rank, u_kᵀG_iu_k on the top eigenvectors of G, the exact overlaps v_irᵀu_k of
+every eigenvector of G_i with them (docs/theory.md §1f), ‖(I − uuᵀ)G_iu‖², and the cos²
 between different samples' top directions off span U (→ P_eff = 1/mean cos²). The record holds the data-set
 indices themselves (and their hash, with the pool's), seeds, counts and cost; arrays go through
 ``ResultStore.save_array``. These statistics are the only per-sample input of the ``sample_spikes`` model of
@@ -178,6 +179,7 @@ def _ggn_fields(
         "traces": save("ggn_traces", ggn.traces),
         "ranks": save("ggn_ranks", ggn.ranks),
         "rayleigh": save("ggn_rayleigh", ggn.rayleigh),
+        "overlaps": save("ggn_overlaps", ggn.overlaps),
         "coupling": save("ggn_coupling", ggn.coupling),
         "perp_cos2": save("ggn_perp_cos2", ggn.perp_cos2),
         "top_median": float(np.median(ggn.tops)),

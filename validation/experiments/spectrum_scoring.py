@@ -257,7 +257,8 @@ def _sample_spike_inputs(
     """The sample-spike pools of H and G from the per-sample record (step 3b) of one checkpoint; ``None``
     for both when the step has no record (a run made before it existed).
 
-    G: the exact per-sample GGN eigenvalues (n, C) as scales, u_kᵀG_iu_k attributed to each sample's top
+    G: the exact per-sample GGN eigenvalues (n, C) as scales with the exact overlaps of every direction with
+    the u_k when the record has them (docs/theory.md §1f), else u_kᵀG_iu_k attributed to each sample's top
     direction (``rmt.PerSampleCurvature.from_summary``). H: top, bottom (if < 0) and the Hutchinson trace
     (clipped into the range the rank allows) of each H_i with rank C_G + 1, u_kᵀH_iu_k likewise. Batches draw
     pool rows without replacement when the pool holds the largest B, else with replacement."""
@@ -279,8 +280,13 @@ def _sample_spike_inputs(
     p_eff = float(g["p_eff"])
     replace_rows = n < max_b
     g_ray = np.asarray(store.load_array(g["rayleigh"]), dtype=float)[:, :k]
-    g_pool = PerSampleCurvature.from_summary(eig[:, 0], rank=c, rayleigh=g_ray, seed=0)
     g_scales = np.clip(eig[:, :c], 0.0, None)
+    if "overlaps" in g:  # exact v_irᵀu_k of every direction of G_i (docs/theory.md §1f)
+        g_over = np.asarray(store.load_array(g["overlaps"]), dtype=float)[:, :c, :k]
+        norm = np.sqrt((g_over**2).sum(axis=2, keepdims=True))
+        g_overlaps = g_over / np.maximum(norm, 1.0)  # round-off above 1
+    else:  # older records: u_kᵀG_iu_k attributed to the top direction
+        g_overlaps = PerSampleCurvature.from_summary(eig[:, 0], rank=c, rayleigh=g_ray, seed=0).overlaps
     h_top = np.asarray(store.load_array(h["top"]), dtype=float)
     h_bot = np.minimum(np.asarray(store.load_array(h["bottom"]), dtype=float), 0.0)
     h_tr = np.asarray(store.load_array(h["traces"]), dtype=float)
@@ -312,7 +318,7 @@ def _sample_spike_inputs(
     out: dict[str, SampleSpikeInputs | None] = {}
     for target, scales, overlaps, spikes in (
         ("H", h_pool.scales, h_pool.overlaps, tops["H"][:k]),
-        ("G", g_scales, g_pool.overlaps, tops["G"][:k]),
+        ("G", g_scales, g_overlaps, tops["G"][:k]),
         ("H_min", h_min_pool.scales, h_min_pool.overlaps, h_min_spikes),
     ):
         out[target] = SampleSpikeInputs(
