@@ -155,6 +155,17 @@ def _target_section(target: str, t: TargetPrediction) -> list[str]:
     return [*out, "", _free_fit_line(t.free_fit), "", *_band_lines(t)]
 
 
+def _band_design_line(band: Any) -> str:
+    d = band.design
+    if not d:
+        return ""
+    return (
+        f" Design check (docs/validation.md §4d): with the sweep's batches per B a perfect model's target "
+        f"statistic would be {_fmt(d['expected'])} (median; 95% quantile {_fmt(d['q95'])}), ≤ log 1.15 with "
+        f"probability {_fmt(d['target_probability'])}; P(E_sim ≥ E measured) = {_fmt(d['p_value'])}."
+    )
+
+
 def _band_lines(t: TargetPrediction) -> list[str]:
     """The sample-spike model's band: coverage of the measured batches, B_×, and the band per B."""
     band = t.bands.get("sample_spikes")
@@ -165,7 +176,8 @@ def _band_lines(t: TargetPrediction) -> list[str]:
         f"of the {band.n_cells} measured batches (target ≥ 70%); crossover batch size "
         f"**B_× = {_fmt(band.crossover_batch)}**; pool of {band.n_samples} held-out samples, P_eff = "
         f"{_fmt(band.p_eff)}, {band.n_batches} resampled batches per B "
-        f"({'with' if band.replace else 'without'} replacement), method {band.method}.",
+        f"({'with' if band.replace else 'without'} replacement), method {band.method}."
+        + _band_design_line(band),
         "",
     ]
     def measured(b: int, statistic: Any) -> str:
@@ -413,9 +425,27 @@ def _target_statistic_claim(t: TargetSeedAggregate, theory: str) -> str:
     if free is not None and free.n:
         word = "better" if err.mean < free.mean else "**not better**"
         beats = f"; {word} than the free fit's leave-one-B-out {_seed_ci(free, low=0)}"
-    return (
+    text = (
         f"Target statistic (median over B of |log(pred / measured median)|, target ≤ {_fmt(TARGET_ERROR)}): "
         f"{_seed_ci(err, low=0)} — {verdict} on the seed mean, met in {met}/{err.n} seeds{beats}."
+    )
+    return text + (_design_claim(t) if theory == "sample_spikes" else "")
+
+
+def _design_claim(t: TargetSeedAggregate) -> str:
+    """The design check of docs/validation.md §4d over seeds: what a perfect sample-spike model scores with
+    the sweep's batches per B, how often it meets the target, and the calibration p-values."""
+    d = t.design
+    if not d or d["expected"].n == 0:
+        return ""
+    ps = ", ".join(_fmt(v) for v in d["p_value"].values)
+    combined = t.design_combined_p()
+    reading = "the misses exceed what the design explains" if combined < 0.05 else "consistent with the model"
+    return (
+        f" Design check: were the measured batches drawn from the predicted distribution, E would be "
+        f"{_fmt(d['expected'].mean)} (median; 95% quantile {_fmt(d['q95'].mean)}, means over seeds) and meet "
+        f"the target with probability {_fmt(d['target_probability'].mean)}; P(E_sim ≥ E) per seed {ps} "
+        f"(Fisher combined p = {_fmt(combined)}: {reading})."
     )
 
 

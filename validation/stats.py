@@ -9,7 +9,9 @@
   :func:`leave_one_b_out` — the leave-one-batch-size-out error of any predictor (refitted or fixed).
 * :func:`median_over_b_error` — the spectral target statistic: median over B of |log(pred(B) / measured
   median at B)|, with a CI that resamples the batches within each B; :func:`leave_one_b_out_median_error` —
-  the same statistic for a predictor refitted without each B.
+  the same statistic for a predictor refitted without each B; :func:`median_over_b_null` — its
+  distribution when the measurements are drawn from a predicted distribution over batches (the design
+  check: what a perfect model scores with so many batches per B).
 * :func:`fit_offset_power_law` — y(B) = a + b·B^(−s) in log space (the free fit of λ'(B)).
 * :func:`median_abs_log_ratio` — predictor accuracy r = log(η_pred/η_meas): median |r| with bootstrap CI and
   the fractions within 1.25× and 1.5×; :func:`paired_wilcoxon_holm` — paired Wilcoxon signed-rank tests of a
@@ -50,6 +52,8 @@ __all__ = [
     "leave_one_b_out",
     "leave_one_b_out_median_error",
     "median_over_b_error",
+    "median_over_b_null",
+    "DesignCheck",
     "leave_one_out_error",
     "median_abs_log_ratio",
     "paired_wilcoxon_holm",
@@ -376,6 +380,78 @@ def median_over_b_error(
     alpha = 1.0 - confidence
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
     return ConfidenceInterval(estimate, float(low), float(high), confidence)
+
+
+@dataclass(frozen=True)
+class DesignCheck:
+    """The target statistic E under a model's own predicted distribution (:func:`median_over_b_null`):
+    ``expected`` the median of E over simulated sweeps, ``q95`` its 95% quantile, ``p_value`` = P(E_sim ≥
+    E_observed) (small: the measurements are further from the prediction than the design explains),
+    ``target_probability`` = P(E_sim ≤ target) (how often a perfect model meets the target with this
+    design), ``n_rep`` simulated sweeps."""
+
+    expected: float
+    q95: float
+    p_value: float
+    target_probability: float
+    n_rep: int
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def median_over_b_null(
+    levels: ArrayLike,
+    quantiles: ArrayLike,
+    counts: ArrayLike,
+    observed: float,
+    target: float,
+    *,
+    n_rep: int = 2000,
+    seed: int = 0,
+) -> DesignCheck:
+    """Distribution of :func:`median_over_b_error`'s E when the measured batches *are* draws from the
+    predicted distribution (docs/validation.md §4d, design check).
+
+    ``quantiles[j, l]`` is the predicted ``levels[l]`` quantile over batches at the j-th batch size (levels
+    increasing in (0, 1), e.g. 0.01…0.99; the median level 0.5 must be among them: it is the point
+    prediction), ``counts[j]`` the number of measured batches there. Each of ``n_rep`` simulated sweeps
+    draws ``counts[j]`` values per B by the inverse of the piecewise-linear quantile function (u below the
+    first / above the last level takes the end value: tails beyond them are cut), takes their median m_B and
+    E_sim = median_j |log(q_{0.5, j} / m_B)|. Values must be positive."""
+    lv = np.asarray(levels, dtype=np.float64).reshape(-1)
+    q = np.asarray(quantiles, dtype=np.float64)
+    m = np.asarray(counts)
+    if lv.size < 2 or not (np.all(np.diff(lv) > 0) and lv[0] > 0 and lv[-1] < 1):
+        raise ValueError("levels must be at least two increasing values in (0, 1)")
+    if not np.any(np.isclose(lv, 0.5)):
+        raise ValueError("levels must contain the median level 0.5")
+    if q.ndim != 2 or q.shape[1] != lv.size or q.shape[0] == 0:
+        raise ValueError(f"quantiles must have shape (n_batch_sizes, {lv.size}), got {q.shape}")
+    if not (np.all(np.isfinite(q)) and np.all(q > 0)):
+        raise ValueError("quantiles must be finite and positive")
+    if m.shape != (q.shape[0],) or not np.issubdtype(m.dtype, np.integer) or np.any(m < 1):
+        raise ValueError(f"counts must be {q.shape[0]} integers >= 1, got {m!r}")
+    if not (math.isfinite(observed) and observed >= 0):
+        raise ValueError(f"observed must be finite and >= 0, got {observed}")
+    if not (math.isfinite(target) and target > 0):
+        raise ValueError(f"target must be finite and > 0, got {target}")
+    n_rep = _check_resamples(n_rep)
+    q = np.maximum.accumulate(q, axis=1)  # a quantile function is non-decreasing
+    log_med = np.log(q[:, int(np.argmin(np.abs(lv - 0.5)))])
+    rng = np.random.default_rng(seed)
+    sims = np.empty((n_rep, q.shape[0]))
+    for j, count in enumerate(m):
+        draws = np.interp(rng.random((n_rep, int(count))), lv, q[j])
+        sims[:, j] = np.abs(log_med[j] - np.log(np.median(draws, axis=1)))
+    e_sim = np.median(sims, axis=1)
+    return DesignCheck(
+        expected=float(np.median(e_sim)),
+        q95=float(np.quantile(e_sim, 0.95)),
+        p_value=float(np.mean(e_sim >= observed - 1e-12)),
+        target_probability=float(np.mean(e_sim <= target)),
+        n_rep=n_rep,
+    )
 
 
 def leave_one_b_out_median_error(

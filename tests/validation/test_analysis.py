@@ -15,6 +15,8 @@ from validation.experiments.analysis_records import ExponentFit, PredictionRecor
 from validation.experiments.lr_analysis import CHAMPION, LR_PREDICTORS, fit_exponent
 from validation.experiments.registry import Predictor, Registry
 from validation.experiments.spectrum_models import (
+    BAND_LEVELS,
+    DESIGN_LEVELS,
     SPECTRUM_MODELS,
     SampleSpikeInputs,
     SpectrumInputs,
@@ -107,7 +109,14 @@ def test_bottom_side_is_the_negated_model_with_mirrored_quantile_levels() -> Non
     grid = np.array([1.0, 4.0, 64.0])
     pred = indefinite.prediction(grid)
     q = bottom.quantiles(grid)
-    np.testing.assert_allclose(q, -np.asarray(pred.bottom_quantiles)[:, ::-1])
+    n_band = len(BAND_LEVELS)  # the prediction holds the band's levels, then the design check's 0.01…0.99
+    np.testing.assert_allclose(q, -np.asarray(pred.bottom_quantiles)[:, :n_band][:, ::-1])
+    qf = bottom.quantile_function(grid)
+    np.testing.assert_allclose(qf, -np.asarray(pred.bottom_quantiles)[:, n_band:][:, ::-1])
+    assert qf.shape == (grid.size, len(DESIGN_LEVELS)) and (np.diff(qf, axis=1) >= 0).all()
+    # the band's 10/50/90% are the quantile function's at 0.10/0.50/0.90 (same resampled batches)
+    at = [DESIGN_LEVELS.index(level) for level in BAND_LEVELS]
+    np.testing.assert_allclose(q, qf[:, at])
     assert (np.diff(q, axis=1) >= 0).all() and (q > 0).all()
     # at large B the bottom tends to the shared negative spike, |λ_min| = 1.5, from above
     assert q[-1, 1] == pytest.approx(1.5, rel=0.05) and q[0, 1] > q[-1, 1]
@@ -132,6 +141,31 @@ def test_a_model_off_by_a_factor_two_scores_log_two() -> None:
     assert score.aic == pytest.approx(n * math.log(math.log(2) ** 2) + 2)
     # the free fit (3 parameters) recovers the scaled curve; left-out B are predicted from the others
     assert t.scores["free_fit"].overall.median < 0.05
+    # the target statistic (docs/validation.md §4d) against the measured median per B: log 2 as well; a
+    # theory model's leave-one-B-out value is the statistic itself
+    assert score.per_b.median == pytest.approx(math.log(2)) and score.per_b.n == GRID.size
+    assert score.per_b_loo == score.per_b.median
+    assert t.scores["free_fit"].per_b_loo < 0.05
+
+
+def test_sample_spike_band_carries_its_design_check() -> None:
+    from dataclasses import replace
+
+    pool = _pool()
+    t = predict_target(replace(_inputs(), per_sample=pool), GRID, n_boot=50, seed=0)
+    band = t.bands["sample_spikes"]
+    d = band.design
+    assert set(d) == {"expected", "q95", "p_value", "target_probability", "n_rep"}
+    assert 0.0 <= d["expected"] <= d["q95"] and 0.0 <= d["p_value"] <= 1.0
+    assert 0.0 <= d["target_probability"] <= 1.0
+    # the measured values here are the additive model's, not draws from the pool's distribution: the
+    # design check compares them with the sample-spike model's own E
+    observed = t.scores["sample_spikes"].per_b.median
+    assert observed > 0
+    if observed > d["q95"]:
+        assert d["p_value"] <= 0.05
+    if observed <= d["expected"]:
+        assert d["p_value"] >= 0.5
 
 
 def test_a_new_spectrum_model_is_one_function_and_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:

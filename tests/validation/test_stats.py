@@ -30,6 +30,7 @@ from validation.stats import (
     leave_one_out_error,
     median_abs_log_ratio,
     median_over_b_error,
+    median_over_b_null,
     paired_wilcoxon_holm,
 )
 
@@ -228,6 +229,53 @@ def test_median_over_b_error_interval_covers_a_correct_model() -> None:
     # the median over 4 B is smaller than 3 sd in almost every repetition
     assert np.median(estimates) < 0.1
     assert np.quantile(estimates, 0.95) < 3 * 0.097
+
+
+def test_median_over_b_null_is_calibrated_when_the_model_is_true() -> None:
+    # measurements drawn from the predicted distribution (log-normal, σ = 0.8, 3 batches per B): the design
+    # check's p-value is uniform, so P(p ≤ 0.1) ≈ 0.1 (binomial sd over 300 sweeps ≈ 0.017; the cut tails
+    # beyond the 1% / 99% levels barely move a median of 3)
+    from scipy import stats as sps
+
+    levels = np.round(np.arange(1, 100) * 0.01, 2)
+    sizes = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
+    medians = 20.0 / np.sqrt(sizes)
+    sigma = 0.8
+    quantiles = medians[:, None] * np.exp(sigma * sps.norm.ppf(levels))[None, :]
+    counts = np.full(sizes.size, 3)
+    rng = np.random.default_rng(11)
+    p_values, expected = [], []
+    for rep in range(300):
+        b = np.repeat(sizes, 3)
+        y = np.repeat(medians, 3) * np.exp(sigma * rng.standard_normal(b.size))
+        observed = median_over_b_error(b, y, np.repeat(medians, 3), n_resamples=10).estimate
+        check = median_over_b_null(levels, quantiles, counts, observed, math.log(1.15), n_rep=400, seed=rep)
+        p_values.append(check.p_value)
+        expected.append(check.expected)
+    assert abs(np.mean(np.array(p_values) <= 0.1) - 0.1) < 0.06
+    assert abs(np.mean(np.array(p_values) <= 0.5) - 0.5) < 0.09
+    # the expected E: median over 5 B of |log median-of-3| with sd of the log median ≈ 0.67·σ → ≈ 0.3
+    assert 0.2 < np.median(expected) < 0.45
+    # a narrow distribution meets the target almost surely, a wide one almost never
+    narrow = median_over_b_null(levels, quantiles ** 0.05 * medians[:, None] ** 0.95, counts, 0.0, 0.14)
+    assert narrow.target_probability > 0.99 and narrow.p_value == 1.0
+    wide = median_over_b_null(levels, quantiles, counts, 5.0, 0.14, n_rep=500)
+    assert wide.target_probability < 0.2 and wide.p_value == 0.0
+
+
+def test_median_over_b_null_refuses_bad_input() -> None:
+    levels = np.array([0.25, 0.5, 0.75])
+    q = np.array([[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="levels"):
+        median_over_b_null([0.5, 0.25, 0.75], q, [3], 0.1, 0.14)
+    with pytest.raises(ValueError, match="median level"):
+        median_over_b_null([0.25, 0.75], q[:, :2], [3], 0.1, 0.14)
+    with pytest.raises(ValueError, match="quantiles"):
+        median_over_b_null(levels, -q, [3], 0.1, 0.14)
+    with pytest.raises(ValueError, match="counts"):
+        median_over_b_null(levels, q, [0], 0.1, 0.14)
+    with pytest.raises(ValueError, match="observed"):
+        median_over_b_null(levels, q, [3], math.nan, 0.14)
 
 
 def test_leave_one_b_out_median_error_refits_without_each_b() -> None:

@@ -138,7 +138,10 @@ class PredictedBand:
     """A model's predicted distribution over batches on the grid: the ``levels`` quantiles (``low`` /
     ``median`` / ``high`` = 10/50/90%), ``coverage`` = the fraction of the ``n_cells`` measured sweep cells
     inside [low, high] at their B, and ``crossover_batch`` = B_× (docs/theory.md §1e); ``p_eff``,
-    ``n_samples``, ``n_batches``, ``method``, ``replace`` say how it was computed."""
+    ``n_samples``, ``n_batches``, ``method``, ``replace`` say how it was computed. ``design``: the target
+    statistic under the model's own distribution with the sweep's batches per B
+    (``validation.stats.DesignCheck`` as a dict: expected, q95, p_value, target_probability, n_rep; empty in
+    records made before it existed; docs/validation.md §4d)."""
 
     levels: tuple[float, ...]
     low: tuple[float, ...]
@@ -152,9 +155,11 @@ class PredictedBand:
     n_batches: int
     method: str
     replace: bool
+    design: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "design": dict(self.design),
             "levels": list(self.levels),
             "low": list(self.low),
             "median": list(self.median),
@@ -184,6 +189,7 @@ class PredictedBand:
             n_batches=int(d["n_batches"]),
             method=str(d["method"]),
             replace=bool(d["replace"]),
+            design={str(k): _f(v) for k, v in d.get("design", {}).items()},
         )
 
 

@@ -147,6 +147,20 @@ class TargetSeedAggregate:
     ``per_b.median``, docs/validation.md §4d)."""
     target_loo: dict[str, SeedMean] = field(default_factory=dict)
     """Per spectrum model: the target statistic leave-one-B-out (step 5's ``per_b_loo``)."""
+    design: dict[str, SeedMean] = field(default_factory=dict)
+    """The sample-spike band's design check per seed (``expected``, ``q95``, ``p_value``,
+    ``target_probability``; docs/validation.md §4d); empty for records made before it existed."""
+
+    def design_combined_p(self) -> float:
+        """Fisher's combination of the seeds' design-check p-values (independent training seeds):
+        P(χ²_{2n} ≥ −2 Σ log p_i); NaN without any."""
+        from scipy import stats as sps
+
+        sm = self.design.get("p_value")
+        p = np.array([v for v in sm.values if math.isfinite(v)]) if sm is not None else np.array([])
+        if p.size == 0:
+            return math.nan
+        return float(sps.chi2.sf(-2.0 * np.sum(np.log(np.clip(p, 1e-300, 1.0))), 2 * p.size))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -158,6 +172,7 @@ class TargetSeedAggregate:
             "crossover": self.crossover.to_dict(),
             "target_errors": {k: v.to_dict() for k, v in self.target_errors.items()},
             "target_loo": {k: v.to_dict() for k, v in self.target_loo.items()},
+            "design": {k: v.to_dict() for k, v in self.design.items()},
         }
 
     @classmethod
@@ -171,6 +186,7 @@ class TargetSeedAggregate:
             crossover=SeedMean.from_dict(d["crossover"]),
             target_errors={k: SeedMean.from_dict(v) for k, v in d.get("target_errors", {}).items()},
             target_loo={k: SeedMean.from_dict(v) for k, v in d.get("target_loo", {}).items()},
+            design={k: SeedMean.from_dict(v) for k, v in d.get("design", {}).items()},
         )
 
 
@@ -313,7 +329,21 @@ def _target(preds: Sequence[PredictionRecord | None], target: str) -> TargetSeed
         target_loo={
             m: per_seed(lambda t, m=m: t.scores[m].per_b_loo if m in t.scores else nan) for m in names
         },
+        design=_design(ts),
     )
+
+
+def _design(ts: Sequence[TargetPrediction | None]) -> dict[str, SeedMean]:
+    """The sample-spike band's design check over seeds (empty when no seed's record has one)."""
+    checks = [
+        t.bands[SAMPLE_SPIKES].design if t is not None and SAMPLE_SPIKES in t.bands else {} for t in ts
+    ]
+    if not any(checks):
+        return {}
+    return {
+        k: SeedMean.of([c.get(k, math.nan) for c in checks])
+        for k in ("expected", "q95", "p_value", "target_probability")
+    }
 
 
 # ------------------------------------------------------------------------------------------ step 6
@@ -471,6 +501,7 @@ def summary_rows(records: Iterable[SeedAggregateRecord]) -> list[dict[str, Any]]
             rows += [_row(rec, f"error_{name}:{m}", sm) for m, sm in t.errors.items()]
             rows += [_row(rec, f"target_error_{name}:{m}", sm) for m, sm in t.target_errors.items()]
             rows += [_row(rec, f"target_loo_{name}:{m}", sm) for m, sm in t.target_loo.items()]
+            rows += [_row(rec, f"design_{k}_{name}", sm) for k, sm in t.design.items()]
             rows.append(_row(rec, f"band_coverage_{name}", t.coverage))
             rows.append(_row(rec, f"crossover_{name}", t.crossover))
             rows.append(_label_row(rec, f"best_{name}", t.best_model))

@@ -39,6 +39,7 @@ from validation.stats import fit_offset_power_law
 
 __all__ = [
     "BAND_LEVELS",
+    "DESIGN_LEVELS",
     "PROFILE_BLOCKS",
     "SPECTRUM_MODELS",
     "SIDES",
@@ -80,6 +81,9 @@ TARGETS: dict[str, Target] = {
 PROFILE_BLOCKS = 12
 BAND_LEVELS = (0.1, 0.5, 0.9)
 """Quantile levels over batches of the sample-spike prediction: the 10–90% band and the median."""
+DESIGN_LEVELS = tuple(round(0.01 * i, 2) for i in range(1, 100))
+"""The predicted quantile function over batches at levels 0.01…0.99, for the design check of the target
+statistic (``validation.stats.median_over_b_null``, docs/validation.md §4d)."""
 
 SPECTRUM_MODELS = Registry("spectrum models")
 """The random-matrix models of λ'_max(B) (plus the free fit); function(inputs, batch_sizes) → array | None."""
@@ -121,7 +125,8 @@ class SampleSpikeInputs:
         return self._cache[("model",)]
 
     def prediction(self, batch_sizes: FloatArray) -> Any:
-        """``rmt.sample_spikes.predict_batch_extremal`` at ``batch_sizes``, :data:`BAND_LEVELS` (cached)."""
+        """``rmt.sample_spikes.predict_batch_extremal`` at ``batch_sizes`` and the levels
+        :data:`BAND_LEVELS` + :data:`DESIGN_LEVELS` (one set of resampled batches; cached)."""
         from rmt.sample_spikes import predict_batch_extremal
 
         key = ("prediction", *(int(b) for b in batch_sizes))
@@ -130,7 +135,7 @@ class SampleSpikeInputs:
                 self.model(),
                 np.asarray(batch_sizes, dtype=float),
                 n_batches=self.n_batches,
-                levels=BAND_LEVELS,
+                levels=(*BAND_LEVELS, *DESIGN_LEVELS),
                 seed=self.seed,
                 replace=self.replace,
                 method=self.method,
@@ -141,10 +146,18 @@ class SampleSpikeInputs:
         """(len(B), len(:data:`BAND_LEVELS`)) quantiles over batches of the predicted extremal eigenvalue
         on this :attr:`side` (for "bottom": of −λ_min(M_B), from ``bottom_quantiles`` by q_p(−X) =
         −q_{1−p}(X))."""
+        return self._side_quantiles(batch_sizes, slice(0, len(BAND_LEVELS)))
+
+    def quantile_function(self, batch_sizes: FloatArray) -> FloatArray:
+        """(len(B), len(:data:`DESIGN_LEVELS`)) quantiles over batches on this :attr:`side`, from the same
+        resampled batches as :meth:`quantiles`."""
+        return self._side_quantiles(batch_sizes, slice(len(BAND_LEVELS), None))
+
+    def _side_quantiles(self, batch_sizes: FloatArray, block: slice) -> FloatArray:
         pred = self.prediction(batch_sizes)
         if self.side == "top":
-            return np.asarray(pred.top_quantiles, dtype=float)
-        return -np.asarray(pred.bottom_quantiles, dtype=float)[:, ::-1]
+            return np.asarray(pred.top_quantiles, dtype=float)[:, block]
+        return -np.asarray(pred.bottom_quantiles, dtype=float)[:, block][:, ::-1]
 
     def crossover(self) -> float:
         """B_× (``rmt.sample_spikes.crossover_batch_size``, median level; for "bottom" that of the negated

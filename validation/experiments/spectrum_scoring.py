@@ -35,6 +35,7 @@ from validation.experiments.analysis_records import (
 )
 from validation.experiments.spectrum_models import (
     BAND_LEVELS,
+    DESIGN_LEVELS,
     PROFILE_BLOCKS,
     SPECTRUM_MODELS,
     TARGETS,
@@ -171,10 +172,38 @@ def band_coverage(
     return float(np.mean(inside)) if inside else math.nan
 
 
+def design_check(
+    inputs: SampleSpikeInputs, batch: FloatArray, measured: FloatArray, grid: FloatArray, observed: float
+) -> dict[str, float]:
+    """The target statistic E of the sample-spike model under its own predicted distribution, with as many
+    batches per B as the sweep measured (``validation.stats.median_over_b_null``, docs/validation.md §4d);
+    empty where no B has a measured batch or E is undefined."""
+    from validation.provenance import derived_seed
+    from validation.stats import median_over_b_null
+
+    ok = np.isfinite(measured) & (measured > 0)
+    counts = np.array([int(np.sum(ok & (batch == b))) for b in grid])
+    keep = counts > 0
+    if not keep.any() or not math.isfinite(observed):
+        return {}
+    qf = inputs.quantile_function(grid)[keep]
+    if not (np.all(np.isfinite(qf)) and np.all(qf > 0)):
+        return {}
+    check = median_over_b_null(
+        DESIGN_LEVELS, qf, counts[keep], observed, math.log(1.15), seed=derived_seed(inputs.seed, "design")
+    )
+    return check.to_dict()
+
+
 def sample_spike_band(
-    inputs: SampleSpikeInputs, batch: FloatArray, measured: FloatArray, grid: FloatArray
+    inputs: SampleSpikeInputs,
+    batch: FloatArray,
+    measured: FloatArray,
+    grid: FloatArray,
+    observed: float = math.nan,
 ) -> PredictedBand:
-    """The sample-spike model's 10/50/90% band on ``grid``, its coverage of the sweep cells and B_×."""
+    """The sample-spike model's 10/50/90% band on ``grid``, its coverage of the sweep cells, B_× and the
+    design check of its target statistic ``observed`` (:func:`design_check`)."""
     q = inputs.quantiles(grid)
     low, median, high = q[:, 0], q[:, 1], q[:, 2]
     return PredictedBand(
@@ -190,6 +219,7 @@ def sample_spike_band(
         n_batches=inputs.n_batches,
         method=inputs.method,
         replace=inputs.replace,
+        design=design_check(inputs, batch, measured, grid, observed),
     )
 
 
@@ -222,7 +252,10 @@ def predict_target(inputs: SpectrumInputs, grid: FloatArray, n_boot: int, seed: 
     best = min(scores, key=lambda m: math.inf if math.isnan(scores[m].loo_b) else scores[m].loo_b)
     bands = {}
     if inputs.per_sample is not None:
-        bands["sample_spikes"] = sample_spike_band(inputs.per_sample, inputs.batch, inputs.measured, grid)
+        observed = scores["sample_spikes"].per_b.median if "sample_spikes" in scores else math.nan
+        bands["sample_spikes"] = sample_spike_band(
+            inputs.per_sample, inputs.batch, inputs.measured, grid, observed
+        )
     return TargetPrediction(
         lambda_1=inputs.lam,
         p_sigma2=inputs.p_sigma2,
