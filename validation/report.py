@@ -530,7 +530,19 @@ def _seed_predictor_claim(o: OptimizerSeedAggregate, n: int) -> str:
         )
         for i in seeds
     )
-    return f"{text}; most accurate of it and the baselines in {best_in}/{len(seeds)} seeds."
+    theory = [
+        k for k in o.pooled
+        if k != champ and k in LR_PREDICTORS and LR_PREDICTORS[k].kind == "theory"
+        and math.isfinite(o.pooled[k].median_abs_log_ratio)
+    ]  # fmt: skip
+    other = ""
+    if theory:
+        best_theory = min(theory, key=lambda k: o.pooled[k].median_abs_log_ratio)
+        other = (
+            " Best other (not pre-registered, exploratory) theory predictor: "
+            f"{LR_PREDICTORS.label(best_theory)} {_fmt(o.pooled[best_theory].median_abs_log_ratio)}."
+        )
+    return f"{text}; most accurate of it and the baselines in {best_in}/{len(seeds)} seeds.{other}"
 
 
 def _seed_claims(records: list[SeedAggregateRecord]) -> list[str]:

@@ -386,7 +386,8 @@ def median_over_b_error(
 class DesignCheck:
     """The target statistic E under a model's own predicted distribution (:func:`median_over_b_null`):
     ``expected`` the median of E over simulated sweeps, ``q95`` its 95% quantile, ``p_value`` = P(E_sim ≥
-    E_observed) (small: the measurements are further from the prediction than the design explains),
+    E_observed) as the Monte-Carlo p-value (k + 1)/(n_rep + 1), never 0 (small: the measurements are
+    further from the prediction than the design explains),
     ``target_probability`` = P(E_sim ≤ target) (how often a perfect model meets the target with this
     design), ``n_rep`` simulated sweeps."""
 
@@ -448,7 +449,7 @@ def median_over_b_null(
     return DesignCheck(
         expected=float(np.median(e_sim)),
         q95=float(np.quantile(e_sim, 0.95)),
-        p_value=float(np.mean(e_sim >= observed - 1e-12)),
+        p_value=float((np.sum(e_sim >= observed - 1e-12) + 1) / (n_rep + 1)),
         target_probability=float(np.mean(e_sim <= target)),
         n_rep=n_rep,
     )

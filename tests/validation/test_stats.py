@@ -260,7 +260,7 @@ def test_median_over_b_null_is_calibrated_when_the_model_is_true() -> None:
     narrow = median_over_b_null(levels, quantiles ** 0.05 * medians[:, None] ** 0.95, counts, 0.0, 0.14)
     assert narrow.target_probability > 0.99 and narrow.p_value == 1.0
     wide = median_over_b_null(levels, quantiles, counts, 5.0, 0.14, n_rep=500)
-    assert wide.target_probability < 0.2 and wide.p_value == 0.0
+    assert wide.target_probability < 0.2 and wide.p_value == 1 / 501  # the Monte-Carlo p-value's floor
 
 
 def test_median_over_b_null_refuses_bad_input() -> None:
