@@ -243,52 +243,47 @@ def predictions_cell(ctx: RunContext, model_name: str, ckpt: int, grid: list[int
     return record.to_dict()
 
 
+def _model_and_pool(ctx: RunContext, model_name: str, ckpt: int) -> tuple[Any, Any, Any]:
+    """The checkpoint's model and the pool (x in the model's dtype, both on its device)."""
+    from networks.training import model_device
+
+    model = checkpoint_model(ctx, model_name, ckpt)
+    pool = pool_of(ctx)
+    device = model_device(model)
+    return model, pool.x.to(device=device, dtype=next(model.parameters()).dtype), pool.y.to(device)
+
+
 def finite_horizon_cell(ctx: RunContext, model_name: str, ckpt: int) -> dict[str, Any]:
     """Step 6c, one threshold checkpoint: the pool's per-sample gradient and curvature moments along the
     step-2 top eigenvectors of H (``validation.experiments.finite_horizon_stats``, docs/theory.md §3d)."""
-    from networks.training import model_device
     from validation.experiments import checkpoints as ckpt_step
     from validation.experiments import spectra as spectra_step
     from validation.experiments.finite_horizon_stats import finite_horizon_record
     from validation.provenance import timed
 
-    model = checkpoint_model(ctx, model_name, ckpt)
-    pool = pool_of(ctx)
-    dtype = next(model.parameters()).dtype
-    device = model_device(model)
+    model, x, y = _model_and_pool(ctx, model_name, ckpt)
     spectra = ctx.store.get(spectra_step.STEP, cell_key(model=model_name, ckpt=ckpt))
     vectors = ctx.store.load_array(spectra["hessian_vectors"])
     with timed() as timer:
-        rec = finite_horizon_record(
-            ctx.config,
-            model,
-            ckpt_step.loss_function(),
-            pool.x.to(device=device, dtype=dtype),
-            pool.y.to(device),
-            vectors,
-        )
+        rec = finite_horizon_record(ctx.config, model, ckpt_step.loss_function(), x, y, vectors)
     rec.update(model=model_name, ckpt=ckpt, **timer.fields())
     return _with_env(ctx, rec)
 
 
 def preconditioned_cell(ctx: RunContext, model_name: str, ckpt: int, batch_size: int) -> dict[str, Any]:
     """Step 6b, one (checkpoint, B): λ_max(P⁻¹H_B) of Adam's warm-up preconditioner per trial seed."""
-    from networks.training import model_device
     from validation.experiments import checkpoints as ckpt_step
     from validation.experiments.preconditioned import measure_preconditioned_cell
     from validation.provenance import timed
 
-    model = checkpoint_model(ctx, model_name, ckpt)
-    pool = pool_of(ctx)
-    dtype = next(model.parameters()).dtype
-    device = model_device(model)
+    model, x, y = _model_and_pool(ctx, model_name, ckpt)
     with timed() as timer:
         rec = measure_preconditioned_cell(
             ctx.config,
             model,
             ckpt_step.loss_function(),
-            pool.x.to(device=device, dtype=dtype),
-            pool.y.to(device),
+            x,
+            y,
             model_name=model_name,
             ckpt=ckpt,
             batch_size=batch_size,
