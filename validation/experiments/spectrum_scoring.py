@@ -150,11 +150,14 @@ def _loo_errors(key: str, inputs: SpectrumInputs, curve: dict[int, float]) -> tu
     statistic (median over B against the measured median; NaN for a theory model, whose curve does not
     depend on the sweep): a fitted model is refitted without each B."""
     model = SPECTRUM_MODELS[key]
+    refits: dict[float, float] = {}  # one refit per held-out B, shared by both statistics
 
     def predict(_b: FloatArray, _y: FloatArray, held: float) -> float:
-        if model.kind == "fit":
-            return float(model.function(inputs.without_batch(held), np.array([held]))[0])
-        return curve.get(int(held), math.nan)
+        if model.kind != "fit":
+            return curve.get(int(held), math.nan)
+        if held not in refits:
+            refits[held] = float(model.function(inputs.without_batch(held), np.array([held]))[0])
+        return refits[held]
 
     mse = leave_one_b_out(inputs.batch, inputs.measured, predict)
     if model.kind != "fit":
