@@ -51,6 +51,7 @@ __all__ = [
     "TrialRunner",
     "TrialSettings",
     "divergence_trial",
+    "evaluation_subset",
 ]
 
 OptimizerFactory = Callable[[Any, float], torch.optim.Optimizer]
@@ -102,7 +103,7 @@ def _set_trial_mode(model: nn.Module, bn_mode: BNMode) -> None:
                 module.train()
 
 
-def _eval_indices(n: int, eval_size: int | None) -> Tensor:
+def evaluation_subset(n: int, eval_size: int | None) -> Tensor:
     """The fixed pool subset on which the trial loss is evaluated: a seed-0 random subset of ``eval_size``
     samples (the whole pool when ``eval_size`` is None or ≥ n). Independent of the trial seed."""
     if eval_size is None or eval_size >= n:
@@ -343,7 +344,7 @@ class TrialRunner:
         dtype = next((p.dtype for p in model.parameters()), torch.float32)
         x = pool.x.to(device=device, dtype=dtype)
         y = pool.y.to(device)
-        eval_idx = _eval_indices(n, settings.eval_size).to(device)
+        eval_idx = evaluation_subset(n, settings.eval_size).to(device)
         self.setup = _TrialSetup(
             loss_fn=loss_fn,
             x=x,

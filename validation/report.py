@@ -21,6 +21,7 @@ from validation.experiments.analysis_records import (
     LRAnalysisRecord,
     MedianCI,
     OptimizerAnalysis,
+    PredictedBand,
     PredictionRecord,
     TargetPrediction,
     beats_every_baseline,
@@ -155,7 +156,7 @@ def _target_section(target: str, t: TargetPrediction) -> list[str]:
     return [*out, "", _free_fit_line(t.free_fit), "", *_band_lines(t)]
 
 
-def _band_design_line(band: Any) -> str:
+def _band_design_line(band: PredictedBand) -> str:
     d = band.design
     if not d:
         return ""

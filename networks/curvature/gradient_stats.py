@@ -52,11 +52,20 @@ def _per_sample_grads(model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, c
 
 
 def direction_statistics(
-    model: nn.Module, loss_fn: LossFn, x: Tensor, y: Tensor, vectors: Tensor | np.ndarray, *, chunk: int = 16
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: Tensor,
+    y: Tensor,
+    vectors: Tensor | np.ndarray,
+    *,
+    chunk: int = 16,
+    remainder_curvature: bool = True,
 ) -> DirectionStatistics:
     """(g_ij, h_ij) for each sample of (``x``, ``y``) along the columns u_j of ``vectors`` (P × k,
     orthonormal) and along the unit remainder r = (I − UUᵀ)ḡ/‖(I − UUᵀ)ḡ‖ of the samples' mean gradient ḡ
-    (the k + 1-th direction; r = 0 when ḡ lies in span U). The model is used in eval mode and not modified."""
+    (the k + 1-th direction; r = 0 when ḡ lies in span U). ``remainder_curvature=False`` skips the
+    per-sample HVPs along r (its curvature column is then NaN; the gradient projections cost nothing extra).
+    The model is used in eval mode and not modified."""
     from networks.curvature.per_sample import per_sample_hessian
 
     if not isinstance(x, Tensor) or not isinstance(y, Tensor):
@@ -79,7 +88,9 @@ def direction_statistics(
         basis = torch.cat([u, r[:, None]], dim=1)
         proj = (grads @ basis).numpy()
         curv = np.zeros(proj.shape)
-        used = basis if norm > 0 else u
+        if not remainder_curvature:
+            curv[:, -1] = np.nan
+        used = basis if norm > 0 and remainder_curvature else u
         curv[:, : used.shape[1]] = per_sample_hessian(
             model, loss_fn, x, y, vectors=used, lanczos_steps=2, trace_probes=1, chunk_size=chunk
         ).rayleigh

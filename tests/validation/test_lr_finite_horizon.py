@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from networks.stability import _eval_indices
+from networks.stability import evaluation_subset
 from rmt.finite_horizon import finite_horizon_max_lr
 from validation.config import load_config
 from validation.experiments.finite_horizon_stats import finite_horizon_record
@@ -82,7 +82,7 @@ def test_record_measures_the_pool_and_the_trials_eval_subset(tmp_path: Path) -> 
         for j in range(2):
             hv = torch.autograd.grad(grad @ ut[:, j], params, retain_graph=True)
             h[i, j] = float(torch.cat([q.reshape(-1) for q in hv]) @ ut[:, j])
-    ev = _eval_indices(20, 8).numpy()
+    ev = evaluation_subset(20, 8).numpy()
     np.testing.assert_allclose(rec["grad_mean"], g.mean(0), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(rec["grad_variance"], g.var(0), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(rec["curvature_mean"], h.mean(0), rtol=1e-9, atol=1e-12)

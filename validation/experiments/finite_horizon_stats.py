@@ -40,13 +40,13 @@ def finite_horizon_record(
     the pool gradient outside span U, reported, not used). ``x``, ``y``: the pool as the trials see it;
     ``vectors``: P × k top eigenvectors of H (step 2)."""
     from networks.curvature.gradient_stats import direction_statistics
-    from networks.stability import _eval_indices  # the trials' own evaluation subset
+    from networks.stability import evaluation_subset  # the trials' own evaluation subset
 
     settings = config.thresholds.trial_settings(config.bn_mode)
-    stats = direction_statistics(model, loss_fn, x, y, vectors)
+    stats = direction_statistics(model, loss_fn, x, y, vectors, remainder_curvature=False)
     k = np.asarray(vectors).shape[1]
     g, h = stats.grads[:, :k], stats.curvatures[:, :k]
-    ev = _eval_indices(int(y.shape[0]), settings.eval_size)
+    ev = evaluation_subset(int(y.shape[0]), settings.eval_size)
     was_training = model.training
     model.eval()
     with torch.no_grad():

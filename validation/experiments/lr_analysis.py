@@ -97,6 +97,12 @@ APPLIES_TO: dict[str, tuple[str, ...]] = {
 }
 """Predictors defined for some optimizers only (every other predictor applies to all)."""
 MIN_CHAMPION_CELLS = 5
+FINITE_HORIZON_STATISTICS = (
+    "grad_mean", "grad_variance", "curvature_mean", "curvature_variance", "covariance", "eval_grad",
+    "eval_curvature",
+)  # fmt: skip
+"""The per-direction fields of a :data:`FINITE_HORIZON_STEP` record, the keyword arguments of
+``rmt.finite_horizon``."""
 FINITE_HORIZON_STEP = steps.FINITE_HORIZON
 """Records (one per checkpoint) of the per-direction statistics of :class:`FiniteHorizonInputs`
 (``validation.experiments.finite_horizon_stats``); the step is optional: without its record the
@@ -157,9 +163,7 @@ class FiniteHorizonInputs:
 
     def statistics(self) -> dict[str, FloatArray]:
         """The per-direction keyword arguments of ``rmt.finite_horizon``."""
-        names = ("grad_mean", "grad_variance", "curvature_mean", "curvature_variance", "covariance",
-                 "eval_grad", "eval_curvature")  # fmt: skip
-        return {n: np.asarray(getattr(self, n), dtype=float) for n in names}
+        return {n: np.asarray(getattr(self, n), dtype=float) for n in FINITE_HORIZON_STATISTICS}
 
 
 @dataclass(frozen=True)
@@ -383,10 +387,10 @@ def finite_horizon_predictor(inputs: LRInputs) -> FloatArray:
         return _nan(inputs)
     _, momentum = THEORY_METHODS[inputs.optimizer]
     out = _nan(inputs)
+    kw: dict[str, Any] = {**fh.statistics(), "n_data": fh.pool_size, "steps": fh.steps,
+                          "warmup_steps": fh.warmup_steps, "momentum": momentum}  # fmt: skip
+    limit = fh.delta * fh.initial_loss
     for i, b in enumerate(inputs.batch_sizes):
-        kw: dict[str, Any] = {**fh.statistics(), "n_data": fh.pool_size, "steps": fh.steps,
-                              "warmup_steps": fh.warmup_steps, "momentum": momentum}  # fmt: skip
-        limit = fh.delta * fh.initial_loss
         out[i] = finite_horizon_max_lr(limit, batch_size=min(float(b), fh.pool_size), **kw)
     return np.where(np.isfinite(out), out, np.nan)
 
@@ -656,9 +660,7 @@ def finite_horizon_inputs(store: ResultStore, *, model: str, ckpt: int) -> Finit
     if not store.has(FINITE_HORIZON_STEP, key):
         return None
     rec = store.get(FINITE_HORIZON_STEP, key)
-    stats = {n: np.asarray([decode_float(v) for v in rec[n]], dtype=float) for n in (
-        "grad_mean", "grad_variance", "curvature_mean", "curvature_variance", "covariance", "eval_grad",
-        "eval_curvature")}  # fmt: skip
+    stats = {n: np.asarray([decode_float(v) for v in rec[n]], dtype=float) for n in FINITE_HORIZON_STATISTICS}
     return FiniteHorizonInputs(
         **stats,
         initial_loss=decode_float(rec["initial_loss"]),
